@@ -1,0 +1,30 @@
+# The targets people and CI both run. `make test` and `make demo` set themselves up.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: test check lint unit replay-example clean
+
+# Whole suite: lint, types, unit and integration tests.
+test: check
+	$(BIN)/pytest
+
+# Static checks only (ruff, mypy --strict).
+check lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+# Unit tests only: no broker, seconds.
+unit: $(STAMP)
+	$(BIN)/pytest tests/unit
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,321 @@
+"""The preview lifecycle: stages, merging snapshots, and when an interaction ends.
+
+Pure functions over plain data; no I/O, no clock. The rules, in one place:
+
+Stages, in order::
+
+    created -> previewing -> placed -> routed -> connected -> wrapped_up
+    (creationTime) (previewPopDeliveredTime) (callPlacedTime) (callRoutedTime)
+                                  (previewConnectedTime) (lastActivePreviewWrapupTime)
+
+1. **Merge is a join.** A snapshot is the dialer's view at one moment. Each timestamp
+   merges by ``max``; each descriptive attribute (campaign, agent, queue, dialing mode,
+   the ``activePreviewCall`` flag) is last-writer-wins on the snapshot's *version* (its
+   newest timestamp), ties broken by value. ``max`` over a total order is commutative,
+   associative and idempotent, so duplicates and late snapshots never move an
+   interaction backwards, and any order of the same snapshots gives the same state.
+   That is what makes at-least-once replay safe. On a version tie the flag prefers
+   "inactive": once the dialer closed a preview, only a newer snapshot reopens it.
+2. **The stage is derived, never stored as truth.** A placement newer than the last
+   wrap-up is a new call on the same interaction: its stage is the furthest of placed,
+   routed, connected whose time belongs to it. Otherwise a wrap-up means wrapped_up,
+   unless a preview popped after it (the next preview). Otherwise previewing if the
+   preview popped, else created. Whether routing or connection comes first is not known
+   for sure; the stage is the furthest reached, whichever order they came in.
+3. **An interaction ends** when it is wrapped up and no preview call is active, or when
+   the conversation of its current call has ended and no preview call is active (a
+   tombstone ends it too; that is the tracker's business). An absent
+   ``activePreviewCall`` counts as inactive: only ``true`` holds an interaction open.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from enum import IntEnum
+from typing import Final, Literal
+
+import msgspec
+
+
+class Stage(IntEnum):
+    """Lifecycle stages, ordered; the value indexes the ``times`` of a snapshot."""
+
+    CREATED = 0
+    PREVIEWING = 1
+    PLACED = 2
+    ROUTED = 3
+    CONNECTED = 4
+    WRAPPED_UP = 5
+
+    @property
+    def label(self) -> str:
+        """The stage's name in metrics, alerts and configuration."""
+        return self.name.lower()
+
+
+STAGES: Final = tuple(Stage)
+STAGE_BY_LABEL: Final = {stage.label: stage for stage in STAGES}
+
+# A call's own stages: their times only count when they follow the call's placement.
+_AFTER_PLACEMENT: Final = (Stage.ROUTED, Stage.CONNECTED)
+
+# Latency histograms: (name, from stage, to stage), observed when "to" is reached.
+LATENCIES: Final = (
+    ("created_to_previewing", Stage.CREATED, Stage.PREVIEWING),
+    ("created_to_placed", Stage.CREATED, Stage.PLACED),
+    ("previewing_to_placed", Stage.PREVIEWING, Stage.PLACED),
+    ("placed_to_routed", Stage.PLACED, Stage.ROUTED),
+    ("placed_to_connected", Stage.PLACED, Stage.CONNECTED),
+    ("connected_to_wrapped_up", Stage.CONNECTED, Stage.WRAPPED_UP),
+)
+
+Ending = Literal["wrapped_up", "conversation_ended"]
+
+
+def _newest(times: Sequence[float | None], conversation_ended: float | None) -> float:
+    newest = conversation_ended or 0.0
+    for moment in times:
+        if moment is not None and moment > newest:
+            newest = moment
+    return newest
+
+
+class Snapshot(msgspec.Struct, frozen=True, gc=False):
+    """What the engine uses of one decoded snapshot; times in epoch seconds, no personal data.
+
+    ``times`` is indexed by :class:`Stage`.
+    """
+
+    interaction_id: str
+    campaign_id: str | None = None
+    campaign_name: str | None = None
+    agent_id: str | None = None
+    queue_id: str | None = None
+    dialing_mode: str | None = None
+    active: bool | None = None
+    times: tuple[float | None, ...] = (None,) * len(STAGES)
+    conversation_ended: float | None = None
+
+    @property
+    def version(self) -> float:
+        """The newest moment this snapshot speaks of; 0 when it has no time at all."""
+        return _newest(self.times, self.conversation_ended)
+
+
+class Tombstone(msgspec.Struct, frozen=True, gc=False):
+    """A record with a key and a null value: the producer deleted the interaction."""
+
+    interaction_id: str
+
+
+# (version, value): tuples compare by version first, then value, which is the tie-break.
+Versioned = tuple[float, str] | None
+
+
+class Interaction(msgspec.Struct, gc=False):
+    """The merged state of one interaction: only what the rules above need.
+
+    ``closed`` is versioned like the attributes, with ``True`` meaning
+    ``activePreviewCall`` was false or absent, so that a tie prefers closed.
+    """
+
+    times: list[float | None]
+    conversation_ended: float | None = None
+    closed: tuple[float, bool] | None = None
+    campaign: Versioned = None
+    campaign_name: Versioned = None
+    agent: Versioned = None
+    queue: Versioned = None
+    mode: Versioned = None
+    stage: Stage = Stage.CREATED
+    # Bookkeeping owned by the tracker: tracker-clock time of the last snapshot (for TTL).
+    seen: float = 0.0
+
+    @property
+    def active(self) -> bool:
+        """A preview call is known to be live on this interaction."""
+        return self.closed is not None and not self.closed[1]
+
+    @property
+    def version(self) -> float:
+        """The newest moment the merged state speaks of."""
+        return _newest(self.times, self.conversation_ended)
+
+
+def _value(versioned: Versioned) -> str | None:
+    return None if versioned is None else versioned[1]
+
+
+def campaign_id(state: Interaction) -> str | None:
+    """The interaction's campaign id, if any snapshot named it."""
+    return _value(state.campaign)
+
+
+def campaign_name(state: Interaction) -> str | None:
+    """The campaign's display name, if any snapshot carried it."""
+    return _value(state.campaign_name)
+
+
+def agent_id(state: Interaction) -> str | None:
+    """The agent id of the newest snapshot that named one."""
+    return _value(state.agent)
+
+
+def queue_id(state: Interaction) -> str | None:
+    """The queue id, if any snapshot named it."""
+    return _value(state.queue)
+
+
+def dialing_mode(state: Interaction) -> str | None:
+    """The dialing mode, lowercase, if any snapshot named it."""
+    return _value(state.mode)
+
+
+def _join(current: Versioned, version: float, value: str | None) -> Versioned:
+    if value is None:
+        return current
+    candidate = (version, value)
+    return candidate if current is None or candidate > current else current
+
+
+def derive_stage(times: list[float | None] | tuple[float | None, ...]) -> Stage:
+    """The stage a set of merged timestamps puts an interaction in (rule 2)."""
+    wrapped = times[Stage.WRAPPED_UP]
+    placed = times[Stage.PLACED]
+    if placed is not None and (wrapped is None or placed > wrapped):
+        for stage in (Stage.CONNECTED, Stage.ROUTED):
+            moment = times[stage]
+            if moment is not None and moment >= placed:
+                return stage
+        return Stage.PLACED
+    popped = times[Stage.PREVIEWING]
+    if wrapped is not None:
+        return Stage.PREVIEWING if popped is not None and popped > wrapped else Stage.WRAPPED_UP
+    return Stage.PREVIEWING if popped is not None else Stage.CREATED
+
+
+def _call_floor(times: list[float | None], stage: Stage) -> float | None:
+    """The wrap-up that ended the previous call: the current call's times are all later."""
+    return None if stage is Stage.WRAPPED_UP else times[Stage.WRAPPED_UP]
+
+
+def _belongs(times: list[float | None], stage: Stage, floor: float | None) -> bool:
+    moment = times[stage]
+    if moment is None or (floor is not None and moment <= floor):
+        return False
+    if stage in _AFTER_PLACEMENT:
+        placed = times[Stage.PLACED]
+        return placed is not None and moment >= placed
+    return True
+
+
+def new_interaction() -> Interaction:
+    """An interaction nothing is known about yet; :func:`merge` fills it."""
+    return Interaction(times=[None] * len(STAGES))
+
+
+def merge(state: Interaction, snap: Snapshot) -> list[Stage] | None:
+    """Merge ``snap`` into ``state`` in place (rule 1) and re-derive the stage.
+
+    Returns ``None`` when the snapshot taught nothing new, else the stages the current
+    call newly reached (entered, or re-entered by a new call), in order; possibly empty
+    when only an attribute changed.
+    """
+    before = (
+        state.campaign,
+        state.campaign_name,
+        state.agent,
+        state.queue,
+        state.mode,
+        state.closed,
+        state.conversation_ended,
+    )
+    changed: list[Stage] = []
+    times = state.times
+    for stage, moment in zip(STAGES, snap.times, strict=True):
+        current = times[stage]
+        if moment is not None and (current is None or moment > current):
+            times[stage] = moment
+            changed.append(stage)
+    ended = snap.conversation_ended
+    if ended is not None and (state.conversation_ended is None or ended > state.conversation_ended):
+        state.conversation_ended = ended
+    version = snap.version
+    state.campaign = _join(state.campaign, version, snap.campaign_id)
+    state.campaign_name = _join(state.campaign_name, version, snap.campaign_name)
+    state.agent = _join(state.agent, version, snap.agent_id)
+    state.queue = _join(state.queue, version, snap.queue_id)
+    state.mode = _join(state.mode, version, snap.dialing_mode)
+    closed = (version, snap.active is not True)
+    if state.closed is None or closed > state.closed:
+        state.closed = closed
+    after = (
+        state.campaign,
+        state.campaign_name,
+        state.agent,
+        state.queue,
+        state.mode,
+        state.closed,
+        state.conversation_ended,
+    )
+    if not changed and before == after:
+        return None
+    stage = state.stage = derive_stage(times)
+    floor = _call_floor(times, stage)
+    return [s for s in changed if s <= stage and _belongs(times, s, floor)]
+
+
+def latencies(state: Interaction, reached: list[Stage]) -> list[tuple[str, float]]:
+    """Stage-to-stage durations of the current call completed by the stages just reached."""
+    times = state.times
+    floor = _call_floor(times, state.stage)
+    observed = []
+    for name, start, end in LATENCIES:
+        if end in reached and _belongs(times, start, floor):
+            began, finished = times[start], times[end]
+            if began is not None and finished is not None and began <= finished:
+                observed.append((name, finished - began))
+    return observed
+
+
+def conversation_over(state: Interaction) -> bool:
+    """The conversation of the current call (or preview) has ended.
+
+    A conversation that ended before the current call or preview began belongs to an
+    earlier call on the same interaction and says nothing about this one.
+    """
+    ended = state.conversation_ended
+    if ended is None:
+        return False
+    stage = state.stage
+    began = state.times[Stage.PLACED if stage >= Stage.PLACED else stage]
+    return began is None or ended >= began
+
+
+def ending(state: Interaction) -> Ending | None:
+    """Why the interaction is over (rule 3), or ``None`` while it is still open."""
+    if state.active:
+        return None
+    if state.stage is Stage.WRAPPED_UP:
+        return "wrapped_up"
+    if conversation_over(state):
+        return "conversation_ended"
+    return None
+
+
+def entered_at(state: Interaction) -> float | None:
+    """When the interaction entered its current stage, from the snapshots' own times."""
+    return state.times[state.stage]
+
+
+def starts_new_call(snap: Snapshot, ended_version: float) -> bool:
+    """A snapshot of an interaction that already ended reopens it: a newer preview or call.
+
+    Anything else about an ended interaction is a late echo of what ended it.
+    """
+    placed, popped = snap.times[Stage.PLACED], snap.times[Stage.PREVIEWING]
+    return (
+        (placed is not None and placed > ended_version)
+        or (popped is not None and popped > ended_version)
+        or (snap.active is True and snap.version > ended_version)
+    )

@@ -1,0 +1,189 @@
+"""Stall rules, thresholds and the alert record. Pure: the clock is an argument.
+
+An interaction is *watched* when its dialing mode is ``preview`` or a preview call is
+known to be active on it (``watch_all_modes`` extends this to every mode). A watched
+interaction has at most one stall rule running at any moment:
+
+* ``conversation_ended``: the conversation of its current call ended but
+  ``activePreviewCall`` is still true and nobody wrapped it up. Measured from the
+  conversation's end: a preview left open after the call is over.
+* otherwise the rule named after its stage (``created``, ``previewing``, ``placed``,
+  ``routed``, ``connected``, ``wrapped_up``), measured from the stage's entry time as the
+  snapshots state it. ``wrapped_up`` only runs while the preview is still active, since
+  a wrapped-up, inactive interaction has ended.
+
+The rule fires once its threshold has passed. A threshold of 0 switches that rule off.
+The same stall (interaction, rule, start time) always has the same ``alertId``, so a
+replayed or re-sent alert is recognisably the same alert.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Final, Literal
+
+import msgspec
+
+from consumer import lifecycle
+from consumer.lifecycle import STAGES, Interaction, Stage
+from consumer.model import iso
+
+CONVERSATION_ENDED: Final = "conversation_ended"
+RULES: Final = (*(stage.label for stage in STAGES), CONVERSATION_ENDED)
+
+# Defaults, chosen from the domain brief (see README, "Stall thresholds"), in seconds.
+DEFAULT_THRESHOLDS: Final[Mapping[str, float]] = {
+    "created": 120.0,  # the dialer pops a preview right after creating the interaction
+    "previewing": 300.0,  # agent think time; preview time-outs are usually well below this
+    "placed": 60.0,  # routing a placed call to the agent takes seconds
+    "routed": 90.0,  # the customer's phone rings for about a minute at most
+    "connected": 3600.0,  # an hour-long preview call is worth a look
+    "wrapped_up": 60.0,  # wrap-up should close the preview at once
+    CONVERSATION_ENDED: 300.0,  # after-call work, then wrap-up should close it
+}
+
+Status = Literal["firing", "resolved"]
+# Why a stall stopped: the interaction moved on, or why it left the tracker.
+Resolution = Literal[
+    "moved_on", "tombstone", "wrapped_up", "conversation_ended", "expired", "evicted"
+]
+
+
+class Alert(msgspec.Struct, frozen=True, rename="camel", gc=False):
+    """One stall alert record, as it is written to logs and the alerts topic.
+
+    Ids and stage names only: never phone numbers or contact names.
+    """
+
+    status: Status
+    alert_id: str
+    interaction_id: str
+    campaign_id: str | None
+    campaign_name: str | None
+    agent_id: str | None
+    queue_id: str | None
+    dialing_mode: str | None
+    stage: str
+    rule: str
+    stage_entered_at: str | None
+    stalled_since: str
+    threshold_seconds: float
+    stalled_for_seconds: float
+    observed_at: str
+    resolution: Resolution | None = None
+
+
+class Stall(msgspec.Struct, frozen=True, gc=False):
+    """The stall rule running on one interaction: which rule, since when, how long allowed."""
+
+    rule: str
+    since: float
+    threshold: float
+
+    @property
+    def due(self) -> float:
+        """The moment the stall fires if nothing moves."""
+        return self.since + self.threshold
+
+    def alert_id(self, interaction_id: str) -> str:
+        """Stable id of this stall: same interaction, rule and start, same id."""
+        key = f"{interaction_id}\0{self.rule}\0{self.since!r}".encode()
+        return hashlib.blake2b(key, digest_size=8).hexdigest()
+
+
+class StallPolicy:
+    """Thresholds per rule with per-campaign overrides, and which interactions are watched."""
+
+    def __init__(
+        self,
+        thresholds: Mapping[str, float] | None = None,
+        campaigns: Mapping[str, Mapping[str, float]] | None = None,
+        *,
+        watch_all_modes: bool = False,
+    ) -> None:
+        unknown = {*(thresholds or {})}.union(*(c.keys() for c in (campaigns or {}).values()))
+        unknown -= set(RULES)
+        if unknown:
+            raise ValueError(f"unknown stall rule(s): {', '.join(sorted(unknown))}")
+        self.defaults = {**DEFAULT_THRESHOLDS, **(thresholds or {})}
+        self.campaigns = {
+            campaign: {**self.defaults, **overrides}
+            for campaign, overrides in (campaigns or {}).items()
+        }
+        self.watch_all_modes = watch_all_modes
+
+    def threshold(self, campaign_id: str | None, rule: str) -> float:
+        """Seconds allowed for ``rule`` in this campaign; 0 means never stalls."""
+        table = self.campaigns.get(campaign_id, self.defaults) if campaign_id else self.defaults
+        return table[rule]
+
+    def watched(self, state: Interaction) -> bool:
+        """Stalls are judged for this interaction."""
+        return self.watch_all_modes or state.active or lifecycle.dialing_mode(state) == "preview"
+
+    def stall(self, state: Interaction) -> Stall | None:
+        """The stall rule running on ``state`` now, or ``None`` when none can fire."""
+        if not self.watched(state):
+            return None
+        if (
+            state.active
+            and state.stage is not Stage.WRAPPED_UP
+            and lifecycle.conversation_over(state)
+        ):
+            rule, since = CONVERSATION_ENDED, state.conversation_ended
+        else:
+            rule, since = state.stage.label, lifecycle.entered_at(state)
+        if since is None:
+            return None  # no time to measure from: the snapshots never said when
+        threshold = self.threshold(lifecycle.campaign_id(state), rule)
+        return Stall(rule, since, threshold) if threshold > 0 else None
+
+
+def make_alert(
+    status: Status,
+    interaction_id: str,
+    state: Interaction,
+    stall: Stall,
+    now: float,
+    resolution: Resolution | None = None,
+) -> Alert:
+    """The alert record for ``stall`` on ``state`` as observed at ``now``."""
+    entered = lifecycle.entered_at(state)
+    return Alert(
+        status=status,
+        alert_id=stall.alert_id(interaction_id),
+        interaction_id=interaction_id,
+        campaign_id=lifecycle.campaign_id(state),
+        campaign_name=lifecycle.campaign_name(state),
+        agent_id=lifecycle.agent_id(state),
+        queue_id=lifecycle.queue_id(state),
+        dialing_mode=lifecycle.dialing_mode(state),
+        stage=state.stage.label,
+        rule=stall.rule,
+        stage_entered_at=None if entered is None else iso(entered),
+        stalled_since=iso(stall.since),
+        threshold_seconds=stall.threshold,
+        stalled_for_seconds=round(max(0.0, now - stall.since), 3),
+        observed_at=iso(now),
+        resolution=resolution,
+    )
+
+
+def resolve(alert: Alert, now: float, since: float, resolution: Resolution) -> Alert:
+    """The ``resolved`` twin of a firing alert: same id, same stall, new observation."""
+    return msgspec.structs.replace(
+        alert,
+        status="resolved",
+        stalled_for_seconds=round(max(0.0, now - since), 3),
+        observed_at=iso(now),
+        resolution=resolution,
+    )
+
+
+_encoder: Final = msgspec.json.Encoder()
+
+
+def encode_alert(alert: Alert) -> bytes:
+    """The alert record as one line of JSON (no trailing newline)."""
+    return _encoder.encode(alert)
