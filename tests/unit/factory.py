@@ -1,0 +1,55 @@
+"""Builders for engine-level tests: snapshots at offsets from one base moment."""
+
+from __future__ import annotations
+
+from consumer.lifecycle import STAGES, Snapshot, Stage
+from consumer.stalls import Alert, StallPolicy
+from consumer.tracker import Limits, Observations, Tracker
+
+T0 = 1_795_600_000.0  # 2026-11-25T09:46:40Z: any fixed moment works
+
+
+def snap(
+    iid: str = "i-1",
+    *,
+    mode: str | None = "preview",
+    active: bool | None = True,
+    campaign: str | None = "c-1",
+    agent: str | None = "a-1",
+    queue: str | None = "q-1",
+    conversation_ended: float | None = None,
+    **offsets: float,
+) -> Snapshot:
+    """A snapshot whose stage times are ``T0 + offset``, named by stage label."""
+    unknown = set(offsets) - {s.label for s in STAGES}
+    assert not unknown, f"not a stage: {unknown}"
+    times = tuple(
+        None if stage.label not in offsets else T0 + offsets[stage.label] for stage in STAGES
+    )
+    return Snapshot(
+        interaction_id=iid,
+        campaign_id=campaign,
+        campaign_name=None if campaign is None else campaign.upper(),
+        agent_id=agent,
+        queue_id=queue,
+        dialing_mode=mode,
+        active=active,
+        times=times,
+        conversation_ended=None if conversation_ended is None else T0 + conversation_ended,
+    )
+
+
+def tracker(policy: StallPolicy | None = None, *, ttl: float = 3600.0, cap: int = 1000) -> Tracker:
+    """A tracker with its own observations and small limits."""
+    return Tracker(policy or StallPolicy(), Limits(ttl, cap), Observations())
+
+
+def stage_of(t: Tracker, iid: str = "i-1") -> Stage | None:
+    """The tracked stage of ``iid``, or ``None`` when it is not tracked."""
+    state = t.states.get(iid)
+    return None if state is None else state.stage
+
+
+def statuses(alerts: list[Alert]) -> list[tuple[str, str, str]]:
+    """(status, interaction, rule) of each alert, in order."""
+    return [(a.status, a.interaction_id, a.rule) for a in alerts]

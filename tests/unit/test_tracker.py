@@ -1,0 +1,235 @@
+"""The tracker: stalls firing and resolving on a fake clock, endings, TTL and cap."""
+
+from __future__ import annotations
+
+from consumer.lifecycle import Stage, Tombstone
+from consumer.stalls import StallPolicy
+from tests.unit.factory import T0, snap, stage_of, statuses, tracker
+
+
+def test_previewing_stall_fires_once_at_threshold() -> None:
+    """A popped preview nobody places fires at pop + threshold, and only once."""
+    t = tracker()
+    assert t.apply(snap(created=0, previewing=1), T0 + 1) == []
+    assert t.tick(T0 + 300.9) == []
+    fired = t.tick(T0 + 301)
+    assert statuses(fired) == [("firing", "i-1", "previewing")]
+    assert fired[0].stalled_for_seconds == 300
+    assert t.tick(T0 + 1000) == []
+    assert t.obs.firings == {"previewing": 1}
+
+
+def test_moving_on_resolves_with_the_same_alert_id() -> None:
+    """A stalled interaction that moves on yields one resolved alert with the firing's id."""
+    t = tracker()
+    t.apply(snap(created=0, previewing=1), T0 + 1)
+    (fired,) = t.tick(T0 + 400)
+    (resolved,) = t.apply(snap(created=0, previewing=1, placed=410), T0 + 410)
+    assert (resolved.status, resolved.resolution) == ("resolved", "moved_on")
+    assert resolved.alert_id == fired.alert_id
+    assert resolved.stalled_for_seconds == 409
+    assert t.stalled == {}
+
+
+def test_duplicates_after_firing_do_not_fire_again() -> None:
+    """Re-delivered snapshots of a stalled interaction never raise a second firing."""
+    t = tracker()
+    s = snap(created=0, previewing=1)
+    t.apply(s, T0 + 1)
+    assert len(t.tick(T0 + 400)) == 1
+    for moment in (401, 500, 900):
+        assert t.apply(s, T0 + moment) == []
+        assert t.tick(T0 + moment) == []
+
+
+def test_attribute_change_keeps_the_same_stall() -> None:
+    """A new agent on a stalled preview neither resolves nor refires it."""
+    t = tracker()
+    t.apply(snap(created=0, previewing=1), T0 + 1)
+    t.tick(T0 + 400)
+    assert t.apply(snap(agent="a-2", created=0, previewing=1, queue="q-2"), T0 + 410) == []
+    assert t.tick(T0 + 900) == []
+    assert len(t.stalled) == 1
+
+
+def test_each_stage_has_its_own_threshold() -> None:
+    """Placed, routed and wrapped-up-but-active each stall after their own threshold."""
+    policy = StallPolicy({"placed": 10, "routed": 20, "wrapped_up": 30})
+    t = tracker(policy)
+    t.apply(snap("p", placed=0), T0)
+    t.apply(snap("r", placed=0, routed=1), T0 + 1)
+    t.apply(snap("w", placed=0, connected=2, wrapped_up=3), T0 + 3)
+    assert statuses(t.tick(T0 + 10)) == [("firing", "p", "placed")]
+    assert statuses(t.tick(T0 + 21)) == [("firing", "r", "routed")]
+    assert statuses(t.tick(T0 + 33)) == [("firing", "w", "wrapped_up")]
+
+
+def test_created_stall_needs_a_creation_time() -> None:
+    """An interaction never previewed stalls from its creation time, not from arrival."""
+    t = tracker(StallPolicy({"created": 60}))
+    t.apply(snap(created=0), T0 + 50)
+    assert statuses(t.tick(T0 + 60)) == [("firing", "i-1", "created")]
+    t.apply(snap("no-time"), T0 + 60)
+    t.tick(T0 + 1000)
+    assert "no-time" in t.states
+    assert "no-time" not in t.stalled
+
+
+def test_conversation_over_but_preview_active_stalls() -> None:
+    """A live preview whose conversation ended stalls from the conversation's end."""
+    t = tracker(StallPolicy({"conversation_ended": 30, "connected": 0}))
+    t.apply(snap(placed=0, connected=5, conversation_ended=100), T0 + 100)
+    assert t.tick(T0 + 129) == []
+    (alert,) = t.tick(T0 + 130)
+    assert (alert.rule, alert.stage) == ("conversation_ended", "connected")
+
+
+def test_campaign_override_beats_default() -> None:
+    """A per-campaign threshold applies to that campaign only."""
+    policy = StallPolicy({"previewing": 100}, {"slow": {"previewing": 1000}})
+    t = tracker(policy)
+    t.apply(snap("fast", campaign="c-1", previewing=0), T0)
+    t.apply(snap("slow-1", campaign="slow", previewing=0), T0)
+    assert statuses(t.tick(T0 + 100)) == [("firing", "fast", "previewing")]
+    assert statuses(t.tick(T0 + 1000)) == [("firing", "slow-1", "previewing")]
+
+
+def test_zero_threshold_switches_a_rule_off() -> None:
+    """A threshold of 0 means that stage never stalls."""
+    t = tracker(StallPolicy({"previewing": 0}))
+    t.apply(snap(previewing=0), T0)
+    assert t.tick(T0 + 1e6) == []
+
+
+def test_non_preview_modes_are_not_watched_unless_asked() -> None:
+    """Power-mode interactions without an active preview stall only with watch_all_modes."""
+    s = snap(mode="power", active=False, placed=0)
+    quiet = tracker()
+    quiet.apply(s, T0)
+    assert quiet.tick(T0 + 1000) == []
+    loud = tracker(StallPolicy(watch_all_modes=True))
+    loud.apply(s, T0)
+    assert statuses(loud.tick(T0 + 1000)) == [("firing", "i-1", "placed")]
+
+
+def test_active_preview_flag_makes_any_mode_watched() -> None:
+    """An active preview is watched whatever the dialing mode says, or with none."""
+    t = tracker()
+    t.apply(snap(mode=None, active=True, placed=0), T0)
+    assert statuses(t.tick(T0 + 60)) == [("firing", "i-1", "placed")]
+
+
+def test_wrap_up_with_inactive_preview_ends_and_resolves() -> None:
+    """Wrapping up with the preview closed removes the interaction and resolves its stall."""
+    t = tracker(StallPolicy({"connected": 10}))
+    t.apply(snap(placed=0, connected=1), T0 + 1)
+    t.tick(T0 + 20)
+    (resolved,) = t.apply(snap(active=False, placed=0, connected=1, wrapped_up=30), T0 + 30)
+    assert (resolved.status, resolved.resolution) == ("resolved", "wrapped_up")
+    assert stage_of(t) is None
+    assert t.obs.removals == {"wrapped_up": 1}
+
+
+def test_conversation_end_with_inactive_preview_ends() -> None:
+    """A finished conversation with no live preview ends the interaction."""
+    t = tracker()
+    t.apply(snap(mode="power", active=False, placed=0, connected=2), T0 + 2)
+    t.apply(snap(mode="power", active=False, placed=0, conversation_ended=50), T0 + 50)
+    assert stage_of(t) is None
+    assert t.obs.removals == {"conversation_ended": 1}
+
+
+def test_tombstone_ends_and_resolves() -> None:
+    """A tombstone removes the interaction and resolves its stall with reason tombstone."""
+    t = tracker()
+    t.apply(snap(previewing=0), T0)
+    t.tick(T0 + 301)
+    (resolved,) = t.ingest(Tombstone("i-1"), T0 + 302)
+    assert resolved.resolution == "tombstone"
+    assert t.obs.removals == {"tombstone": 1}
+    assert t.obs.events["tombstone"] == 1
+
+
+def test_late_echo_of_ended_interaction_is_ignored() -> None:
+    """A snapshot older than an interaction's end does not resurrect it."""
+    t = tracker()
+    t.apply(snap(active=False, placed=0, connected=1, wrapped_up=30), T0 + 30)
+    assert t.apply(snap(placed=0, connected=1), T0 + 31) == []
+    assert stage_of(t) is None
+    assert t.obs.events["ended"] == 1
+    assert t.tick(T0 + 10_000) == []
+
+
+def test_new_call_after_end_is_tracked_again() -> None:
+    """A placement newer than the ending wrap-up starts tracking a new call."""
+    t = tracker()
+    t.apply(snap(active=False, placed=0, wrapped_up=30), T0 + 30)
+    t.apply(snap(placed=100, wrapped_up=30), T0 + 100)
+    assert stage_of(t) is Stage.PLACED
+
+
+def test_outcomes_are_counted() -> None:
+    """Applied, duplicate and late snapshots are told apart in the event counts."""
+    t = tracker()
+    t.apply(snap(created=0, previewing=5), T0 + 5)
+    t.apply(snap(created=0, previewing=5), T0 + 6)
+    t.apply(snap(created=0), T0 + 7)
+    assert t.obs.events == {"applied": 1, "duplicate": 1, "late": 1}
+
+
+def test_transitions_are_counted_per_stage_and_mode() -> None:
+    """Every stage reached counts once, labelled with the dialing mode."""
+    t = tracker()
+    t.apply(snap(created=0, previewing=1), T0 + 1)
+    t.apply(snap(created=0, previewing=1, placed=3), T0 + 3)
+    t.apply(snap(created=0, previewing=1, placed=3), T0 + 4)
+    assert t.obs.transitions == {
+        ("created", "preview"): 1,
+        ("previewing", "preview"): 1,
+        ("placed", "preview"): 1,
+    }
+
+
+def test_idle_interactions_expire_after_ttl() -> None:
+    """An interaction with no snapshot for the TTL is removed, resolving its stall."""
+    t = tracker(ttl=1000)
+    t.apply(snap("old", previewing=0), T0)
+    t.apply(snap("fresh", previewing=0), T0 + 900)
+    t.tick(T0 + 950)  # both stalled by now
+    alerts = t.tick(T0 + 1001)
+    assert [(a.interaction_id, a.resolution) for a in alerts] == [("old", "expired")]
+    assert set(t.states) == {"fresh"}
+    assert t.obs.removals == {"expired": 1}
+
+
+def test_cap_evicts_least_recently_updated() -> None:
+    """At the cap, a new interaction evicts the one updated longest ago, and it is counted."""
+    t = tracker(cap=2)
+    t.apply(snap("a", created=0), T0)
+    t.apply(snap("b", created=1), T0 + 1)
+    t.apply(snap("a", created=0, previewing=2), T0 + 2)  # a is now the fresher
+    t.apply(snap("c", created=3), T0 + 3)
+    assert set(t.states) == {"a", "c"}
+    assert t.obs.removals == {"evicted": 1}
+    assert sum(t.stage_counts) == 2
+
+
+def test_stage_counts_follow_the_states() -> None:
+    """stage_counts always equals the stages of the tracked interactions."""
+    t = tracker()
+    t.apply(snap("a", created=0), T0)
+    t.apply(snap("b", placed=0), T0)
+    t.apply(snap("a", created=0, previewing=1), T0 + 1)
+    t.apply(snap("b", active=False, placed=0, wrapped_up=9), T0 + 9)
+    expected = [0] * len(Stage)
+    for state in t.states.values():
+        expected[state.stage] += 1
+    assert t.stage_counts == expected == [0, 1, 0, 0, 0, 0]
+
+
+def test_stale_timers_are_compacted() -> None:
+    """Many stage changes do not grow the timer heap without bound."""
+    t = tracker()
+    for step in range(5000):
+        t.apply(snap(placed=float(step)), T0 + step)
+    assert len(t._timers) <= 2 * len(t.states) + 1025
