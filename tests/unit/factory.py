@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from consumer.lifecycle import STAGES, Snapshot, Stage
 from consumer.stalls import Alert, StallPolicy
 from consumer.tracker import Limits, Observations, Tracker
@@ -18,12 +20,17 @@ def snap(
     agent: str | None = "a-1",
     queue: str | None = "q-1",
     conversation_ended: float | None = None,
+    times: Mapping[str, float] | None = None,
     **offsets: float,
 ) -> Snapshot:
-    """A snapshot whose stage times are ``T0 + offset``, named by stage label."""
+    """A snapshot whose stage times are ``T0 + offset``, named by stage label.
+
+    Offsets come as keywords, or as a ``times`` mapping when they are data.
+    """
+    offsets = {**(times or {}), **offsets}
     unknown = set(offsets) - {s.label for s in STAGES}
     assert not unknown, f"not a stage: {unknown}"
-    times = tuple(
+    moments = tuple(
         None if stage.label not in offsets else T0 + offsets[stage.label] for stage in STAGES
     )
     return Snapshot(
@@ -34,7 +41,7 @@ def snap(
         queue_id=queue,
         dialing_mode=mode,
         active=active,
-        times=times,
+        times=moments,
         conversation_ended=None if conversation_ended is None else T0 + conversation_ended,
     )
 

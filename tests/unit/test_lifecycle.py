@@ -37,7 +37,7 @@ def merged(*snaps: lifecycle.Snapshot) -> lifecycle.Interaction:
 )
 def test_stage_is_derived_from_timestamps(offsets: dict[str, float], stage: Stage) -> None:
     """Each combination of known timestamps puts the interaction in the documented stage."""
-    assert derive_stage(snap(**offsets).times) is stage
+    assert derive_stage(snap(times=offsets).times) is stage
 
 
 def test_merge_keeps_newest_timestamps_and_reports_reached_stages() -> None:

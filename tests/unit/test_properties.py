@@ -70,7 +70,7 @@ def preview_lifecycles(draw: st.DrawFn) -> list[Snapshot]:
             clock += draw(st.integers(1, 50))
             known[stage] = clock
             last = stage == "wrapped_up" and (call == calls - 1 or close_between)
-            steps.append(snap(agent=f"a-{call}", active=not last, **known))
+            steps.append(snap(agent=f"a-{call}", active=not last, times=known))
     return steps[: draw(st.integers(1, len(steps)))]  # maybe cut off mid-flight
 
 
