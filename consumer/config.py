@@ -11,9 +11,11 @@ must fail loudly, unlike wire data, where unknown fields are expected.
 from __future__ import annotations
 
 import tomllib
+import types
+import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal
 
 import msgspec
 
@@ -68,12 +70,103 @@ class MetricsSettings(_Section):
     max_campaign_labels: Positive = 200
 
 
+class Secret(str):
+    """A string that never shows itself in logs, reprs or error messages."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    def __str__(self) -> str:
+        return "***"
+
+    def reveal(self) -> str:
+        """The secret itself, for the one place that must hand it to a client."""
+        return str.__str__(self)
+
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+
+class KafkaSettings(_Section):
+    """Where to read, where to write, and how to authenticate.
+
+    ``bootstrap_servers`` also reads the conventional ``KAFKA_BOOTSTRAP_SERVERS``.
+    """
+
+    bootstrap_servers: str = "localhost:9092"
+    topic: str = "campaign-interactions"
+    group_id: str = "interaction-consumer"
+    # static membership: a stable id per instance avoids a rebalance on each restart
+    group_instance_id: str | None = None
+    client_id: str = "interaction-consumer"
+    alerts_topic: str = "campaign-interactions.alerts"
+    dead_letter_topic: str = "campaign-interactions.dead-letter"
+    create_topics: bool = True
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    max_batch_records: Positive = 5000
+    # larger values are dead-lettered unread; the copy is cut to what a broker accepts
+    max_record_bytes: Positive = 1_000_000
+    dead_letter_max_value_bytes: Positive = 900_000
+    session_timeout_ms: Positive = 45_000
+    security_protocol: SecurityProtocol = "PLAINTEXT"
+    sasl_mechanism: SaslMechanism | None = None
+    sasl_username: str | None = None
+    sasl_password: Secret | None = None
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_check_hostname: bool = True
+
+    def __post_init__(self) -> None:
+        if self.security_protocol.startswith("SASL_"):
+            missing = [
+                name
+                for name in ("sasl_mechanism", "sasl_username", "sasl_password")
+                if getattr(self, name) is None
+            ]
+            if missing:
+                raise ValueError(
+                    f"security_protocol {self.security_protocol} needs kafka.{missing[0]}"
+                )
+
+
+class HttpSettings(_Section):
+    """The one port serving /metrics, /healthz, /readyz and /stalled."""
+
+    host: str = "0.0.0.0"  # noqa: S104 - a container serves its probes on all interfaces
+    port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8080
+
+
+class RuntimeSettings(_Section):
+    """Timing of the daemon's loop, readiness and shutdown."""
+
+    tick_seconds: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.25
+    shutdown_grace_seconds: Annotated[float, msgspec.Meta(gt=0)] = 20.0
+    # not ready when a partition with lag has not moved for this long
+    stuck_after_seconds: Annotated[float, msgspec.Meta(gt=0)] = 60.0
+    output_retry_max_seconds: Annotated[float, msgspec.Meta(gt=0)] = 30.0
+
+
+class LogSettings(_Section):
+    """Logs go to stdout: JSON for machines, text for people."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["json", "text"] = "json"
+
+
 class Settings(_Section):
     """Everything the service can be told."""
 
-    stalls: StallSettings = StallSettings()
-    tracking: TrackingSettings = TrackingSettings()
-    metrics: MetricsSettings = MetricsSettings()
+    stalls: StallSettings = msgspec.field(default_factory=StallSettings)
+    tracking: TrackingSettings = msgspec.field(default_factory=TrackingSettings)
+    metrics: MetricsSettings = msgspec.field(default_factory=MetricsSettings)
+    kafka: KafkaSettings = msgspec.field(default_factory=KafkaSettings)
+    http: HttpSettings = msgspec.field(default_factory=HttpSettings)
+    runtime: RuntimeSettings = msgspec.field(default_factory=RuntimeSettings)
+    log: LogSettings = msgspec.field(default_factory=LogSettings)
 
 
 def _leaf_types(struct: type[msgspec.Struct], prefix: str = "") -> dict[str, Any]:
@@ -123,9 +216,26 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
     return tree
 
 
+def _takes_text(tp: Any) -> bool:
+    """Whether a setting of type ``tp`` is given as plain text (str, Literal of str)."""
+    if isinstance(tp, type):
+        return issubclass(tp, str)
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) is Literal:
+        return all(isinstance(a, str) for a in args)
+    if typing.get_origin(tp) is Annotated:
+        return _takes_text(args[0])
+    union = typing.get_origin(tp) in (typing.Union, types.UnionType)
+    return union and any(_takes_text(a) for a in args)
+
+
 def _parse_env_value(var: str, value: str, tp: Any) -> Any:
-    """Environment values are strings; scalars are parsed, tables are given as TOML."""
-    if tp is str:
+    """Read one environment value for a setting of type ``tp``.
+
+    Text settings take the string as it is; others read it as a TOML value (numbers,
+    booleans, ``{ inline = "tables" }``).
+    """
+    if _takes_text(tp):
         return value
     try:
         return tomllib.loads(f"v = {value}")["v"]
@@ -147,12 +257,21 @@ def load_settings(
             raise ConfigError(f"--config {path}: cannot read ({exc.strerror})") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"--config {path}: not valid TOML ({exc})") from None
-    tree = _deep_merge(tree, _from_env(env or {}))
+    env = env or {}
+    tree = _deep_merge(tree, _from_env(env))
+    if "KAFKA_BOOTSTRAP_SERVERS" in env and env_name("kafka.bootstrap_servers") not in env:
+        tree = _deep_merge(tree, {"kafka": {"bootstrap_servers": env["KAFKA_BOOTSTRAP_SERVERS"]}})
     tree = _deep_merge(tree, overrides or {})
     try:
-        return msgspec.convert(tree, Settings)
+        return msgspec.convert(tree, Settings, dec_hook=_decode_custom)
     except msgspec.ValidationError as exc:
         raise ConfigError(_name_setting(str(exc))) from None
+
+
+def _decode_custom(tp: type, value: Any) -> Any:
+    if tp is Secret and isinstance(value, str):
+        return Secret(value)
+    raise TypeError(f"expected a string for a {tp.__name__}")  # msgspec reports it with the path
 
 
 def _name_setting(message: str) -> str:
