@@ -13,7 +13,7 @@ from typing import IO, Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from consumer import config
+from consumer import config, service
 from consumer.model import to_epoch
 from consumer.replay import Replay
 from consumer.stalls import RULES, Alert, encode_alert
@@ -41,19 +41,20 @@ def _moment(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not an ISO-8601 date-time") from None
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="interaction-consumer",
-        description="Track outbound dialer interactions and alert on stalled preview calls.",
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-    replay = commands.add_parser(
-        "replay",
-        help="replay a dump (JSON lines, bare or kcat -J envelopes) and print its alerts",
-    )
-    replay.add_argument("files", nargs="+", metavar="FILE", help="input file, - for stdin")
-    replay.add_argument("--config", type=Path, help="settings file (TOML), as the daemon reads")
-    replay.add_argument(
+# flag -> dotted setting, for the daemon's most used settings
+_RUN_FLAGS = {
+    "bootstrap_servers": "kafka.bootstrap_servers",
+    "topic": "kafka.topic",
+    "group_id": "kafka.group_id",
+    "http_port": "http.port",
+    "log_format": "log.format",
+}
+
+
+def _engine_options(command: argparse.ArgumentParser) -> None:
+    """Options shared by commands that run the engine."""
+    command.add_argument("--config", type=Path, help="settings file (TOML)")
+    command.add_argument(
         "--stall-after",
         type=_stall_after,
         action="append",
@@ -61,6 +62,27 @@ def _parser() -> argparse.ArgumentParser:
         metavar="STAGE=SECONDS",
         help="threshold for one stall rule (repeatable; 0 switches it off)",
     )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="interaction-consumer",
+        description="Track outbound dialer interactions and alert on stalled preview calls.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="consume the topic in a consumer group (the daemon)")
+    _engine_options(run)
+    run.add_argument("--bootstrap-servers", metavar="HOST:PORT[,...]")
+    run.add_argument("--topic")
+    run.add_argument("--group-id")
+    run.add_argument("--http-port", type=int, metavar="PORT")
+    run.add_argument("--log-format", choices=["json", "text"])
+    replay = commands.add_parser(
+        "replay",
+        help="replay a dump (JSON lines, bare or kcat -J envelopes) and print its alerts",
+    )
+    replay.add_argument("files", nargs="+", metavar="FILE", help="input file, - for stdin")
+    _engine_options(replay)
     replay.add_argument(
         "--end-time",
         type=_moment,
@@ -73,11 +95,21 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _replay(args: argparse.Namespace) -> int:
+def _settings(args: argparse.Namespace) -> config.Settings:
+    """Settings from the file, the environment and this command's flags."""
     overrides: dict[str, Any] = {}
     if args.stall_after:
-        overrides = {"stalls": {"thresholds": dict(args.stall_after)}}
-    settings = config.load_settings(args.config, env=os.environ, overrides=overrides)
+        overrides["stalls"] = {"thresholds": dict(args.stall_after)}
+    for flag, setting in _RUN_FLAGS.items():
+        value = getattr(args, flag, None)
+        if value is not None:
+            section, name = setting.split(".")
+            overrides.setdefault(section, {})[name] = value
+    return config.load_settings(args.config, env=os.environ, overrides=overrides)
+
+
+def _replay(args: argparse.Namespace) -> int:
+    settings = _settings(args)
     with contextlib.ExitStack() as stack:
         inputs: list[tuple[str, IO[bytes]]] = []
         for name in args.files:
@@ -118,6 +150,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "replay":
             return _replay(args)
+        if args.command == "run":
+            return service.run(_settings(args))
     except config.ConfigError as exc:
         print(f"interaction-consumer: configuration error: {exc}", file=sys.stderr)
         return 2

@@ -19,6 +19,7 @@ from typing import Annotated, Any, Final, Literal
 
 import msgspec
 
+from consumer.errors import ServiceError
 from consumer.stalls import RULES, StallPolicy
 from consumer.tracker import Limits
 
@@ -28,7 +29,7 @@ Seconds = Annotated[float, msgspec.Meta(ge=0)]
 Positive = Annotated[int, msgspec.Meta(ge=1)]
 
 
-class ConfigError(Exception):
+class ConfigError(ServiceError):
     """A setting is unknown or malformed; the message names it."""
 
 

@@ -1,4 +1,4 @@
-"""Engine metrics on an injected registry: counters fed once per batch, gauges at scrape.
+"""Metrics on an injected registry: counters fed once per batch, gauges at scrape.
 
 Counters and histograms are fed from :class:`~consumer.tracker.Observations` by
 :meth:`EngineMetrics.record`, once per batch, through cached label children. Gauges that
@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Iterator
-from typing import Final, TypeVar
+from typing import Final, NamedTuple, TypeVar
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import Collector
@@ -179,3 +179,109 @@ class EngineMetrics:
             self._child(self.stall_alerts, stage).inc(n)
         for reason, n in obs.removals.items():
             self._child(self.removed, reason).inc(n)
+
+
+class PartitionView(NamedTuple):
+    """What the consumer-health gauges read of one assigned partition at scrape time."""
+
+    topic: str
+    partition: int
+    lag: int | None
+    event_time_lag: float | None
+    caught_up: bool
+
+
+class _PartitionCollector(Collector):
+    """Per-partition consumer health, computed at scrape time."""
+
+    def __init__(self, partitions: Callable[[], Iterable[PartitionView]]) -> None:
+        self._partitions = partitions
+
+    def describe(self) -> Iterator[Metric]:
+        yield from self._families()
+
+    def _families(self) -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
+        labels = ["topic", "partition"]
+        return (
+            GaugeMetricFamily(
+                "dialer_consumer_lag",
+                "Records not yet consumed: end offset minus next offset to read.",
+                labels=labels,
+            ),
+            GaugeMetricFamily(
+                "dialer_event_time_lag_seconds",
+                "Wall clock minus the newest record timestamp read (lag, or producer skew).",
+                labels=labels,
+            ),
+            GaugeMetricFamily(
+                "dialer_partition_caught_up",
+                "1 when the partition is caught up and judged on the wall clock, "
+                "0 while it reads a backlog on event time.",
+                labels=labels,
+            ),
+        )
+
+    def collect(self) -> Iterator[Metric]:
+        lag, event_lag, caught_up = self._families()
+        for view in self._partitions():
+            labels = [view.topic, str(view.partition)]
+            if view.lag is not None:
+                lag.add_metric(labels, view.lag)
+            if view.event_time_lag is not None:
+                event_lag.add_metric(labels, view.event_time_lag)
+            caught_up.add_metric(labels, 1 if view.caught_up else 0)
+        yield from (lag, event_lag, caught_up)
+
+
+class ConsumerMetrics:
+    """The daemon's own health: lag, commits, rebalances, batches, outputs."""
+
+    def __init__(
+        self, registry: CollectorRegistry, partitions: Callable[[], Iterable[PartitionView]]
+    ) -> None:
+        self.dead_letters = Counter(
+            "dialer_dead_letters",
+            "Invalid records produced to the dead-letter topic, by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        self.alerts_published = Counter(
+            "dialer_alerts_published",
+            "Alerts handed to each sink, by status.",
+            ["sink", "status"],
+            registry=registry,
+        )
+        self.output_errors = Counter(
+            "dialer_output_errors",
+            "Failed attempts to make a batch's outputs durable (each is retried).",
+            registry=registry,
+        )
+        self.rebalances = Counter(
+            "dialer_rebalances", "Partition assignments received from the group.", registry=registry
+        )
+        self.commits = Counter(
+            "dialer_commits", "Offset commits, by result.", ["result"], registry=registry
+        )
+        self.last_commit = Gauge(
+            "dialer_last_commit_timestamp_seconds",
+            "Wall-clock time of the last successful offset commit.",
+            registry=registry,
+        )
+        self.batch_seconds = Histogram(
+            "dialer_batch_duration_seconds",
+            "Time to process one fetched batch: decode, track, deliver outputs, commit.",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=registry,
+        )
+        self.batch_records = Histogram(
+            "dialer_batch_records",
+            "Records per fetched batch.",
+            buckets=(1, 10, 100, 500, 1000, 2000, 5000, 10000),
+            registry=registry,
+        )
+        for reason in ("not_utf8", "not_json", "not_object", "invalid_field", "missing_id"):
+            self.dead_letters.labels(reason)
+        self.dead_letters.labels("too_large")
+        for result in ("ok", "failed"):
+            self.commits.labels(result)
+        registry.register(_PartitionCollector(partitions))

@@ -1,0 +1,358 @@
+"""The daemon: the asyncio shell around the engine. Fetch, apply, tick, deliver, commit.
+
+One loop, one batch at a time::
+
+    fetch (getmany, up to tick_seconds) -> apply each record to its partition's tracker
+    -> advance every partition's clock and fire due stalls -> deliver alerts and dead
+    letters and wait for the broker's acks -> commit next offsets -> metrics
+
+Delivery is at-least-once: a record's offset is committed only after its effects (alert
+records, dead letters) were acknowledged. If an output is down, the loop retries with
+back-off and does not fetch more: memory stays bounded and lag shows the problem.
+Redelivered records are harmless, because merging snapshots is idempotent and alerts
+carry stable ids.
+
+The rebalance listener and the loop share one lock: a revocation waits for the batch
+in hand, then commits what was applied. aiokafka does not call the listener on stop, so
+shutdown finishes the batch and commits by itself.
+
+Policy stays out of here: what a record means is the tracker's business, when time
+passes is :class:`~consumer.clock.PartitionClock`'s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from consumer import config
+from consumer.alerts import AlertSink, LogSink, TopicSink
+from consumer.clock import PartitionClock
+from consumer.deadletter import DeadLetters
+from consumer.errors import AuthenticationError, BrokerError, OutputError
+from consumer.kafka import Partition, Record, Sink, Source, ensure_topics
+from consumer.logs import fields
+from consumer.metrics import ConsumerMetrics, EngineMetrics, PartitionView
+from consumer.model import Invalid, decode_record
+from consumer.stalls import Alert
+from consumer.tracker import Observations, Tracker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Partition:
+    """The runner's bookkeeping for one assigned partition."""
+
+    tracker: Tracker
+    clock: PartitionClock = field(default_factory=PartitionClock)
+    next_offset: int | None = None  # after the last applied record
+    committed: int | None = None
+    progressed_at: float = 0.0  # monotonic time of the last record or catch-up
+
+
+@dataclass
+class _Outputs:
+    """What one batch must make durable before its offsets are committed."""
+
+    alerts: list[Alert] = field(default_factory=list)
+    dead_letters: list[tuple[Record, Invalid]] = field(default_factory=list)
+
+
+class Daemon:
+    """Consumes the interactions topic in a group and runs the engine on it."""
+
+    def __init__(
+        self,
+        settings: config.Settings,
+        registry: CollectorRegistry,
+        *,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.wall = wall
+        self.obs = Observations()
+        self.partitions: dict[Partition, _Partition] = {}
+        self.engine_metrics = EngineMetrics(
+            registry,
+            lambda: [p.tracker for p in self.partitions.values()],
+            settings.metrics.max_campaign_labels,
+        )
+        self.metrics = ConsumerMetrics(registry, self._views)
+        kafka = settings.kafka
+        self.source = Source(kafka)
+        self.sink = Sink(kafka)
+        self.sinks: list[AlertSink] = [LogSink(), TopicSink(self.sink, kafka.alerts_topic)]
+        self.dead_letters = DeadLetters(
+            self.sink, kafka.dead_letter_topic, kafka.dead_letter_max_value_bytes
+        )
+        self.joined = False
+        self.delivering_since: float | None = None
+        self.last_loop = time.monotonic()
+        self._lock = asyncio.Lock()
+        self._stopping = asyncio.Event()
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask the loop to finish the batch in hand, commit and leave (signal handlers)."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        """Run until :meth:`stop`; raise :class:`AuthenticationError` if the broker refuses us."""
+        kafka = self.settings.kafka
+        await self._until_connected(self._connect)
+        try:
+            while not self._stopping.is_set():
+                self.last_loop = time.monotonic()
+                try:
+                    batch = await self.source.fetch(
+                        self.settings.runtime.tick_seconds, kafka.max_batch_records
+                    )
+                except BrokerError as exc:
+                    log.warning("fetch_failed", extra=fields(error=str(exc)))
+                    await self._sleep(1.0)
+                    continue
+                async with self._lock:
+                    await self._handle(batch)
+        finally:
+            await self._shutdown()
+
+    async def _connect(self) -> None:
+        kafka = self.settings.kafka
+        if kafka.create_topics:
+            await ensure_topics(kafka, [kafka.alerts_topic, kafka.dead_letter_topic], 3)
+        await self.sink.start()
+        await self.source.start(self._revoked, self._assigned)
+        log.info(
+            "consuming",
+            extra=fields(
+                topic=kafka.topic, group=kafka.group_id, bootstrap=kafka.bootstrap_servers
+            ),
+        )
+
+    async def _until_connected(self, connect: Callable[[], Any]) -> None:
+        """Retry the first connection with back-off; wrong credentials stop at once."""
+        delay = 1.0
+        while True:
+            try:
+                await connect()
+                return
+            except AuthenticationError:
+                raise
+            except BrokerError as exc:
+                if self._stopping.is_set():
+                    raise
+                log.warning("broker_unavailable", extra=fields(error=str(exc), retry_in=delay))
+                await self._sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep, but wake at once when asked to stop."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+
+    async def _shutdown(self) -> None:
+        async with self._lock:
+            try:
+                await self._commit()
+            except BrokerError as exc:
+                log.warning("final_commit_failed", extra=fields(error=str(exc)))
+        await self.source.stop()  # leaves the group
+        await self.sink.stop()
+        log.info("stopped", extra=fields(partitions=len(self.partitions)))
+
+    # -- rebalances -------------------------------------------------------------------
+
+    async def _revoked(self, revoked: list[Partition]) -> None:
+        async with self._lock:  # wait for the batch in hand
+            await self._commit()
+            for tp in revoked:
+                self.partitions.pop(tp, None)
+        log.info("partitions_revoked", extra=fields(partitions=_names(revoked)))
+
+    async def _assigned(self, assigned: list[Partition]) -> None:
+        async with self._lock:
+            policy, limits = config.stall_policy(self.settings), config.limits(self.settings)
+            for tp in assigned:
+                if tp not in self.partitions:
+                    tracker = Tracker(policy, limits, self.obs)
+                    self.partitions[tp] = _Partition(tracker, progressed_at=time.monotonic())
+            self.joined = True
+        self.metrics.rebalances.inc()
+        log.info("partitions_assigned", extra=fields(partitions=_names(assigned)))
+
+    # -- one batch --------------------------------------------------------------------
+
+    async def _handle(self, batch: dict[Partition, list[Record]]) -> None:
+        started = time.monotonic()
+        outputs = _Outputs()
+        records = 0
+        for tp, partition_records in batch.items():
+            part = self.partitions.get(tp)
+            if part is not None and partition_records:
+                records += len(partition_records)
+                self._apply(part, partition_records, outputs)
+                part.progressed_at = started
+        await self._find_positions()
+        self._advance_clocks(outputs)
+        await self._deliver(outputs)
+        if self._stopping.is_set() and self.delivering_since is not None:
+            return  # gave up delivering: commit nothing past what is durable
+        await self._commit()
+        self.engine_metrics.record(self.obs.drain())
+        if records:
+            self.metrics.batch_records.observe(records)
+            self.metrics.batch_seconds.observe(time.monotonic() - started)
+
+    def _apply(self, part: _Partition, records: list[Record], outputs: _Outputs) -> None:
+        limit = self.settings.kafka.max_record_bytes
+        tracker, clock = part.tracker, part.clock
+        for record in records:
+            value = record.value
+            if value is not None and len(value) > limit:
+                item: Any = Invalid(
+                    "too_large", f"value of {len(value)} bytes exceeds kafka.max_record_bytes"
+                )
+            else:
+                item = decode_record(record.key, value)
+            if isinstance(item, Invalid):
+                self.obs.events["invalid"] += 1
+                outputs.dead_letters.append((record, item))
+                continue
+            now = clock.record(record.timestamp / 1000.0) if record.timestamp > 0 else clock.now
+            outputs.alerts += tracker.tick(now)  # what was due before this record arrived
+            outputs.alerts += tracker.ingest(item, now)
+        part.next_offset = records[-1].offset + 1
+
+    async def _find_positions(self) -> None:
+        """Partitions nothing was read from yet: learn where they start, for lag."""
+        for tp, part in self.partitions.items():
+            if part.next_offset is None and self.source.highwater(tp) is not None:
+                try:
+                    part.next_offset = await asyncio.wait_for(self.source.position(tp), 5.0)
+                except (TimeoutError, BrokerError):
+                    continue  # try again after the next batch
+
+    def _advance_clocks(self, outputs: _Outputs) -> None:
+        wall = self.wall()
+        for tp, part in self.partitions.items():
+            highwater = self.source.highwater(tp)
+            caught_up = (
+                highwater is not None
+                and part.next_offset is not None
+                and part.next_offset >= highwater
+            )
+            if caught_up and not part.clock.caught_up:
+                part.progressed_at = time.monotonic()
+                log.info("caught_up", extra=fields(topic=tp[0], partition=tp[1]))
+            now = part.clock.settle(wall, caught_up=caught_up)
+            if now > 0:
+                outputs.alerts += part.tracker.tick(now)
+
+    async def _deliver(self, outputs: _Outputs) -> None:
+        """Make the batch's outputs durable, retrying with back-off until they are."""
+        if not outputs.alerts and not outputs.dead_letters:
+            return
+        for sink in self.sinks:
+            if not sink.durable:  # best effort, handed over once
+                await sink.publish(outputs.alerts)
+        delay = 0.5
+        while True:
+            try:
+                acks = []
+                for sink in self.sinks:
+                    if sink.durable:
+                        acks += await sink.publish(outputs.alerts)
+                for record, invalid in outputs.dead_letters:
+                    acks.append(await self.dead_letters.publish(record, invalid))
+                await self.sink.confirm(acks)
+                break
+            except OutputError as exc:
+                self.metrics.output_errors.inc()
+                self.delivering_since = self.delivering_since or time.monotonic()
+                log.warning("output_failed", extra=fields(error=str(exc), retry_in=delay))
+                if self._stopping.is_set():
+                    return
+                await self._sleep(delay)
+                delay = min(delay * 2, self.settings.runtime.output_retry_max_seconds)
+        self.delivering_since = None
+        for sink in self.sinks:
+            for alert in outputs.alerts:
+                self.metrics.alerts_published.labels(sink.name, alert.status).inc()
+        for record, invalid in outputs.dead_letters:
+            self.metrics.dead_letters.labels(invalid.reason).inc()
+            log.warning(
+                "dead_letter",
+                extra=fields(
+                    topic=record.topic,
+                    partition=record.partition,
+                    offset=record.offset,
+                    reason=invalid.reason,
+                    error=invalid.detail,
+                ),
+            )
+
+    async def _commit(self) -> None:
+        offsets = {
+            tp: part.next_offset
+            for tp, part in self.partitions.items()
+            if part.next_offset is not None and part.next_offset != part.committed
+        }
+        if not offsets:
+            return
+        if await self.source.commit(offsets):
+            for tp, offset in offsets.items():
+                self.partitions[tp].committed = offset
+            self.metrics.commits.labels("ok").inc()
+            self.metrics.last_commit.set(self.wall())
+        else:
+            self.metrics.commits.labels("failed").inc()
+
+    # -- what HTTP shows ----------------------------------------------------------------
+
+    def _views(self) -> Iterator[PartitionView]:
+        wall = self.wall()
+        for tp, part in self.partitions.items():
+            highwater = self.source.highwater(tp)
+            lag = None
+            if highwater is not None and part.next_offset is not None:
+                lag = max(0, highwater - part.next_offset)
+            newest = part.clock.newest_record
+            event_lag = wall - newest if newest > 0 else None
+            yield PartitionView(tp[0], tp[1], lag, event_lag, part.clock.caught_up)
+
+    def readiness(self) -> list[str]:
+        """Why the daemon is not ready; empty when it is."""
+        if not self.joined:
+            return ["not yet joined the consumer group"]
+        problems = []
+        now = time.monotonic()
+        stuck_after = self.settings.runtime.stuck_after_seconds
+        if now - self.last_loop > stuck_after:
+            problems.append(f"fetch loop has not turned for {now - self.last_loop:.0f}s")
+        if self.delivering_since is not None:
+            problems.append(f"outputs failing for {now - self.delivering_since:.0f}s")
+        for view, part in zip(self._views(), self.partitions.values(), strict=True):
+            if view.lag and now - part.progressed_at > stuck_after:
+                problems.append(
+                    f"{view.topic}[{view.partition}] lag {view.lag} with no progress for "
+                    f"{now - part.progressed_at:.0f}s"
+                )
+        return problems
+
+    def stalled(self) -> list[Alert]:
+        """Every interaction stalled now, oldest stall first."""
+        alerts = [a for p in self.partitions.values() for a, _ in p.tracker.stalled.values()]
+        return sorted(alerts, key=lambda a: a.stalled_since)
+
+
+def _names(partitions: list[Partition]) -> list[str]:
+    return [f"{topic}[{partition}]" for topic, partition in sorted(partitions)]
