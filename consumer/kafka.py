@@ -221,13 +221,14 @@ async def ensure_topics(settings: KafkaSettings, names: Iterable[str], partition
         existing = set(await admin.list_topics())
         missing = [name for name in names if name not in existing]
         if missing:
-            await admin.create_topics(
-                [
-                    NewTopic(name, num_partitions=partitions, replication_factor=-1)
-                    for name in missing
-                ]
+            # three copies where the cluster has three brokers; a one-broker cluster gets one
+            brokers = len((await admin.describe_cluster())["brokers"])
+            replicas = min(3, max(1, brokers))
+            await admin.create_topics([NewTopic(name, partitions, replicas) for name in missing])
+            log.info(
+                "topics_created",
+                extra=fields(topics=missing, partitions=partitions, replication_factor=replicas),
             )
-            log.info("topics_created", extra=fields(topics=missing, partitions=partitions))
     except TopicAlreadyExistsError:
         pass  # another instance created it first
     except (KafkaError, OSError) as exc:

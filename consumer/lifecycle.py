@@ -308,6 +308,24 @@ def entered_at(state: Interaction) -> float | None:
     return state.times[state.stage]
 
 
+def moved_since(state: Interaction, stage: Stage, since: float) -> float | None:
+    """The first moment after ``since`` at which the snapshots show a move from ``stage``.
+
+    A move is another stage entered (or the same one re-entered), the preview closed, or
+    the conversation ended. ``None`` when nothing shows it moved.
+    """
+    moments = [
+        moment
+        for s, moment in zip(STAGES, state.times, strict=True)
+        if moment is not None and (moment > since if s is stage else moment >= since)
+    ]
+    if state.closed is not None and state.closed[1] and state.closed[0] >= since:
+        moments.append(state.closed[0])
+    if state.conversation_ended is not None and state.conversation_ended > since:
+        moments.append(state.conversation_ended)
+    return min(moments, default=None)
+
+
 def starts_new_call(snap: Snapshot, ended_version: float) -> bool:
     """A snapshot of an interaction that already ended reopens it: a newer preview or call.
 

@@ -4,8 +4,8 @@ Each line is a bare ``CampaignInteraction`` object or a record envelope as
 ``kcat -C -J`` writes it (``topic``, ``partition``, ``offset``, ``ts`` in epoch
 milliseconds, ``key``, ``payload`` as a string or null for a tombstone). The clock is
 event time: the record's ``ts`` where the line has one, else the newest lifecycle time in
-the snapshot; it only moves forward. Before each record is applied the clock advances
-and every stall due by then fires, so alerts come out in the order they occurred.
+the snapshot; it only moves forward. Each record is applied at that time, then every
+stall due by then fires, so alerts come out in the order they were observed.
 
 All partitions of a dump share one tracker: offline there is no ownership to respect,
 and a producer that keys badly still gets every snapshot of an interaction merged.
@@ -90,9 +90,9 @@ class Replay:
             self.report(f"{where}: invalid record ({item.reason}): {item.detail}")
             return
         moment = ts if ts is not None else item.version if isinstance(item, Snapshot) else 0.0
-        if moment > self.clock:
-            self.advance(moment)
+        self.clock = max(self.clock, moment)
         self._send(self.tracker.ingest(item, self.clock))
+        self._send(self.tracker.tick(self.clock))
 
     def advance(self, now: float) -> None:
         """Move the clock forward to ``now`` and fire what is due by then."""

@@ -3,7 +3,9 @@
 One loop, one batch at a time::
 
     fetch (getmany, up to tick_seconds) -> apply each record to its partition's tracker
-    -> advance every partition's clock and fire due stalls -> deliver alerts and dead
+    -> advance every partition's clock and fire due stalls (once per batch: a stall the
+    batch itself interrupted is judged by the tracker on the snapshots' own times)
+    -> deliver alerts and dead
     letters and wait for the broker's acks -> commit next offsets -> metrics
 
 Delivery is at-least-once: a record's offset is committed only after its effects (alert
@@ -228,7 +230,6 @@ class Daemon:
                 outputs.dead_letters.append((record, item))
                 continue
             now = clock.record(record.timestamp / 1000.0) if record.timestamp > 0 else clock.now
-            outputs.alerts += tracker.tick(now)  # what was due before this record arrived
             outputs.alerts += tracker.ingest(item, now)
         part.next_offset = records[-1].offset + 1
 

@@ -78,7 +78,9 @@ class Stall(msgspec.Struct, frozen=True, gc=False):
     """The stall rule running on one interaction: which rule, since when, how long allowed."""
 
     rule: str
-    since: float
+    stage: Stage
+    entered: float | None  # when the interaction entered ``stage``
+    since: float  # when the rule started counting
     threshold: float
 
     @property
@@ -126,6 +128,7 @@ class StallPolicy:
         """The stall rule running on ``state`` now, or ``None`` when none can fire."""
         if not self.watched(state):
             return None
+        entered = lifecycle.entered_at(state)
         if (
             state.active
             and state.stage is not Stage.WRAPPED_UP
@@ -133,11 +136,11 @@ class StallPolicy:
         ):
             rule, since = CONVERSATION_ENDED, state.conversation_ended
         else:
-            rule, since = state.stage.label, lifecycle.entered_at(state)
+            rule, since = state.stage.label, entered
         if since is None:
             return None  # no time to measure from: the snapshots never said when
         threshold = self.threshold(lifecycle.campaign_id(state), rule)
-        return Stall(rule, since, threshold) if threshold > 0 else None
+        return Stall(rule, state.stage, entered, since, threshold) if threshold > 0 else None
 
 
 def make_alert(
@@ -146,10 +149,8 @@ def make_alert(
     state: Interaction,
     stall: Stall,
     now: float,
-    resolution: Resolution | None = None,
 ) -> Alert:
-    """The alert record for ``stall`` on ``state`` as observed at ``now``."""
-    entered = lifecycle.entered_at(state)
+    """The alert record for ``stall`` of the interaction ``state`` as observed at ``now``."""
     return Alert(
         status=status,
         alert_id=stall.alert_id(interaction_id),
@@ -159,25 +160,24 @@ def make_alert(
         agent_id=lifecycle.agent_id(state),
         queue_id=lifecycle.queue_id(state),
         dialing_mode=lifecycle.dialing_mode(state),
-        stage=state.stage.label,
+        stage=stall.stage.label,
         rule=stall.rule,
-        stage_entered_at=None if entered is None else iso(entered),
+        stage_entered_at=None if stall.entered is None else iso(stall.entered),
         stalled_since=iso(stall.since),
         threshold_seconds=stall.threshold,
         stalled_for_seconds=round(max(0.0, now - stall.since), 3),
         observed_at=iso(now),
-        resolution=resolution,
     )
 
 
-def resolve(alert: Alert, now: float, since: float, resolution: Resolution) -> Alert:
-    """The ``resolved`` twin of a firing alert: same id, same stall, new observation."""
+def resolve(alert: Alert, stall: Stall, now: float, until: float, why: Resolution) -> Alert:
+    """The ``resolved`` twin of a firing alert: same id, the stall lasted until ``until``."""
     return msgspec.structs.replace(
         alert,
         status="resolved",
-        stalled_for_seconds=round(max(0.0, now - since), 3),
+        stalled_for_seconds=round(max(0.0, until - stall.since), 3),
         observed_at=iso(now),
-        resolution=resolution,
+        resolution=why,
     )
 
 

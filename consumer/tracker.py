@@ -90,12 +90,13 @@ class Tracker:
     # -- input ----------------------------------------------------------------------
 
     def apply(self, snap: Snapshot, now: float) -> list[Alert]:
-        """Merge one snapshot observed at ``now``; return the alerts it resolves."""
+        """Merge one snapshot observed at ``now``; return the alerts it fires or resolves."""
         iid = snap.interaction_id
         state = self.states.get(iid)
         if state is None:
             return self._first(snap, now)
         stage_before = state.stage
+        pending = self._pending(iid, state)
         reached = lifecycle.merge(state, snap)
         self._touch(iid, state, now)
         if reached is None:
@@ -106,7 +107,7 @@ class Tracker:
             self.stage_counts[stage_before] -= 1
             self.stage_counts[state.stage] += 1
         self._observe(state, reached)
-        return self._settle(iid, state, now)
+        return self._settle(iid, state, now, pending)
 
     def ingest(self, item: Snapshot | Tombstone, now: float) -> list[Alert]:
         """Apply a snapshot or a tombstone observed at ``now``."""
@@ -122,7 +123,13 @@ class Tracker:
         self._remember_end(interaction_id, version, now)
         if state is None:
             return []
-        return self._remove(interaction_id, "tombstone", now)
+        pending = self._pending(interaction_id, state)
+        missed = (
+            []
+            if pending is None
+            else self._missed(interaction_id, state, pending, now, "tombstone")
+        )
+        return missed + self._remove(interaction_id, "tombstone", now)
 
     def tick(self, now: float) -> list[Alert]:
         """Advance to ``now``: fire the stalls that are due, expire idle interactions."""
@@ -136,10 +143,7 @@ class Tracker:
             stall = self.policy.stall(state)
             if stall is None or stall.due != due:
                 continue  # the interaction moved on since this timer was set
-            alert = make_alert("firing", iid, state, stall, now)
-            self.stalled[iid] = (alert, stall)
-            self.obs.firings[state.stage.label] += 1
-            alerts.append(alert)
+            alerts.append(self._fire(iid, state, stall, now))
         horizon = now - self.limits.ttl_seconds
         idle = []
         for iid, state in self.states.items():  # oldest first: stop at the first fresh one
@@ -179,7 +183,7 @@ class Tracker:
         self.states[iid] = state
         state.seen = now
         self.stage_counts[state.stage] += 1
-        return alerts + self._settle(iid, state, now)
+        return alerts + self._settle(iid, state, now, None)
 
     def _touch(self, iid: str, state: Interaction, now: float) -> None:
         """Mark ``state`` as just updated: newest in the TTL and eviction order."""
@@ -194,26 +198,65 @@ class Tracker:
         for name, seconds in lifecycle.latencies(state, reached):
             self.obs.latencies.append((name, mode, seconds))
 
-    def _settle(self, iid: str, state: Interaction, now: float) -> list[Alert]:
-        """After a change: end the interaction, or resolve a stale stall and set a timer."""
+    def _pending(self, iid: str, state: Interaction) -> Stall | None:
+        """The stall running on ``state`` that has not fired (yet)."""
+        return None if iid in self.stalled else self.policy.stall(state)
+
+    def _settle(
+        self, iid: str, state: Interaction, now: float, pending: Stall | None
+    ) -> list[Alert]:
+        """After a change: judge the stall it interrupted, end the interaction or re-time it.
+
+        ``pending`` is the stall that was running, unfired, before the change.
+        """
         reason = lifecycle.ending(state)
+        stall = None if reason is not None else self.policy.stall(state)
+        alerts: list[Alert] = []
+        if pending is not None and (stall is None or stall.alert_id(iid) != pending.alert_id(iid)):
+            alerts += self._missed(iid, state, pending, now, reason or "moved_on")
         if reason is not None:
             self._remember_end(iid, state.version, now)
-            return self._remove(iid, reason, now)
-        stall = self.policy.stall(state)
-        alerts: list[Alert] = []
+            return alerts + self._remove(iid, reason, now)
         firing = self.stalled.get(iid)
         if firing is not None:
             alert, fired = firing
             if stall is not None and stall.alert_id(iid) == alert.alert_id:
-                return []  # still the same stall: it stays fired, once
+                return alerts  # still the same stall: it stays fired, once
             del self.stalled[iid]
-            alerts.append(resolve(alert, now, fired.since, "moved_on"))
+            alerts.append(resolve(alert, fired, now, self._until(state, fired, now), "moved_on"))
         if stall is not None:
             heapq.heappush(self._timers, (stall.due, iid))
             if len(self._timers) > 2 * len(self.states) + 1024:
                 self._rebuild_timers()
         return alerts
+
+    def _missed(
+        self, iid: str, state: Interaction, stall: Stall, now: float, why: Resolution
+    ) -> list[Alert]:
+        """Judge a stall that a change interrupted before any tick saw it come due.
+
+        If it came due before the interaction moved on, by the snapshots' own times, it
+        did happen: it fires and resolves at once. If the move came in time, it is no
+        stall, however late the news of the move arrived.
+        """
+        until = self._until(state, stall, now)
+        if stall.due > until:
+            return []
+        alert = self._fire(iid, state, stall, now)
+        del self.stalled[iid]
+        return [alert, resolve(alert, stall, now, until, why)]
+
+    @staticmethod
+    def _until(state: Interaction, stall: Stall, now: float) -> float:
+        """When ``stall`` stopped: the first move the snapshots show, at the latest now."""
+        moved = lifecycle.moved_since(state, stall.stage, stall.since)
+        return now if moved is None else min(moved, now)
+
+    def _fire(self, iid: str, state: Interaction, stall: Stall, now: float) -> Alert:
+        alert = make_alert("firing", iid, state, stall, now)
+        self.stalled[iid] = (alert, stall)
+        self.obs.firings[stall.stage.label] += 1
+        return alert
 
     def _remove(self, iid: str, reason: Resolution, now: float) -> list[Alert]:
         state = self.states.pop(iid)
@@ -223,7 +266,7 @@ class Tracker:
         if firing is None:
             return []
         alert, stall = firing
-        return [resolve(alert, now, stall.since, reason)]
+        return [resolve(alert, stall, now, self._until(state, stall, now), reason)]
 
     def _remember_end(self, iid: str, version: float, now: float) -> None:
         self.ended.pop(iid, None)

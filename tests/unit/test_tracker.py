@@ -233,3 +233,39 @@ def test_stale_timers_are_compacted() -> None:
     for step in range(5000):
         t.apply(snap(placed=float(step)), T0 + step)
     assert len(t._timers) <= 2 * len(t.states) + 1025
+
+
+def test_late_news_of_a_timely_move_raises_nothing() -> None:
+    """Placed within the threshold by the snapshot's own time, however late it arrives: no alert."""
+    t = tracker()
+    t.apply(snap(previewing=0), T0)
+    assert t.apply(snap(previewing=0, placed=200, routed=210, connected=220), T0 + 900) == []
+    assert t.tick(T0 + 900) == []
+    assert t.obs.firings == {}
+
+
+def test_stall_interrupted_between_ticks_fires_and_resolves() -> None:
+    """A stall due before the move that ended it, unseen by any tick, fires and resolves at once."""
+    t = tracker()
+    t.apply(snap(previewing=0), T0)
+    fired, resolved = t.apply(snap(previewing=0, placed=400), T0 + 405)
+    assert (fired.status, resolved.status, resolved.resolution) == (
+        "firing",
+        "resolved",
+        "moved_on",
+    )
+    assert fired.alert_id == resolved.alert_id
+    assert resolved.stalled_for_seconds == 400
+    assert t.stalled == {}
+    assert t.tick(T0 + 459) == []  # the placed stage's own stall is not due before 460
+
+
+def test_stall_interrupted_by_ending_fires_and_resolves() -> None:
+    """A stall due before a wrap-up that ends the interaction is still reported, then resolved."""
+    t = tracker(StallPolicy({"connected": 10}))
+    t.apply(snap(placed=0, connected=1), T0 + 1)
+    alerts = t.apply(snap(active=False, placed=0, connected=1, wrapped_up=30), T0 + 30)
+    assert [(a.status, a.rule, a.resolution) for a in alerts] == [
+        ("firing", "connected", None),
+        ("resolved", "connected", "wrapped_up"),
+    ]
