@@ -4,11 +4,16 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: test check lint unit replay-example clean
+.PHONY: test check lint unit tools clean
 
-# Whole suite: lint, types, unit and integration tests.
-test: check
+# Whole suite: lint, types, unit tests, and integration tests on a real Kafka broker
+# (KAFKA_BOOTSTRAP_SERVERS if set, else Docker via testcontainers, else scripts/kafka-local).
+test: tools check
 	$(BIN)/pytest
+
+# System tools the tests use: kcat, Java and Maven (installed with apt-get when missing).
+tools:
+	scripts/setup-tools
 
 # Static checks only (ruff, mypy --strict).
 check lint: $(STAMP)
