@@ -4,7 +4,12 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: test check lint unit tools clean
+.PHONY: demo test check lint unit tools clean
+
+# The main job: local broker (unless KAFKA_BOOTSTRAP_SERVERS is set), simulated traffic,
+# and the daemon with readable logs. Ctrl-C stops it.
+demo: tools $(STAMP)
+	scripts/demo
 
 # Whole suite: lint, types, unit tests, and integration tests on a real Kafka broker
 # (KAFKA_BOOTSTRAP_SERVERS if set, else Docker via testcontainers, else scripts/kafka-local).

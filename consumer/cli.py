@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import os
 import sys
+import time
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -13,9 +15,11 @@ from typing import IO, Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from consumer import config, service
+from consumer import config, logs, service
 from consumer.model import to_epoch
+from consumer.publish import publish
 from consumer.replay import Replay
+from consumer.simulate import Simulator, TrafficSettings, kcat_lines
 from consumer.stalls import RULES, Alert, encode_alert
 
 
@@ -42,7 +46,7 @@ def _moment(text: str) -> float:
 
 
 # flag -> dotted setting, for the daemon's most used settings
-_RUN_FLAGS = {
+_KAFKA_FLAGS = {
     "bootstrap_servers": "kafka.bootstrap_servers",
     "topic": "kafka.topic",
     "group_id": "kafka.group_id",
@@ -77,6 +81,23 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--group-id")
     run.add_argument("--http-port", type=int, metavar="PORT")
     run.add_argument("--log-format", choices=["json", "text"])
+    simulate = commands.add_parser(
+        "simulate", help="publish synthetic dialer traffic to a topic, or print it as kcat -J lines"
+    )
+    target = simulate.add_mutually_exclusive_group(required=True)
+    target.add_argument("--topic", help="produce to this topic, paced in real time")
+    target.add_argument(
+        "--output", choices=["-"], help="print kcat -J lines to stdout at once (for replay)"
+    )
+    simulate.add_argument("--bootstrap-servers", metavar="HOST:PORT[,...]")
+    simulate.add_argument("--rate", type=float, default=5.0, help="interactions per second")
+    simulate.add_argument(
+        "--seconds", type=float, help="how long to start interactions (default: until stopped)"
+    )
+    simulate.add_argument("--speed", type=float, default=1.0, help="time compression factor")
+    simulate.add_argument("--seed", type=int, default=0)
+    simulate.add_argument("--stall-share", type=float, default=0.1)
+    simulate.add_argument("--malformed-share", type=float, default=0.02)
     replay = commands.add_parser(
         "replay",
         help="replay a dump (JSON lines, bare or kcat -J envelopes) and print its alerts",
@@ -98,14 +119,14 @@ def _parser() -> argparse.ArgumentParser:
 def _settings(args: argparse.Namespace) -> config.Settings:
     """Settings from the file, the environment and this command's flags."""
     overrides: dict[str, Any] = {}
-    if args.stall_after:
+    if getattr(args, "stall_after", None):
         overrides["stalls"] = {"thresholds": dict(args.stall_after)}
-    for flag, setting in _RUN_FLAGS.items():
+    for flag, setting in _KAFKA_FLAGS.items():
         value = getattr(args, flag, None)
         if value is not None:
             section, name = setting.split(".")
             overrides.setdefault(section, {})[name] = value
-    return config.load_settings(args.config, env=os.environ, overrides=overrides)
+    return config.load_settings(getattr(args, "config", None), env=os.environ, overrides=overrides)
 
 
 def _replay(args: argparse.Namespace) -> int:
@@ -144,6 +165,27 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _simulate(args: argparse.Namespace) -> int:
+    traffic = TrafficSettings(
+        rate=args.rate,
+        speed=args.speed,
+        seed=args.seed,
+        stall_share=args.stall_share,
+        malformed_share=args.malformed_share,
+    )
+    if args.output == "-":
+        seconds = 60.0 if args.seconds is None else args.seconds
+        start = time.time()
+        sim = Simulator(traffic, start)
+        records = sim.due(start + seconds) + sim.due(float("inf"), start_new=False)
+        sys.stdout.buffer.writelines(kcat_lines(records, "simulated"))
+        print(f"simulate: {len(records)} records, stalls {dict(sim.stalls)}", file=sys.stderr)
+        return 0
+    settings = _settings(args)
+    logs.configure(settings.log.level, "text")
+    return asyncio.run(publish(settings.kafka, args.topic, traffic, args.seconds))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = _parser().parse_args(argv)
@@ -152,6 +194,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _replay(args)
         if args.command == "run":
             return service.run(_settings(args))
+        if args.command == "simulate":
+            return _simulate(args)
     except config.ConfigError as exc:
         print(f"interaction-consumer: configuration error: {exc}", file=sys.stderr)
         return 2

@@ -214,7 +214,7 @@ class Sink:
 
 
 async def ensure_topics(settings: KafkaSettings, names: Iterable[str], partitions: int) -> None:
-    """Create the topics that do not exist yet (the outputs; never the input topic)."""
+    """Create the topics that do not exist yet (the daemon's outputs, the simulator's topic)."""
     admin = AIOKafkaAdminClient(**client_options(settings))
     try:
         await admin.start()

@@ -1,0 +1,57 @@
+"""Publishing simulated traffic to a topic in real time (``interaction-consumer simulate``).
+
+The simulator is pure; this paces it on the wall clock and produces what is due every
+tenth of a second through the same producer the daemon uses, until the time is up or a
+signal arrives. Then it drains what is already scripted, so calls in flight finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections import Counter
+
+from consumer.config import KafkaSettings
+from consumer.kafka import Sink, ensure_topics
+from consumer.logs import fields
+from consumer.simulate import Simulator, TrafficSettings
+
+log = logging.getLogger(__name__)
+
+
+async def publish(
+    settings: KafkaSettings, topic: str, traffic: TrafficSettings, seconds: float | None
+) -> int:
+    """Produce simulated traffic to ``topic``; returns the exit status."""
+    if settings.create_topics:
+        await ensure_topics(settings, [topic], 3)
+    sink = Sink(settings)
+    await sink.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    started = time.time()
+    sim = Simulator(traffic, started)
+    sent: Counter[str] = Counter()
+    try:
+        while not stop.is_set():
+            now = time.time()
+            more = seconds is None or now - started < seconds
+            due = sim.due(now, start_new=more)
+            acks = [await sink.send(topic, r.key, r.value) for _, r in due]
+            await sink.confirm(acks)
+            sent.update(r.kind for _, r in due)
+            if not more and not due and not sim.pending:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.1)
+    finally:
+        await sink.stop()
+        log.info(
+            "simulated", extra=fields(topic=topic, records=dict(sent), stalls=dict(sim.stalls))
+        )
+    return 0
