@@ -1,0 +1,130 @@
+"""Settings: file, environment and flags, validated, with errors that name the setting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from consumer.config import ConfigError, Secret, limits, load_settings, stall_policy
+from consumer.stalls import DEFAULT_THRESHOLDS
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    """A settings file holding ``text``."""
+    path = tmp_path / "settings.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults() -> None:
+    """With nothing given, the documented defaults hold."""
+    s = load_settings()
+    assert s.kafka.topic == "campaign-interactions"
+    assert s.tracking.max_interactions == 1_000_000
+    assert stall_policy(s).defaults == DEFAULT_THRESHOLDS
+
+
+def test_example_file_lists_the_defaults() -> None:
+    """deploy/config.example.toml loads and equals the defaults, so the docs cannot drift."""
+    example = load_settings(ROOT / "deploy" / "config.example.toml")
+    assert example.stalls.thresholds == DEFAULT_THRESHOLDS
+    assert example.kafka == load_settings().kafka
+    assert (example.tracking, example.runtime, example.http) == (
+        load_settings().tracking,
+        load_settings().runtime,
+        load_settings().http,
+    )
+
+
+def test_file_env_and_flags_in_order_of_precedence(tmp_path: Path) -> None:
+    """A flag beats the environment, which beats the file, which beats the default."""
+    path = write(tmp_path, '[kafka]\ntopic = "from-file"\ngroup_id = "file-group"\n')
+    env = {"INTERACTION_CONSUMER_KAFKA_TOPIC": "from-env"}
+    s = load_settings(path, env=env, overrides={"kafka": {"group_id": "flag-group"}})
+    assert (s.kafka.topic, s.kafka.group_id) == ("from-env", "flag-group")
+
+
+def test_environment_values_are_typed() -> None:
+    """Numbers, booleans and inline tables are read from environment strings."""
+    s = load_settings(
+        env={
+            "INTERACTION_CONSUMER_STALLS_WATCH_ALL_MODES": "true",
+            "INTERACTION_CONSUMER_TRACKING_MAX_INTERACTIONS": "5",
+            "INTERACTION_CONSUMER_STALLS_THRESHOLDS": "{ previewing = 10, placed = 0 }",
+            "INTERACTION_CONSUMER_KAFKA_TOPIC": "123",  # text stays text
+            "KAFKA_BOOTSTRAP_SERVERS": "broker:9093",
+        }
+    )
+    assert s.stalls.watch_all_modes is True
+    assert limits(s).max_interactions == 5
+    assert stall_policy(s).threshold(None, "previewing") == 10
+    assert s.kafka.topic == "123"
+    assert s.kafka.bootstrap_servers == "broker:9093"
+
+
+def test_campaign_overrides(tmp_path: Path) -> None:
+    """A campaign table overrides only that campaign's thresholds."""
+    path = write(tmp_path, '[stalls.campaigns."slow-campaign"]\npreviewing = 900\n')
+    policy = stall_policy(load_settings(path))
+    assert policy.threshold("slow-campaign", "previewing") == 900
+    assert policy.threshold("other", "previewing") == DEFAULT_THRESHOLDS["previewing"]
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        ("[stalls]\nwatch_all_mode = true\n", "stalls.watch_all_mode"),
+        ("[stall]\nx = 1\n", "stall"),
+        ("[tracking]\nmax_interactions = 'many'\n", "tracking.max_interactions"),
+        ("[stalls.thresholds]\nplaced = -1\n", "stalls.thresholds"),
+        ("[stalls.thresholds]\nbogus = 5\n", "bogus"),
+        ('[stalls.campaigns."c"]\nnope = 5\n', "stalls.campaigns.c"),
+        ("[http]\nport = 70000\n", "http.port"),
+        ('[kafka]\nsecurity_protocol = "SASL_SSL"\n', "kafka.sasl_mechanism"),
+        ("this is = not = toml\n", "not valid TOML"),
+    ],
+)
+def test_bad_file_settings_are_named(tmp_path: Path, text: str, names: str) -> None:
+    """Each kind of bad setting stops loading with a message naming it."""
+    with pytest.raises(ConfigError, match=names.replace(".", r"\.")):
+        load_settings(write(tmp_path, text))
+
+
+@pytest.mark.parametrize(
+    ("env", "names"),
+    [
+        ({"INTERACTION_CONSUMER_KAFKA_TOPC": "x"}, "INTERACTION_CONSUMER_KAFKA_TOPC"),
+        ({"INTERACTION_CONSUMER_TRACKING_TTL_SECONDS": "soon"}, "TRACKING_TTL_SECONDS"),
+        ({"INTERACTION_CONSUMER_LOG_LEVEL": "LOUD"}, "log.level"),
+    ],
+)
+def test_bad_environment_settings_are_named(env: dict[str, str], names: str) -> None:
+    """A misspelt or unreadable variable is named in the error."""
+    with pytest.raises(ConfigError, match=names):
+        load_settings(env=env)
+
+
+def test_unreadable_file_is_named(tmp_path: Path) -> None:
+    """A missing settings file is an error naming the file."""
+    with pytest.raises(ConfigError, match=r"missing\.toml"):
+        load_settings(tmp_path / "missing.toml")
+
+
+def test_password_never_shows() -> None:
+    """The SASL password is a Secret: repr, str and the settings' repr hide it."""
+    s = load_settings(
+        env={
+            "INTERACTION_CONSUMER_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+            "INTERACTION_CONSUMER_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+            "INTERACTION_CONSUMER_KAFKA_SASL_USERNAME": "svc",
+            "INTERACTION_CONSUMER_KAFKA_SASL_PASSWORD": "hunter2",
+        }
+    )
+    password = s.kafka.sasl_password
+    assert isinstance(password, Secret)
+    assert password.reveal() == "hunter2"
+    for shown in (repr(s), str(password), f"{password}", repr(password)):
+        assert "hunter2" not in shown

@@ -1,0 +1,208 @@
+"""Decoding: every tolerance the producers need, and a clear reason for everything else."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from consumer.lifecycle import Snapshot, Stage, Tombstone
+from consumer.model import Invalid, decode, decode_record
+
+PERSONAL = ("+15551234567", "+15557654321", "Jane Customer", "Outbound Sales Line")
+
+
+def full_camel() -> dict[str, Any]:
+    """A snapshot with every documented field, in the API's camelCase."""
+    return {
+        "id": "i-1",
+        "campaign": {"id": "c-1", "name": "Winter", "selfUri": "/c/1"},
+        "agent": {"id": "a-1", "name": "Agent One"},
+        "contact": {"id": "k-1", "name": "Jane Customer"},
+        "destinationAddress": "+15551234567",
+        "activePreviewCall": True,
+        "lastActivePreviewWrapupTime": "2026-11-25T10:05:00.000Z",
+        "creationTime": "2026-11-25T10:00:00.000Z",
+        "callPlacedTime": "2026-11-25T10:06:00.000Z",
+        "callRoutedTime": "2026-11-25T10:06:02.000Z",
+        "previewConnectedTime": "2026-11-25T10:06:05.000Z",
+        "queue": {"id": "q-1"},
+        "script": {"id": "s-1"},
+        "disposition": "disposition.classification.callable.person",
+        "callerName": "Outbound Sales Line",
+        "callerAddress": "+15557654321",
+        "previewPopDeliveredTime": "2026-11-25T10:00:01.000Z",
+        "conversation": {
+            "id": "conv-1",
+            "startTime": "2026-11-25T10:06:00Z",
+            "endTime": "2026-11-25T10:09:00Z",
+            "participants": [{"id": "p-1", "purpose": "dialer.system", "endTime": None}],
+        },
+        "dialerSystemParticipantId": "p-1",
+        "dialingMode": "PREVIEW",
+        "skills": [{"id": "sk-1"}],
+    }
+
+
+def to_snake(value: Any) -> Any:
+    """The same document as the old Ruby SDK would spell it."""
+    if isinstance(value, dict):
+        snake = {}
+        for key, inner in value.items():
+            name = "".join("_" + c.lower() if c.isupper() else c for c in key)
+            snake[name] = to_snake(inner)
+        return snake
+    if isinstance(value, list):
+        return [to_snake(v) for v in value]
+    return value
+
+
+def decoded(document: Any) -> Snapshot:
+    """Decode a JSON document that must be a valid snapshot."""
+    result = decode(json.dumps(document).encode())
+    assert isinstance(result, Snapshot), result
+    return result
+
+
+def invalid(raw: bytes) -> Invalid:
+    """Decode bytes that must be invalid."""
+    result = decode(raw)
+    assert isinstance(result, Invalid), result
+    return result
+
+
+def test_camel_and_snake_case_decode_to_the_same_snapshot() -> None:
+    """The API's camelCase and the old SDK's snake_case give identical snapshots."""
+    camel, snake = decoded(full_camel()), decoded(to_snake(full_camel()))
+    assert camel == snake
+    assert camel.interaction_id == "i-1"
+    assert (camel.campaign_id, camel.campaign_name, camel.agent_id) == ("c-1", "Winter", "a-1")
+    assert camel.queue_id == "q-1"
+    assert camel.active is True
+    assert camel.times[Stage.PLACED] == 1795601160.0
+    assert camel.conversation_ended == 1795601340.0  # the nested endTime, in both spellings
+
+
+def test_every_field_absent_or_null() -> None:
+    """Only the id is needed; every other field may be missing or null."""
+    bare = decoded({"id": "i-1"})
+    nulls = decoded({key: None for key in full_camel()} | {"id": "i-1"})
+    assert bare == nulls == Snapshot("i-1")
+
+
+def test_unknown_fields_are_ignored_anywhere() -> None:
+    """New fields at the top, in references and in the conversation do not matter."""
+    document = full_camel()
+    document["brandNewField"] = {"deep": [1, 2, {"x": None}]}
+    document["campaign"]["division"] = {"id": "d-1"}
+    document["conversation"]["recordingState"] = "ACTIVE"
+    document["conversation"]["participants"][0]["wrapup"] = {"code": "x"}
+    assert decoded(document) == decoded(full_camel())
+
+
+@pytest.mark.parametrize(
+    ("text", "epoch"),
+    [
+        ("2026-11-25T10:00:00Z", 1795600800.0),
+        ("2026-11-25T10:00:00.250Z", 1795600800.25),
+        ("2026-11-25T10:00:00.123456Z", 1795600800.123456),
+        ("2026-11-25T10:00:00+00:00", 1795600800.0),
+        ("2026-11-25T12:00:00+02:00", 1795600800.0),
+        ("2026-11-25T10:00:00", 1795600800.0),  # no offset: taken as UTC
+    ],
+)
+def test_date_time_forms(text: str, epoch: float) -> None:
+    """Date-times with or without fractions, Z, offsets or none all land on the same instant."""
+    assert decoded({"id": "i", "creationTime": text}).times[Stage.CREATED] == pytest.approx(epoch)
+
+
+@pytest.mark.parametrize("mode", ["PREVIEW", "preview", "Preview", "pReViEw"])
+def test_dialing_mode_is_lowercased(mode: str) -> None:
+    """Any letter case of dialingMode normalises to lowercase."""
+    assert decoded({"id": "i", "dialingMode": mode}).dialing_mode == "preview"
+
+
+@pytest.mark.parametrize(
+    "disposition", ["FAX", "LIVE_VOICE", "disposition.classification.callable.noanswer", "新"]
+)
+def test_any_disposition_string_is_accepted(disposition: str) -> None:
+    """An unexpected disposition never fails a record."""
+    decoded({"id": "i", "disposition": disposition})
+
+
+def test_personal_data_is_dropped() -> None:
+    """Phone numbers and names never reach the snapshot the engine keeps."""
+    text = repr(decoded(full_camel()))
+    for secret in PERSONAL:
+        assert secret not in text
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason", "names"),
+    [
+        (b"\xff\xfe{}", "not_utf8", "byte 0"),
+        (b'{"id": "\xc3\x28"}', "not_utf8", "byte"),
+        (b"not json", "not_json", "malformed"),
+        (b'{"id": "i"', "not_json", "truncated"),
+        (b"[1, 2]", "not_object", "array"),
+        (b'"a string"', "not_object", "str"),
+        (b"42", "not_object", "int"),
+        (b'{"id": 5}', "invalid_field", "$.id"),
+        (b'{"id": "i", "campaign": "c"}', "invalid_field", "$.campaign"),
+        (b'{"id": "i", "campaign": {"id": 7}}', "invalid_field", "$.campaign.id"),
+        (b'{"id": "i", "activePreviewCall": "yes"}', "invalid_field", "$.activePreviewCall"),
+        (b'{"id": "i", "creationTime": 12345}', "invalid_field", "$.creationTime"),
+        (b'{"id": "i", "creationTime": "yesterday"}', "invalid_field", "$.creationTime"),
+        (b'{"id": "i", "call_placed_time": "soon"}', "invalid_field", "$.call_placed_time"),
+        (b'{"id": "i", "skills": {"id": "x"}}', "invalid_field", "$.skills"),
+        (b"{}", "missing_id", "$.id"),
+        (b'{"id": ""}', "missing_id", "$.id"),
+    ],
+)
+def test_invalid_input_has_a_one_line_reason_naming_the_field(
+    raw: bytes, reason: str, names: str
+) -> None:
+    """Bad bytes and bad shapes are Invalid with a fixed reason and a one-line detail."""
+    result = invalid(raw)
+    assert result.reason == reason
+    assert names in result.detail
+    assert "\n" not in result.detail
+
+
+def test_tombstones() -> None:
+    """A null value with a key is a tombstone for that id; without a usable key, invalid."""
+    assert decode_record(b"i-1", None) == Tombstone("i-1")
+    assert decode_record("i-1", None) == Tombstone("i-1")
+    no_key = decode_record(None, None)
+    assert isinstance(no_key, Invalid)
+    assert no_key.reason == "missing_id"
+    bad_key = decode_record(b"\xff", None)
+    assert isinstance(bad_key, Invalid)
+    assert bad_key.reason == "not_utf8"
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=10,
+)
+field_names = st.sampled_from(sorted({*full_camel(), *to_snake(full_camel())}))
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=300))
+def test_arbitrary_bytes_never_raise(raw: bytes) -> None:
+    """Any bytes at all decode to a snapshot, a tombstone or an Invalid, never an exception."""
+    assert isinstance(decode_record(raw, raw), Snapshot | Tombstone | Invalid)
+
+
+# generation, not the code under test, is what is slow here on a loaded 2-core machine
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(field_names, json_values, max_size=8))
+def test_real_field_names_with_random_values_never_raise(document: dict[str, Any]) -> None:
+    """Known field names holding arbitrary JSON values decode or are Invalid, never raise."""
+    result = decode(json.dumps(document).encode())
+    assert isinstance(result, Snapshot | Invalid)
