@@ -32,7 +32,7 @@ from typing import Any, Final, Literal, TypeVar
 
 import msgspec
 
-from consumer.lifecycle import STAGES, Snapshot, Stage, Tombstone
+from consumer.lifecycle import STAGES, Snapshot, Tombstone
 
 # ---------------------------------------------------------------------------------------
 # wire structs (camelCase, canonical)
@@ -165,6 +165,23 @@ def _ref_id(ref: EntityRef | None) -> str | None:
     return None if ref is None else ref.id
 
 
+# The struct attribute holding each stage's entry time, in Stage order.
+_TIME_ATTRIBUTES: Final = (
+    "creation_time",
+    "preview_pop_delivered_time",
+    "call_placed_time",
+    "call_routed_time",
+    "preview_connected_time",
+    "last_active_preview_wrapup_time",
+)
+# Each stage's entry time as the API names it on the wire, by stage label.
+WIRE_TIMES: Final = {
+    stage.label: field.encode_name
+    for stage, name in zip(STAGES, _TIME_ATTRIBUTES, strict=True)
+    for field in msgspec.structs.fields(CampaignInteraction)
+    if field.name == name
+}
+
 _camel: Final = msgspec.json.Decoder(CampaignInteraction)
 _snake: Final = msgspec.json.Decoder(_SnakeCampaignInteraction)
 
@@ -199,13 +216,7 @@ def to_snapshot(record: CampaignInteraction) -> Snapshot | Invalid:
     if not record.id:
         return Invalid("missing_id", "no interaction id - at `$.id`")
     conversation = record.conversation
-    times: list[float | None] = [None] * len(STAGES)
-    times[Stage.CREATED] = _epoch_or_none(record.creation_time)
-    times[Stage.PREVIEWING] = _epoch_or_none(record.preview_pop_delivered_time)
-    times[Stage.PLACED] = _epoch_or_none(record.call_placed_time)
-    times[Stage.ROUTED] = _epoch_or_none(record.call_routed_time)
-    times[Stage.CONNECTED] = _epoch_or_none(record.preview_connected_time)
-    times[Stage.WRAPPED_UP] = _epoch_or_none(record.last_active_preview_wrapup_time)
+    times = tuple(_epoch_or_none(getattr(record, name)) for name in _TIME_ATTRIBUTES)
     return Snapshot(
         interaction_id=record.id,
         campaign_id=_ref_id(record.campaign),
@@ -214,7 +225,7 @@ def to_snapshot(record: CampaignInteraction) -> Snapshot | Invalid:
         queue_id=_ref_id(record.queue),
         dialing_mode=None if record.dialing_mode is None else record.dialing_mode.lower(),
         active=record.active_preview_call,
-        times=tuple(times),
+        times=times,
         conversation_ended=None if conversation is None else _epoch_or_none(conversation.end_time),
     )
 

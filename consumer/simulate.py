@@ -37,9 +37,9 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Final, NamedTuple
 
+from consumer.model import WIRE_TIMES, iso
 from consumer.stalls import DEFAULT_THRESHOLDS
 
 # stall kind -> the stall rule that must catch it
@@ -63,14 +63,6 @@ CAMPAIGNS: Final = tuple(
     (f"campaign-{n}", name)
     for n, name in enumerate(("Renewals", "Winback", "Surveys", "Collections", "Upsell", "Care"))
 )
-_WIRE_NAMES: Final = {
-    "created": "creationTime",
-    "popped": "previewPopDeliveredTime",
-    "placed": "callPlacedTime",
-    "routed": "callRoutedTime",
-    "connected": "previewConnectedTime",
-    "wrapped": "lastActivePreviewWrapupTime",
-}
 
 
 @dataclass(frozen=True)
@@ -100,11 +92,6 @@ class Record(NamedTuple):
 def demo_thresholds(speed: float) -> dict[str, float]:
     """The default stall thresholds, compressed by the same factor as the traffic."""
     return {rule: seconds / speed for rule, seconds in DEFAULT_THRESHOLDS.items()}
-
-
-def iso(epoch: float) -> str:
-    """The dialer's date-time format: UTC, milliseconds, ``Z``."""
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def _snake(value: Any) -> Any:
@@ -205,7 +192,7 @@ class Simulator:
             return steps
         if preview:
             clock += self._span(0.5, 2)
-            step(popped=clock)
+            step(previewing=clock)
             if stall == "not_placed":
                 return steps
             clock += self._span(3, 60)  # agent think time
@@ -225,7 +212,7 @@ class Simulator:
         if stall == "open_after_conversation_end":
             return steps
         clock += self._span(5, 60)  # after-call work
-        step(wrapped=clock, active=stall == "open_after_wrapup")
+        step(wrapped_up=clock, active=stall == "open_after_wrapup")
         return steps
 
     def _base(self, iid: str, mode: str, *, snake: bool) -> dict[str, Any]:
@@ -251,7 +238,7 @@ class Simulator:
     def _render(base: dict[str, Any], fields: dict[str, Any]) -> bytes:
         body = {k: v for k, v in base.items() if k != "_snake"}
         body["activePreviewCall"] = fields["active"]
-        for name, wire in _WIRE_NAMES.items():
+        for name, wire in WIRE_TIMES.items():
             if name in fields:
                 body[wire] = iso(fields[name])
         if "connected" in fields:

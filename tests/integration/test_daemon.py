@@ -8,12 +8,12 @@ import shutil
 import subprocess
 import time
 from collections import Counter
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from consumer.model import WIRE_TIMES, iso
 from tests.integration.harness import (
     Broker,
     Daemon,
@@ -34,23 +34,10 @@ THRESHOLDS = (
 FAST = {"STALLS_THRESHOLDS": THRESHOLDS, "KAFKA_MAX_RECORD_BYTES": "10000"}
 
 
-def iso(epoch: float) -> str:
-    """The dialer's date-time format."""
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
-
-
 def snapshot(
     iid: str, *, active: bool | None = True, mode: str = "PREVIEW", **times: float
 ) -> Sent:
     """A camelCase snapshot record keyed by its id, stamped with its newest time."""
-    names = {
-        "created": "creationTime",
-        "popped": "previewPopDeliveredTime",
-        "placed": "callPlacedTime",
-        "routed": "callRoutedTime",
-        "connected": "previewConnectedTime",
-        "wrapped": "lastActivePreviewWrapupTime",
-    }
     body: dict[str, Any] = {
         "id": iid,
         "campaign": {"id": "camp-1", "name": "Winter"},
@@ -66,7 +53,7 @@ def snapshot(
         if name == "ended":
             body["conversation"] = {"id": "conv-" + iid, "endTime": iso(moment)}
         else:
-            body[names[name]] = iso(moment)
+            body[WIRE_TIMES[name]] = iso(moment)
     return Sent(iid.encode(), json.dumps(body).encode(), timestamp=max(times.values()))
 
 
@@ -103,31 +90,31 @@ def test_scenario_alerts_dead_letters_commits_and_metrics(
     """Each stall kind fires once, resolves when it moves on; junk is dead-lettered; all commit."""
     now = time.time()
     normal = [
-        snapshot("normal", created=now - 10, popped=now - 9),
-        snapshot("normal", created=now - 10, popped=now - 9, placed=now - 8, routed=now - 7),
+        snapshot("normal", created=now - 10, previewing=now - 9),
+        snapshot("normal", created=now - 10, previewing=now - 9, placed=now - 8, routed=now - 7),
         snapshot(
             "normal",
             active=False,
             created=now - 10,
             placed=now - 8,
             connected=now - 6,
-            wrapped=now - 2,
+            wrapped_up=now - 2,
         ),
     ]
     out_of_order = [
-        snapshot("ooo", active=False, created=now - 9, placed=now - 8, wrapped=now - 2),
+        snapshot("ooo", active=False, created=now - 9, placed=now - 8, wrapped_up=now - 2),
         snapshot("ooo", created=now - 9, placed=now - 8),
         snapshot("ooo", created=now - 9),
     ]
     stalls = [
         snapshot("not-popped", active=None, created=now - 1),
-        snapshot("not-placed", created=now - 2, popped=now - 1),
+        snapshot("not-placed", created=now - 2, previewing=now - 1),
         snapshot("not-routed", placed=now - 1),
         snapshot("not-connected", placed=now - 2, routed=now - 1),
-        snapshot("open-after-wrapup", placed=now - 3, connected=now - 2, wrapped=now - 1),
+        snapshot("open-after-wrapup", placed=now - 3, connected=now - 2, wrapped_up=now - 1),
         snapshot("open-after-end", placed=now - 3, connected=now - 2, ended=now - 1),
-        snapshot("moves-on", popped=now - 1),
-        snapshot("tomb-stalled", popped=now - 1),
+        snapshot("moves-on", previewing=now - 1),
+        snapshot("tomb-stalled", previewing=now - 1),
     ]
     junk = [
         Sent(b"j1", b"not json"),
@@ -136,7 +123,7 @@ def test_scenario_alerts_dead_letters_commits_and_metrics(
         Sent(b"j4", b'{"id": 5}'),
         Sent(b"j5", b'{"id": "big", "pad": "' + b"x" * 20_000 + b'"}'),
     ]
-    quiet_tomb = [snapshot("tomb-quiet", popped=now - 1), Sent(b"tomb-quiet", None)]
+    quiet_tomb = [snapshot("tomb-quiet", previewing=now - 1), Sent(b"tomb-quiet", None)]
     # normal twice: its second copy echoes an ended interaction; one stall twice: a duplicate
     first = normal + normal + out_of_order + stalls + stalls[1:2] + junk + quiet_tomb
     produce(broker, topic, first)
@@ -157,7 +144,7 @@ def test_scenario_alerts_dead_letters_commits_and_metrics(
         broker,
         topic,
         [
-            snapshot("moves-on", popped=now - 1, placed=later, connected=later),
+            snapshot("moves-on", previewing=now - 1, placed=later, connected=later),
             Sent(b"tomb-stalled", None),
         ],
     )
@@ -223,7 +210,7 @@ def test_scenario_alerts_dead_letters_commits_and_metrics(
 def test_restart_mid_stream_loses_nothing(broker: Broker, topic: str, tmp_path: Path) -> None:
     """SIGTERM exits 0 with offsets committed; a restart reads on from there; no alert is lost."""
     now = time.time()
-    first = [snapshot(f"a-{n}", popped=now - 1) for n in range(5)]
+    first = [snapshot(f"a-{n}", previewing=now - 1) for n in range(5)]
     produce(broker, topic, first)
     daemon = Daemon(broker, topic, FAST).start(tmp_path / "first.log")
     alerts_until(broker, daemon.alerts_topic, wanted=5)
@@ -232,7 +219,7 @@ def test_restart_mid_stream_loses_nothing(broker: Broker, topic: str, tmp_path: 
     assert committed_everything(broker, topic, daemon.group, timeout=1)
 
     later = time.time()
-    second = [snapshot(f"b-{n}", popped=later - 1) for n in range(5)]
+    second = [snapshot(f"b-{n}", previewing=later - 1) for n in range(5)]
     produce(broker, topic, second)
     again = Daemon(broker, topic, FAST, group=daemon.group).start(tmp_path / "second.log")
     records = alerts_until(broker, again.alerts_topic, wanted=10)
@@ -253,14 +240,20 @@ def test_backlog_after_downtime_raises_no_false_alarm(
     for n in range(10):
         start = then + n * 10
         history += [
-            snapshot(f"old-{n}", created=start, popped=start + 1),
-            snapshot(f"old-{n}", created=start, popped=start + 1, placed=start + 2),
+            snapshot(f"old-{n}", created=start, previewing=start + 1),
+            snapshot(f"old-{n}", created=start, previewing=start + 1, placed=start + 2),
             snapshot(
-                f"old-{n}", created=start, popped=start + 1, placed=start + 2, connected=start + 3
+                f"old-{n}",
+                created=start,
+                previewing=start + 1,
+                placed=start + 2,
+                connected=start + 3,
             ),
-            snapshot(f"old-{n}", active=False, created=start, placed=start + 2, wrapped=start + 4),
+            snapshot(
+                f"old-{n}", active=False, created=start, placed=start + 2, wrapped_up=start + 4
+            ),
         ]
-    history.append(snapshot("really-stuck", created=then, popped=then + 1))
+    history.append(snapshot("really-stuck", created=then, previewing=then + 1))
     produce(broker, topic, history)
     daemon = Daemon(broker, topic, FAST).start(tmp_path / "daemon.log")
     records = alerts_until(broker, daemon.alerts_topic, wanted=1)
@@ -278,7 +271,7 @@ def test_quiet_topic_raises_stall_on_time(broker: Broker, topic: str, tmp_path: 
     daemon = Daemon(broker, topic, FAST).start(tmp_path / "daemon.log")
     daemon.wait_http("/readyz", lambda status: status == 200, timeout=30)
     popped = time.time()
-    produce(broker, topic, [snapshot("lonely", created=popped, popped=popped)])
+    produce(broker, topic, [snapshot("lonely", created=popped, previewing=popped)])
     (alert,) = alerts(alerts_until(broker, daemon.alerts_topic, wanted=1, timeout=20))
     assert daemon.stop() == 0
     assert alert["rule"] == "previewing"
@@ -297,7 +290,7 @@ def test_kcat_produced_compressed_records_are_consumed(
         pytest.skip(message)
     now = time.time()
     for codec in ("gzip", "snappy", "lz4", "zstd"):
-        sent = snapshot(f"kcat-{codec}", created=now - 2, popped=now - 1)
+        sent = snapshot(f"kcat-{codec}", created=now - 2, previewing=now - 1)
         assert sent.value is not None
         subprocess.run(
             [kcat, "-b", broker.bootstrap, "-t", topic, "-P", "-z", codec, "-K", "\t"],
