@@ -20,11 +20,12 @@ test: tools check
 tools:
 	scripts/setup-tools
 
-# Static checks only (ruff, mypy --strict).
+# Static checks only (ruff, mypy --strict, hadolint).
 check lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/hadolint Dockerfile
 
 # Unit tests only: no broker, seconds.
 unit: $(STAMP)

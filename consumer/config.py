@@ -151,6 +151,21 @@ class RuntimeSettings(_Section):
     output_retry_max_seconds: Annotated[float, msgspec.Meta(gt=0)] = 30.0
 
 
+class AlertmanagerSettings(_Section):
+    """Where per-interaction stalls are posted (Alertmanager API v2); none by default."""
+
+    urls: list[str] = []
+    resend_seconds: Annotated[float, msgspec.Meta(gt=0)] = 60.0
+    timeout_seconds: Annotated[float, msgspec.Meta(gt=0)] = 5.0
+    queue_size: Positive = 10_000
+    max_active: Positive = 100_000
+
+    def __post_init__(self) -> None:
+        for url in self.urls:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"alertmanager url {url!r} must start with http:// or https://")
+
+
 class LogSettings(_Section):
     """Logs go to stdout: JSON for machines, text for people."""
 
@@ -168,6 +183,7 @@ class Settings(_Section):
     http: HttpSettings = msgspec.field(default_factory=HttpSettings)
     runtime: RuntimeSettings = msgspec.field(default_factory=RuntimeSettings)
     log: LogSettings = msgspec.field(default_factory=LogSettings)
+    alertmanager: AlertmanagerSettings = msgspec.field(default_factory=AlertmanagerSettings)
 
 
 def _leaf_types(struct: type[msgspec.Struct], prefix: str = "") -> dict[str, Any]:

@@ -35,6 +35,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from consumer import config
+from consumer.alertmanager import AlertmanagerSink
 from consumer.alerts import AlertSink, LogSink, TopicSink
 from consumer.clock import PartitionClock
 from consumer.deadletter import DeadLetters
@@ -92,6 +93,10 @@ class Daemon:
         self.source = Source(kafka)
         self.sink = Sink(kafka)
         self.sinks: list[AlertSink] = [LogSink(), TopicSink(self.sink, kafka.alerts_topic)]
+        self.alertmanager = None
+        if settings.alertmanager.urls:
+            self.alertmanager = AlertmanagerSink(settings.alertmanager, registry)
+            self.sinks.append(self.alertmanager)
         self.dead_letters = DeadLetters(
             self.sink, kafka.dead_letter_topic, kafka.dead_letter_max_value_bytes
         )
@@ -111,6 +116,8 @@ class Daemon:
         """Run until :meth:`stop`; raise :class:`AuthenticationError` if the broker refuses us."""
         kafka = self.settings.kafka
         await self._until_connected(self._connect)
+        if self.alertmanager is not None:
+            self.alertmanager.start()
         try:
             while not self._stopping.is_set():
                 self.last_loop = time.monotonic()
@@ -169,6 +176,8 @@ class Daemon:
                 log.warning("final_commit_failed", extra=fields(error=str(exc)))
         await self.source.stop()  # leaves the group
         await self.sink.stop()
+        if self.alertmanager is not None:
+            await self.alertmanager.stop()
         log.info("stopped", extra=fields(partitions=len(self.partitions)))
 
     # -- rebalances -------------------------------------------------------------------
