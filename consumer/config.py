@@ -106,6 +106,12 @@ class KafkaSettings(_Section):
     alerts_topic: str = "campaign-interactions.alerts"
     dead_letter_topic: str = "campaign-interactions.dead-letter"
     create_topics: bool = True
+    # tracked state survives restarts and rebalances in this compacted topic
+    persist_state: bool = True
+    state_topic: str | None = None  # default: "<group_id>.state"
+    # re-key the input by interaction id through this topic, for producers that key badly
+    repartition: bool = False
+    repartition_topic: str | None = None  # default: "<group_id>.repartition"
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     max_batch_records: Positive = 5000
     # larger values are dead-lettered unread; the copy is cut to what a broker accepts
@@ -120,6 +126,21 @@ class KafkaSettings(_Section):
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
     ssl_check_hostname: bool = True
+
+    @property
+    def state_topic_name(self) -> str:
+        """The changelog topic of this consumer group's state."""
+        return self.state_topic or f"{self.group_id}.state"
+
+    @property
+    def repartition_topic_name(self) -> str:
+        """The internal topic re-keyed by interaction id (repartition mode)."""
+        return self.repartition_topic or f"{self.group_id}.repartition"
+
+    @property
+    def tracked_topic(self) -> str:
+        """The topic whose partitions own interactions: the repartition topic, if in use."""
+        return self.repartition_topic_name if self.repartition else self.topic
 
     def __post_init__(self) -> None:
         if self.security_protocol.startswith("SASL_"):

@@ -119,16 +119,17 @@ class Source:
 
     async def start(
         self,
+        topics: list[str],
         revoked: Callable[[list[Partition]], Awaitable[None]],
         assigned: Callable[[list[Partition]], Awaitable[None]],
     ) -> None:
-        """Connect and subscribe; the callbacks run on every rebalance."""
+        """Connect and subscribe to ``topics``; the callbacks run on every rebalance."""
         try:
             await self._consumer.start()
         except (KafkaError, OSError) as exc:
             await self._consumer.stop()
             raise _translate(exc, "connecting the consumer") from exc
-        self._consumer.subscribe([self.settings.topic], listener=_Listener(revoked, assigned))
+        self._consumer.subscribe(topics, listener=_Listener(revoked, assigned))
 
     async def fetch(self, timeout: float, limit: int) -> dict[Partition, list[Record]]:
         """One batch of records per partition; empty after ``timeout`` seconds of nothing."""
@@ -145,6 +146,14 @@ class Source:
         except KafkaError as exc:
             raise _translate(exc, f"reading the position of {partition}") from exc
         return offset
+
+    def pause(self, partitions: Iterable[Partition]) -> None:
+        """Stop fetching from ``partitions`` (while their state is restored)."""
+        self._consumer.pause(*(TopicPartition(*tp) for tp in partitions))
+
+    def resume(self, partitions: Iterable[Partition]) -> None:
+        """Fetch from ``partitions`` again."""
+        self._consumer.resume(*(TopicPartition(*tp) for tp in partitions))
 
     def highwater(self, partition: Partition) -> int | None:
         """The partition's end offset as of the last fetch, or ``None`` before one."""
@@ -190,12 +199,23 @@ class Sink:
             raise _translate(exc, "connecting the producer") from exc
 
     async def send(
-        self, topic: str, key: bytes | None, value: bytes | None, headers: Headers = ()
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers = (),
+        partition: int | None = None,
+        timestamp_ms: int | None = None,
     ) -> asyncio.Future[Any]:
         """Queue one record; the returned future resolves when the broker acknowledged it."""
         try:
             future: asyncio.Future[Any] = await self._producer.send(
-                topic, value=value, key=key, headers=list(headers)
+                topic,
+                value=value,
+                key=key,
+                headers=list(headers),
+                partition=partition,
+                timestamp_ms=timestamp_ms,
             )
         except KafkaError as exc:
             raise OutputError(f"producing to {topic}: {type(exc).__name__}: {exc}") from exc
@@ -213,28 +233,83 @@ class Sink:
         await self._producer.stop()
 
 
-async def ensure_topics(settings: KafkaSettings, names: Iterable[str], partitions: int) -> None:
-    """Create the topics that do not exist yet (the daemon's outputs, the simulator's topic)."""
+async def ensure_topics(
+    settings: KafkaSettings,
+    names: Iterable[str],
+    partitions: int,
+    *,
+    compact: bool = False,
+    partitions_like: str | None = None,
+) -> None:
+    """Create the topics that do not exist yet (the daemon's outputs, the simulator's topic).
+
+    ``partitions_like`` sizes them like another topic (a changelog must match its input
+    partition for partition); ``compact`` makes them compacted.
+    """
     admin = AIOKafkaAdminClient(**client_options(settings))
     try:
         await admin.start()
         existing = set(await admin.list_topics())
         missing = [name for name in names if name not in existing]
         if missing:
+            if partitions_like is not None:
+                (described,) = await admin.describe_topics([partitions_like])
+                if described["error_code"] or not described["partitions"]:
+                    raise BrokerError(f"topic {partitions_like} does not exist (yet)")
+                partitions = len(described["partitions"])
             # three copies where the cluster has three brokers; a one-broker cluster gets one
             brokers = len((await admin.describe_cluster())["brokers"])
             replicas = min(3, max(1, brokers))
-            await admin.create_topics([NewTopic(name, partitions, replicas) for name in missing])
+            configs = {"cleanup.policy": "compact"} if compact else {}
+            await admin.create_topics(
+                [NewTopic(name, partitions, replicas, topic_configs=configs) for name in missing]
+            )
             log.info(
                 "topics_created",
-                extra=fields(topics=missing, partitions=partitions, replication_factor=replicas),
+                extra=fields(
+                    topics=missing, partitions=partitions, replicas=replicas, compact=compact
+                ),
             )
     except TopicAlreadyExistsError:
         pass  # another instance created it first
     except (KafkaError, OSError) as exc:
-        raise _translate(exc, "creating output topics") from exc
+        raise _translate(exc, "creating topics") from exc
     finally:
         await admin.close()
+
+
+async def read_partition(
+    settings: KafkaSettings, topic: str, partition: int, progress: Callable[[int], None]
+) -> dict[bytes, bytes | None]:
+    """The latest value per key of one partition, read from its start to its current end.
+
+    Used to restore state from a compacted changelog; ``progress`` hears how many records
+    were read after each fetch.
+    """
+    consumer = AIOKafkaConsumer(
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        **client_options(settings),
+    )
+    tp = TopicPartition(topic, partition)
+    latest: dict[bytes, bytes | None] = {}
+    try:
+        await consumer.start()
+        consumer.assign([tp])
+        end = (await consumer.end_offsets([tp]))[tp]
+        await consumer.seek_to_beginning(tp)
+        while await consumer.position(tp) < end:
+            batch = await consumer.getmany(tp, timeout_ms=1000, max_records=10_000)
+            for record in batch.get(tp, ()):
+                if record.key is not None:
+                    latest[record.key] = record.value
+            progress(sum(len(records) for records in batch.values()))
+    except KafkaError as exc:
+        raise _translate(exc, f"reading {topic}[{partition}]") from exc
+    finally:
+        await consumer.stop()
+    return latest
 
 
 def compiled_records() -> bool:

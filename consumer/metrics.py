@@ -279,6 +279,37 @@ class ConsumerMetrics:
             buckets=(1, 10, 100, 500, 1000, 2000, 5000, 10000),
             registry=registry,
         )
+        self.state_writes = Counter(
+            "dialer_state_writes",
+            "Records written to the state changelog (saved interactions and tombstones).",
+            registry=registry,
+        )
+        self.restore_records = Counter(
+            "dialer_state_restore_records",
+            "Changelog records read while restoring state.",
+            registry=registry,
+        )
+        self.state_unreadable = Counter(
+            "dialer_state_unreadable_records",
+            "Changelog values that could not be read on restore (skipped).",
+            registry=registry,
+        )
+        self.restore_seconds = Histogram(
+            "dialer_state_restore_seconds",
+            "Time to restore one partition's state.",
+            buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+            registry=registry,
+        )
+        self.restoring = Gauge(
+            "dialer_state_restoring_partitions",
+            "Partitions whose state is being restored (not processed meanwhile).",
+            registry=registry,
+        )
+        self.misrouted = Counter(
+            "dialer_misrouted_records",
+            "Snapshots whose record key is not their interaction id (bad producer keying).",
+            registry=registry,
+        )
         for reason in ("not_utf8", "not_json", "not_object", "invalid_field", "missing_id"):
             self.dead_letters.labels(reason)
         self.dead_letters.labels("too_large")

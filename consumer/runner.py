@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,10 +42,12 @@ from consumer.clock import PartitionClock
 from consumer.deadletter import DeadLetters
 from consumer.errors import AuthenticationError, BrokerError, OutputError
 from consumer.kafka import Partition, Record, Sink, Source, ensure_topics
+from consumer.lifecycle import Snapshot, Tombstone
 from consumer.logs import fields
 from consumer.metrics import ConsumerMetrics, EngineMetrics, PartitionView
 from consumer.model import Invalid, decode_record
 from consumer.stalls import Alert
+from consumer.state import StateStore
 from consumer.tracker import Observations, Tracker
 
 log = logging.getLogger(__name__)
@@ -59,6 +62,8 @@ class _Partition:
     next_offset: int | None = None  # after the last applied record
     committed: int | None = None
     progressed_at: float = 0.0  # monotonic time of the last record or catch-up
+    forward: bool = False  # an input partition re-keyed into the repartition topic
+    restoring: asyncio.Task[None] | None = None  # state being restored: not processed
 
 
 @dataclass
@@ -67,6 +72,10 @@ class _Outputs:
 
     alerts: list[Alert] = field(default_factory=list)
     dead_letters: list[tuple[Record, Invalid]] = field(default_factory=list)
+    # (key, value, timestamp ms) to re-key into the repartition topic
+    forwards: list[tuple[bytes, bytes | None, int]] = field(default_factory=list)
+    # interactions changed per partition, to save to the state changelog
+    changed: dict[Partition, set[str]] = field(default_factory=dict)
 
 
 class Daemon:
@@ -100,6 +109,8 @@ class Daemon:
         self.dead_letters = DeadLetters(
             self.sink, kafka.dead_letter_topic, kafka.dead_letter_max_value_bytes
         )
+        self.state = StateStore(kafka, self.sink, self.metrics) if kafka.persist_state else None
+        self._misrouted_warned: OrderedDict[str, None] = OrderedDict()
         self.joined = False
         self.delivering_since: float | None = None
         self.last_loop = time.monotonic()
@@ -138,8 +149,21 @@ class Daemon:
         kafka = self.settings.kafka
         if kafka.create_topics:
             await ensure_topics(kafka, [kafka.alerts_topic, kafka.dead_letter_topic], 3)
+            if kafka.repartition:
+                await ensure_topics(
+                    kafka, [kafka.repartition_topic_name], 0, partitions_like=kafka.topic
+                )
+            if kafka.persist_state:
+                await ensure_topics(
+                    kafka,
+                    [kafka.state_topic_name],
+                    0,
+                    compact=True,
+                    partitions_like=kafka.tracked_topic,
+                )
         await self.sink.start()
-        await self.source.start(self._revoked, self._assigned)
+        topics = [kafka.topic, kafka.repartition_topic_name] if kafka.repartition else [kafka.topic]
+        await self.source.start(topics, self._revoked, self._assigned)
         log.info(
             "consuming",
             extra=fields(
@@ -186,19 +210,47 @@ class Daemon:
         async with self._lock:  # wait for the batch in hand
             await self._commit()
             for tp in revoked:
-                self.partitions.pop(tp, None)
+                part = self.partitions.pop(tp, None)
+                if part is not None and part.restoring is not None:
+                    part.restoring.cancel()
+                    self.metrics.restoring.dec()
         log.info("partitions_revoked", extra=fields(partitions=_names(revoked)))
 
     async def _assigned(self, assigned: list[Partition]) -> None:
         async with self._lock:
             policy, limits = config.stall_policy(self.settings), config.limits(self.settings)
+            kafka = self.settings.kafka
             for tp in assigned:
-                if tp not in self.partitions:
-                    tracker = Tracker(policy, limits, self.obs)
-                    self.partitions[tp] = _Partition(tracker, progressed_at=time.monotonic())
+                if tp in self.partitions:
+                    continue
+                part = _Partition(Tracker(policy, limits, self.obs), progressed_at=time.monotonic())
+                part.forward = kafka.repartition and tp[0] == kafka.topic
+                self.partitions[tp] = part
+                if self.state is not None and not part.forward:
+                    self.source.pause([tp])
+                    self.metrics.restoring.inc()
+                    part.restoring = asyncio.create_task(self._restore(tp, part))
             self.joined = True
         self.metrics.rebalances.inc()
         log.info("partitions_assigned", extra=fields(partitions=_names(assigned)))
+
+    async def _restore(self, tp: Partition, part: _Partition) -> None:
+        """Restore one partition's state, retrying until it works, then let it be read."""
+        assert self.state is not None
+        delay = 1.0
+        while True:
+            try:
+                await self.state.restore(tp[1], part.tracker)
+                break
+            except BrokerError as exc:
+                log.warning("restore_failed", extra=fields(partition=tp[1], error=str(exc)))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+        async with self._lock:
+            part.restoring = None
+            self.metrics.restoring.dec()
+            if self.partitions.get(tp) is part:
+                self.source.resume([tp])
 
     # -- one batch --------------------------------------------------------------------
 
@@ -208,10 +260,15 @@ class Daemon:
         records = 0
         for tp, partition_records in batch.items():
             part = self.partitions.get(tp)
-            if part is not None and partition_records:
-                records += len(partition_records)
+            if part is None or not partition_records:
+                continue
+            records += len(partition_records)
+            if part.forward:
+                self._forward(partition_records, outputs)
+            else:
                 self._apply(part, partition_records, outputs)
-                part.progressed_at = started
+            part.next_offset = partition_records[-1].offset + 1
+            part.progressed_at = started
         await self._find_positions()
         self._advance_clocks(outputs)
         await self._deliver(outputs)
@@ -223,24 +280,56 @@ class Daemon:
             self.metrics.batch_records.observe(records)
             self.metrics.batch_seconds.observe(time.monotonic() - started)
 
+    def _decode(self, record: Record) -> Snapshot | Tombstone | Invalid:
+        value = record.value
+        if value is not None and len(value) > self.settings.kafka.max_record_bytes:
+            return Invalid(
+                "too_large", f"value of {len(value)} bytes exceeds kafka.max_record_bytes"
+            )
+        return decode_record(record.key, value)
+
     def _apply(self, part: _Partition, records: list[Record], outputs: _Outputs) -> None:
-        limit = self.settings.kafka.max_record_bytes
         tracker, clock = part.tracker, part.clock
         for record in records:
-            value = record.value
-            if value is not None and len(value) > limit:
-                item: Any = Invalid(
-                    "too_large", f"value of {len(value)} bytes exceeds kafka.max_record_bytes"
-                )
-            else:
-                item = decode_record(record.key, value)
+            item = self._decode(record)
             if isinstance(item, Invalid):
                 self.obs.events["invalid"] += 1
                 outputs.dead_letters.append((record, item))
                 continue
+            if record.key is not None and not self.settings.kafka.repartition:
+                self._check_key(record.key, item.interaction_id)
             now = clock.record(record.timestamp / 1000.0) if record.timestamp > 0 else clock.now
             outputs.alerts += tracker.ingest(item, now)
-        part.next_offset = records[-1].offset + 1
+
+    def _check_key(self, key: bytes, interaction_id: str) -> None:
+        """Count snapshots keyed by something else than their id; warn once per interaction.
+
+        Such snapshots may land on several partitions, each with its own owner, and no owner
+        sees the whole interaction: ``kafka.repartition`` fixes that.
+        """
+        if key == interaction_id.encode():
+            return
+        self.metrics.misrouted.inc()
+        if interaction_id not in self._misrouted_warned:
+            self._misrouted_warned[interaction_id] = None
+            if len(self._misrouted_warned) > 10_000:
+                self._misrouted_warned.popitem(last=False)
+            log.warning(
+                "misrouted_snapshot",
+                extra=fields(interaction=interaction_id, hint="set kafka.repartition = true"),
+            )
+
+    def _forward(self, records: list[Record], outputs: _Outputs) -> None:
+        """Repartition mode: re-key each valid snapshot by its interaction id."""
+        for record in records:
+            item = self._decode(record)
+            if isinstance(item, Invalid):
+                self.obs.events["invalid"] += 1
+                outputs.dead_letters.append((record, item))
+            else:
+                outputs.forwards.append(
+                    (item.interaction_id.encode(), record.value, record.timestamp)
+                )
 
     async def _find_positions(self) -> None:
         """Partitions nothing was read from yet: learn where they start, for lag."""
@@ -254,6 +343,8 @@ class Daemon:
     def _advance_clocks(self, outputs: _Outputs) -> None:
         wall = self.wall()
         for tp, part in self.partitions.items():
+            if part.restoring is not None or part.forward:
+                continue
             highwater = self.source.highwater(tp)
             caught_up = (
                 highwater is not None
@@ -266,10 +357,14 @@ class Daemon:
             now = part.clock.settle(wall, caught_up=caught_up)
             if now > 0:
                 outputs.alerts += part.tracker.tick(now)
+            if self.state is not None:
+                changed = part.tracker.take_dirty()
+                if changed:
+                    outputs.changed[tp] = changed
 
     async def _deliver(self, outputs: _Outputs) -> None:
         """Make the batch's outputs durable, retrying with back-off until they are."""
-        if not outputs.alerts and not outputs.dead_letters:
+        if not (outputs.alerts or outputs.dead_letters or outputs.forwards or outputs.changed):
             return
         for sink in self.sinks:
             if not sink.durable:  # best effort, handed over once
@@ -283,6 +378,14 @@ class Daemon:
                         acks += await sink.publish(outputs.alerts)
                 for record, invalid in outputs.dead_letters:
                     acks.append(await self.dead_letters.publish(record, invalid))
+                for key, value, timestamp in outputs.forwards:
+                    topic = self.settings.kafka.repartition_topic_name
+                    acks.append(await self.sink.send(topic, key, value, timestamp_ms=timestamp))
+                if self.state is not None:
+                    for tp, changed in outputs.changed.items():
+                        part = self.partitions.get(tp)
+                        if part is not None:
+                            acks += await self.state.save(tp[1], part.tracker, changed)
                 await self.sink.confirm(acks)
                 break
             except OutputError as exc:
@@ -350,6 +453,9 @@ class Daemon:
             problems.append(f"fetch loop has not turned for {now - self.last_loop:.0f}s")
         if self.delivering_since is not None:
             problems.append(f"outputs failing for {now - self.delivering_since:.0f}s")
+        restoring = sum(p.restoring is not None for p in self.partitions.values())
+        if restoring:
+            problems.append(f"restoring the state of {restoring} partition(s)")
         for view, part in zip(self._views(), self.partitions.values(), strict=True):
             if view.lag and now - part.progressed_at > stuck_after:
                 problems.append(

@@ -82,6 +82,8 @@ class Tracker:
         self.ended: dict[str, tuple[float, float]] = {}
         self.stalled: dict[str, tuple[Alert, Stall]] = {}
         self.stage_counts = [0] * len(STAGES)
+        # ids whose persisted form changed since the owner last took them (see changelog)
+        self.dirty: set[str] = set()
         self._timers: list[tuple[float, str]] = []
 
     def __len__(self) -> int:
@@ -130,6 +132,24 @@ class Tracker:
             else self._missed(interaction_id, state, pending, now, "tombstone")
         )
         return missed + self._remove(interaction_id, "tombstone", now)
+
+    def restore(self, saved: dict[str, tuple[Interaction, tuple[Alert, Stall] | None]]) -> None:
+        """Take back interactions saved by a previous owner, with the stalls they had fired.
+
+        Fired stalls stay fired (they are not raised again); unfired ones get timers, so a
+        stall that came due while nobody owned the partition fires once, at the next tick.
+        """
+        for iid, (state, fired) in sorted(saved.items(), key=lambda item: item[1][0].seen):
+            self.states[iid] = state
+            self.stage_counts[state.stage] += 1
+            if fired is not None:
+                self.stalled[iid] = fired
+        self._rebuild_timers()
+
+    def take_dirty(self) -> set[str]:
+        """The ids changed since the last call; the caller persists them."""
+        dirty, self.dirty = self.dirty, set()
+        return dirty
 
     def tick(self, now: float) -> list[Alert]:
         """Advance to ``now``: fire the stalls that are due, expire idle interactions."""
@@ -209,6 +229,7 @@ class Tracker:
 
         ``pending`` is the stall that was running, unfired, before the change.
         """
+        self.dirty.add(iid)
         reason = lifecycle.ending(state)
         stall = None if reason is not None else self.policy.stall(state)
         alerts: list[Alert] = []
@@ -255,11 +276,13 @@ class Tracker:
     def _fire(self, iid: str, state: Interaction, stall: Stall, now: float) -> Alert:
         alert = make_alert("firing", iid, state, stall, now)
         self.stalled[iid] = (alert, stall)
+        self.dirty.add(iid)
         self.obs.firings[stall.stage.label] += 1
         return alert
 
     def _remove(self, iid: str, reason: Resolution, now: float) -> list[Alert]:
         state = self.states.pop(iid)
+        self.dirty.add(iid)
         self.stage_counts[state.stage] -= 1
         self.obs.removals[reason] += 1
         firing = self.stalled.pop(iid, None)

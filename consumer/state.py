@@ -1,0 +1,82 @@
+"""The state store: trackers saved to, and restored from, the compacted changelog topic.
+
+Saving happens once per batch, before offsets are committed: each interaction the batch
+changed is written (or tombstoned, when it left the tracker) to the changelog partition
+numbered like its input partition, and those writes are acknowledged with the batch's
+other outputs. Restoring happens when a partition is assigned: its changelog partition
+is read from start to end, and the tracker takes the live interactions back, with the
+stalls they had fired.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from consumer import changelog
+from consumer.config import KafkaSettings
+from consumer.kafka import Sink, read_partition
+from consumer.logs import fields
+from consumer.metrics import ConsumerMetrics
+from consumer.tracker import Tracker
+
+log = logging.getLogger(__name__)
+
+
+class StateStore:
+    """Saves and restores the trackers of this instance's partitions."""
+
+    def __init__(self, settings: KafkaSettings, sink: Sink, metrics: ConsumerMetrics) -> None:
+        self.settings = settings
+        self.topic = settings.state_topic_name
+        self._sink = sink
+        self._metrics = metrics
+
+    async def save(
+        self, partition: int, tracker: Tracker, changed: set[str]
+    ) -> list[asyncio.Future[Any]]:
+        """Write the ``changed`` interactions as ``tracker`` has them now.
+
+        Those it no longer holds get a tombstone. The futures complete when acknowledged.
+        """
+        acks = []
+        for iid in changed:
+            state = tracker.states.get(iid)
+            value = None
+            if state is not None:
+                value = changelog.encode(state, tracker.stalled.get(iid))
+            acks.append(await self._sink.send(self.topic, iid.encode(), value, partition=partition))
+        self._metrics.state_writes.inc(len(acks))
+        return acks
+
+    async def restore(self, partition: int, tracker: Tracker) -> int:
+        """Give ``tracker`` the interactions saved for ``partition``; returns how many."""
+        started = time.monotonic()
+        latest = await read_partition(
+            self.settings, self.topic, partition, self._metrics.restore_records.inc
+        )
+        saved = {}
+        for key, value in latest.items():
+            if value is None:
+                continue  # ended: a tombstone compaction has not removed yet
+            restored = changelog.decode(value)
+            if restored is None:
+                self._metrics.state_unreadable.inc()
+                continue
+            saved[key.decode("utf-8", errors="replace")] = restored
+        tracker.restore(saved)
+        seconds = time.monotonic() - started
+        self._metrics.restore_seconds.observe(seconds)
+        log.info(
+            "state_restored",
+            extra=fields(
+                topic=self.topic,
+                partition=partition,
+                interactions=len(saved),
+                records=len(latest),
+                seconds=round(seconds, 3),
+            ),
+        )
+        return len(saved)
