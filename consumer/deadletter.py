@@ -4,8 +4,8 @@ The dead-letter record keeps the original key and value bytes, so nothing is los
 a fixed record can be re-published as it was. Headers say why and where from:
 
 ==========================  ===============================================
-``dlq.reason``              fixed code: ``not_utf8``, ``not_json``, ``not_object``,
-                            ``invalid_field``, ``missing_id``, ``too_large``
+``dlq.reason``              fixed code: ``not_utf8``, ``not_json``, ``too_deep``,
+                            ``not_object``, ``invalid_field``, ``missing_id``, ``too_large``
 ``dlq.error``               one line naming the field (no record content)
 ``dlq.source.topic``        topic the record was read from
 ``dlq.source.partition``    its partition (decimal)

@@ -23,6 +23,7 @@ from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import Collector
 
 from consumer.lifecycle import STAGES
+from consumer.model import INVALID_REASONS
 from consumer.tracker import Observations, Tracker
 
 _M = TypeVar("_M", bound=MetricWrapperBase)
@@ -310,9 +311,8 @@ class ConsumerMetrics:
             "Snapshots whose record key is not their interaction id (bad producer keying).",
             registry=registry,
         )
-        for reason in ("not_utf8", "not_json", "not_object", "invalid_field", "missing_id"):
+        for reason in INVALID_REASONS:
             self.dead_letters.labels(reason)
-        self.dead_letters.labels("too_large")
         for result in ("ok", "failed"):
             self.commits.labels(result)
         registry.register(_PartitionCollector(partitions))

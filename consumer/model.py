@@ -135,13 +135,16 @@ _MULTIWORD_FIELDS: Final = tuple(
 # what the engine sees
 
 
-InvalidReason = Literal["not_utf8", "not_json", "not_object", "invalid_field", "missing_id"]
+InvalidReason = Literal[
+    "not_utf8", "not_json", "too_deep", "not_object", "invalid_field", "missing_id", "too_large"
+]
+INVALID_REASONS: Final[tuple[InvalidReason, ...]] = typing.get_args(InvalidReason)
 
 
 class Invalid(msgspec.Struct, frozen=True):
     """A record that cannot be tracked: ``reason`` is a fixed code, ``detail`` one line."""
 
-    reason: InvalidReason | Literal["too_large"]
+    reason: InvalidReason
     detail: str
 
 
@@ -208,6 +211,9 @@ def decode_interaction(text: str | bytes) -> CampaignInteraction | Invalid:
         return Invalid("invalid_field" if " - at `$" in message else "not_object", message)
     except msgspec.DecodeError as exc:
         return Invalid("not_json", str(exc))
+    except RecursionError:
+        # msgspec recurses into nesting, even inside fields it skips
+        return Invalid("too_deep", "JSON nested too deeply to read")
     return record
 
 

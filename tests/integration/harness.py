@@ -57,25 +57,32 @@ class Got:
     headers: dict[str, bytes]
 
 
-def create_topic(broker: Broker, name: str, partitions: int) -> None:
-    """Create ``name`` with ``partitions`` partitions."""
+def create_topic(
+    broker: Broker, name: str, partitions: int, max_message_bytes: int | None = None
+) -> None:
+    """Create ``name`` with ``partitions`` partitions (and a larger record limit, if asked)."""
+    configs = {} if max_message_bytes is None else {"max.message.bytes": str(max_message_bytes)}
 
     async def create() -> None:
         admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap)
         await admin.start()
         try:
-            await admin.create_topics([NewTopic(name, partitions, 1)])
+            await admin.create_topics([NewTopic(name, partitions, 1, topic_configs=configs)])
         finally:
             await admin.close()
 
     asyncio.run(create())
 
 
-def produce(broker: Broker, topic: str, records: Iterable[Sent]) -> None:
+def produce(
+    broker: Broker, topic: str, records: Iterable[Sent], max_request_size: int = 1_048_576
+) -> None:
     """Produce ``records`` in order and wait until all are acknowledged."""
 
     async def send_all() -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, acks="all")
+        producer = AIOKafkaProducer(
+            bootstrap_servers=broker.bootstrap, acks="all", max_request_size=max_request_size
+        )
         await producer.start()
         try:
             acks = []
@@ -259,7 +266,7 @@ class Daemon:
         return None
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
-        """Signal the process and wait for its exit status."""
+        """Signal the process (SIGKILL: kill -9) and wait for its exit status."""
         assert self.process is not None
         self.process.send_signal(sig)
         code = self.process.wait(timeout=timeout)

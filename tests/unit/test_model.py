@@ -159,6 +159,8 @@ def test_personal_data_is_dropped() -> None:
         (b'{"id": "i", "call_placed_time": "soon"}', "invalid_field", "$.call_placed_time"),
         (b'{"id": "i", "skills": {"id": "x"}}', "invalid_field", "$.skills"),
         (b"{}", "missing_id", "$.id"),
+        (b"[" * 100_000 + b"]" * 100_000, "not_object", "array"),
+        (b'{"id": "i", "x": ' + b'{"a":' * 50_000 + b"1" + b"}" * 50_001, "too_deep", "nested"),
         (b'{"id": ""}', "missing_id", "$.id"),
     ],
 )
