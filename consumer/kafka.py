@@ -24,11 +24,13 @@ from typing import Any, Final, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.conn import create_conn
 from aiokafka.errors import (
     AuthenticationFailedError,
     AuthenticationMethodNotSupported,
-    CommitFailedError,
+    KafkaConnectionError,
     KafkaError,
+    SaslAuthenticationFailed,
     TopicAlreadyExistsError,
 )
 from aiokafka.record import default_records
@@ -54,7 +56,11 @@ class Record(Protocol):
     value: bytes | None
 
 
-_AUTH_ERRORS: Final = (AuthenticationFailedError, AuthenticationMethodNotSupported)
+_AUTH_ERRORS: Final = (
+    AuthenticationFailedError,
+    AuthenticationMethodNotSupported,
+    SaslAuthenticationFailed,
+)
 
 
 def _translate(exc: BaseException, doing: str) -> BrokerError:
@@ -62,6 +68,25 @@ def _translate(exc: BaseException, doing: str) -> BrokerError:
     if isinstance(exc, (*_AUTH_ERRORS, ssl.SSLError)):
         return AuthenticationError(f"{doing}: broker rejected the credentials ({exc})")
     return BrokerError(f"{doing}: {type(exc).__name__}: {exc}")
+
+
+async def diagnose(settings: KafkaSettings, exc: BaseException, doing: str) -> BrokerError:
+    """The project's error for a failure to reach the cluster at all.
+
+    aiokafka logs why each bootstrap server failed and raises a generic connection error;
+    one direct connection to the first server tells a rejected login (final) from a
+    broker that is away (worth retrying).
+    """
+    if isinstance(exc, KafkaConnectionError):
+        host, _, port = settings.bootstrap_servers.split(",")[0].strip().rpartition(":")
+        options = client_options(settings)
+        del options["bootstrap_servers"]
+        try:
+            conn = await create_conn(host, int(port), request_timeout_ms=10_000, **options)
+            conn.close()
+        except (KafkaError, OSError, TimeoutError, ssl.SSLError) as cause:
+            return _translate(cause, doing)
+    return _translate(exc, doing)
 
 
 def client_options(settings: KafkaSettings) -> dict[str, Any]:
@@ -128,7 +153,7 @@ class Source:
             await self._consumer.start()
         except (KafkaError, OSError) as exc:
             await self._consumer.stop()
-            raise _translate(exc, "connecting the consumer") from exc
+            raise await diagnose(self.settings, exc, "connecting the consumer") from exc
         self._consumer.subscribe(topics, listener=_Listener(revoked, assigned))
 
     async def fetch(self, timeout: float, limit: int) -> dict[Partition, list[Record]]:
@@ -166,11 +191,23 @@ class Source:
             return True
         try:
             await self._consumer.commit({TopicPartition(*tp): o for tp, o in offsets.items()})
-        except CommitFailedError as exc:
-            log.warning("commit_failed", extra=fields(error=str(exc)))
-            return False
         except KafkaError as exc:
-            raise _translate(exc, "committing offsets") from exc
+            # a rebalance in the way (CommitFailedError) or the broker away: the offsets are
+            # committed with the next batch, and redelivery meanwhile is harmless
+            log.warning("commit_failed", extra=fields(error=f"{type(exc).__name__}: {exc}"))
+            return False
+        return True
+
+    async def reachable(self, timeout: float) -> bool:
+        """Whether a broker answers a metadata request within ``timeout`` seconds.
+
+        aiokafka has no health API and keeps returning empty fetches while the brokers are
+        away, so readiness asks this directly.
+        """
+        try:
+            await asyncio.wait_for(self._consumer.topics(), timeout)
+        except (TimeoutError, KafkaError, OSError):
+            return False
         return True
 
     async def stop(self) -> None:
@@ -182,6 +219,7 @@ class Sink:
     """A producer for the service's outputs (alerts, dead letters); sends are acknowledged."""
 
     def __init__(self, settings: KafkaSettings) -> None:
+        self.settings = settings
         self._producer = AIOKafkaProducer(
             acks="all",
             enable_idempotence=True,
@@ -196,7 +234,7 @@ class Sink:
             await self._producer.start()
         except (KafkaError, OSError) as exc:
             await self._producer.stop()
-            raise _translate(exc, "connecting the producer") from exc
+            raise await diagnose(self.settings, exc, "connecting the producer") from exc
 
     async def send(
         self,
@@ -273,7 +311,7 @@ async def ensure_topics(
     except TopicAlreadyExistsError:
         pass  # another instance created it first
     except (KafkaError, OSError) as exc:
-        raise _translate(exc, "creating topics") from exc
+        raise await diagnose(settings, exc, "creating topics") from exc
     finally:
         await admin.close()
 

@@ -113,6 +113,7 @@ class Daemon:
         self._misrouted_warned: OrderedDict[str, None] = OrderedDict()
         self.joined = False
         self.delivering_since: float | None = None
+        self.broker_down_since: float | None = None
         self.last_loop = time.monotonic()
         self._lock = asyncio.Lock()
         self._stopping = asyncio.Event()
@@ -129,6 +130,7 @@ class Daemon:
         await self._until_connected(self._connect)
         if self.alertmanager is not None:
             self.alertmanager.start()
+        probe = asyncio.create_task(self._probe_broker(), name="broker-probe")
         try:
             while not self._stopping.is_set():
                 self.last_loop = time.monotonic()
@@ -143,7 +145,20 @@ class Daemon:
                 async with self._lock:
                     await self._handle(batch)
         finally:
+            probe.cancel()
             await self._shutdown()
+
+    async def _probe_broker(self) -> None:
+        """Ask the brokers for metadata every few seconds, for readiness."""
+        while True:
+            if await self.source.reachable(timeout=5.0):
+                if self.broker_down_since is not None:
+                    log.info("broker_reachable")
+                self.broker_down_since = None
+            elif self.broker_down_since is None:
+                self.broker_down_since = time.monotonic()
+                log.warning("broker_unreachable")
+            await asyncio.sleep(2.0)
 
     async def _connect(self) -> None:
         kafka = self.settings.kafka
@@ -370,6 +385,7 @@ class Daemon:
             if not sink.durable:  # best effort, handed over once
                 await sink.publish(outputs.alerts)
         delay = 0.5
+        self.delivering_since = time.monotonic()
         while True:
             try:
                 acks = []
@@ -381,16 +397,12 @@ class Daemon:
                 for key, value, timestamp in outputs.forwards:
                     topic = self.settings.kafka.repartition_topic_name
                     acks.append(await self.sink.send(topic, key, value, timestamp_ms=timestamp))
-                if self.state is not None:
-                    for tp, changed in outputs.changed.items():
-                        part = self.partitions.get(tp)
-                        if part is not None:
-                            acks += await self.state.save(tp[1], part.tracker, changed)
                 await self.sink.confirm(acks)
+                # only now: a saved "fired" must never stand for an alert that was lost
+                await self.sink.confirm(await self._save_state(outputs.changed))
                 break
             except OutputError as exc:
                 self.metrics.output_errors.inc()
-                self.delivering_since = self.delivering_since or time.monotonic()
                 log.warning("output_failed", extra=fields(error=str(exc), retry_in=delay))
                 if self._stopping.is_set():
                     return
@@ -412,6 +424,15 @@ class Daemon:
                     error=invalid.detail,
                 ),
             )
+
+    async def _save_state(self, changed: dict[Partition, set[str]]) -> list[asyncio.Future[Any]]:
+        acks: list[asyncio.Future[Any]] = []
+        if self.state is not None:
+            for tp, ids in changed.items():
+                part = self.partitions.get(tp)
+                if part is not None:
+                    acks += await self.state.save(tp[1], part.tracker, ids)
+        return acks
 
     async def _commit(self) -> None:
         offsets = {
@@ -451,8 +472,11 @@ class Daemon:
         stuck_after = self.settings.runtime.stuck_after_seconds
         if now - self.last_loop > stuck_after:
             problems.append(f"fetch loop has not turned for {now - self.last_loop:.0f}s")
-        if self.delivering_since is not None:
-            problems.append(f"outputs failing for {now - self.delivering_since:.0f}s")
+        if self.broker_down_since is not None:
+            problems.append(f"no broker answers, for {now - self.broker_down_since:.0f}s")
+        if self.delivering_since is not None and now - self.delivering_since > 5.0:
+            # acks normally take milliseconds; seconds mean an output refuses records
+            problems.append(f"outputs not acknowledged for {now - self.delivering_since:.0f}s")
         restoring = sum(p.restoring is not None for p in self.partitions.values())
         if restoring:
             problems.append(f"restoring the state of {restoring} partition(s)")

@@ -215,12 +215,16 @@ class Daemon:
         clean = {k: v for k, v in os.environ.items() if not k.startswith(prefix)}
         return {**clean, **base, **{prefix + k: v for k, v in self.settings.items()}}
 
+    def command(self) -> list[str]:
+        """The command line of the daemon."""
+        return [sys.executable, "-m", "consumer", "run"]
+
     def start(self, log_path: Path) -> Daemon:
         """Start the process, logging to ``log_path``; returns once it answers HTTP."""
         self.log_path = log_path
         self._log = log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "consumer", "run"],
+            self.command(),
             env=self.env(),
             stdout=self._log,
             stderr=subprocess.STDOUT,

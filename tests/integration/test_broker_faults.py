@@ -1,0 +1,221 @@
+"""Faults that need a broker of their own: it goes away, an output refuses, SASL/SCRAM.
+
+These always run on a ``scripts/kafka-local`` broker started here (with a SCRAM-SHA-256
+user on a SASL_PLAINTEXT listener), whatever broker the rest of the suite uses, because
+they stop it and reconfigure it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+from tests.integration.harness import (
+    ROOT,
+    Broker,
+    Daemon,
+    alerts,
+    create_topic,
+    offsets,
+    produce,
+    read_topic,
+    wait_for,
+)
+from tests.integration.test_daemon import FAST, committed_everything, snapshot
+
+SCRIPT = ROOT / "scripts" / "kafka-local"
+USER, PASSWORD = "monitor", "s3cret-Passw0rd"
+
+
+@pytest.fixture(scope="module")
+def own_broker(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Broker, str, dict[str, str]]]:
+    """A broker for this module alone: (broker, its SASL address, the env to drive the script)."""
+    state = tmp_path_factory.mktemp("own-broker")
+    env = {**os.environ, "KAFKA_LOCAL_STATE": str(state), "KAFKA_LOCAL_SCRAM": f"{USER}:{PASSWORD}"}
+    env.pop("KAFKA_LOCAL_PORT", None)
+    started = subprocess.run(
+        [str(SCRIPT), "start"], env=env, capture_output=True, text=True, timeout=300
+    )
+    if started.returncode != 0:
+        message = f"scripts/kafka-local could not start a broker:\n{started.stderr[-3000:]}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    broker = Broker(started.stdout.strip().splitlines()[-1], state=state)
+    try:
+        yield broker, (state / "sasl-bootstrap").read_text().strip(), env
+    finally:
+        subprocess.run([str(SCRIPT), "stop"], env=env, capture_output=True, timeout=120)
+
+
+def fresh_topic(broker: Broker) -> str:
+    """A new three-partition topic."""
+    name = f"interactions-{uuid.uuid4().hex[:10]}"
+    create_topic(broker, name, partitions=3)
+    return name
+
+
+def interactions_alerted(broker: Broker, topic: str) -> set[str]:
+    """The interactions with a firing alert on ``topic``."""
+    return {
+        a["interactionId"]
+        for a in alerts(read_topic(broker, topic, idle=1.0))
+        if a["status"] == "firing"
+    }
+
+
+def test_broker_away_for_30_seconds(
+    own_broker: tuple[Broker, str, dict[str, str]], tmp_path: Path
+) -> None:
+    """The daemon survives the broker's absence, says it is not ready, recovers by itself."""
+    broker, _, env = own_broker
+    topic = fresh_topic(broker)
+    daemon = Daemon(broker, topic, FAST).start(tmp_path / "daemon.log")
+    daemon.wait_http("/readyz", lambda status: status == 200, timeout=60)
+    now = time.time()
+    before = [f"before-{n}" for n in range(5)]
+    produce(broker, topic, [snapshot(i, created=now - 2, previewing=now - 1) for i in before])
+    wait_for(lambda: read_topic(broker, daemon.alerts_topic, idle=1.0), lambda g: len(g) >= 5, 30)
+
+    down = time.monotonic()
+    subprocess.run([str(SCRIPT), "halt"], env=env, check=True, capture_output=True, timeout=60)
+    daemon.wait_http("/readyz", lambda status: status == 503, timeout=20)
+    noticed = time.monotonic() - down
+    time.sleep(max(0.0, 30 - (time.monotonic() - down)))
+    assert daemon.process is not None
+    assert daemon.process.poll() is None  # still running
+    subprocess.run([str(SCRIPT), "start"], env=env, check=True, capture_output=True, timeout=120)
+    daemon.wait_http("/readyz", lambda status: status == 200, timeout=90)
+    recovered = time.monotonic() - down
+
+    later = time.time()
+    after = [f"after-{n}" for n in range(5)]
+    produce(broker, topic, [snapshot(i, created=later - 2, previewing=later - 1) for i in after])
+    wait_for(
+        lambda: read_topic(broker, daemon.alerts_topic, idle=1.0),
+        lambda got: {a["interactionId"] for a in alerts(got)} >= set(before + after),
+        timeout=60,
+    )
+    assert committed_everything(broker, topic, daemon.group, timeout=30)
+    applied = daemon.metric("dialer_events_total", {"outcome": "applied"})
+    reported = interactions_alerted(broker, daemon.alerts_topic)
+    print(
+        f"\nbroker away 30 s: not ready after {noticed:.1f}s, ready again {recovered:.1f}s after "
+        f"the halt; records produced 10 applied {applied:.0f}; stalls expected 10 "
+        f"reported {len(reported)}"
+    )
+    assert daemon.stop() == 0
+    assert applied == 10
+    assert reported == set(before + after)
+
+
+def set_topic_config(broker: Broker, topic: str, name: str, value: str) -> None:
+    """Change one topic's configuration."""
+
+    async def alter() -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap)
+        await admin.start()
+        try:
+            await admin.alter_configs(
+                [ConfigResource(ConfigResourceType.TOPIC, topic, {name: value})]
+            )
+        finally:
+            await admin.close()
+
+    asyncio.run(alter())
+
+
+def test_unavailable_alerts_topic_holds_commits_until_it_recovers(
+    own_broker: tuple[Broker, str, dict[str, str]], tmp_path: Path
+) -> None:
+    """While the alerts topic refuses writes nothing is committed past them; then all land."""
+    broker, _, _ = own_broker
+    topic = fresh_topic(broker)
+    daemon = Daemon(broker, topic, FAST).start(tmp_path / "daemon.log")
+    daemon.wait_http("/readyz", lambda status: status == 200, timeout=60)
+    committed_everything(broker, topic, daemon.group, timeout=10)
+    # records larger than the topic allows are refused by the broker: every alert is
+    set_topic_config(broker, daemon.alerts_topic, "max.message.bytes", "64")
+    now = time.time()
+    stuck = [f"stuck-{n}" for n in range(6)]
+    produce(broker, topic, [snapshot(i, created=now - 2, previewing=now - 1) for i in stuck])
+    daemon.wait_http("/readyz", lambda status: status == 503, timeout=30)
+    # records arriving while the alerts are refused wait behind them, uncommitted
+    produce(broker, topic, [snapshot(f"behind-{n}", created=now) for n in range(5)])
+    time.sleep(3)
+    committed, ends = offsets(broker, topic, daemon.group)
+    held = sum(ends.values()) - sum(committed.get(p, 0) for p in ends)
+    assert held == 5
+    set_topic_config(broker, daemon.alerts_topic, "max.message.bytes", "1048588")
+    reported = wait_for(
+        lambda: read_topic(broker, daemon.alerts_topic, idle=1.0),
+        lambda got: {a["interactionId"] for a in alerts(got)} >= set(stuck),
+        timeout=90,
+    )
+    assert committed_everything(broker, topic, daemon.group, timeout=30)
+    errors = daemon.metric("dialer_output_errors_total") or 0
+    landed = {a["interactionId"] for a in alerts(reported)}
+    print(
+        f"\nalerts topic refusing: records held uncommitted {held}, delivery errors {errors:.0f}, "
+        f"stalls expected {len(stuck)} reported {len(landed)}"
+    )
+    daemon.wait_http("/readyz", lambda status: status == 200, timeout=30)
+    assert daemon.stop() == 0
+
+
+def sasl(address: str, password: str) -> dict[str, str]:
+    """Daemon settings for the SCRAM listener."""
+    return {
+        **FAST,
+        "KAFKA_BOOTSTRAP_SERVERS": address,
+        "KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+        "KAFKA_SASL_MECHANISM": "SCRAM-SHA-256",
+        "KAFKA_SASL_USERNAME": USER,
+        "KAFKA_SASL_PASSWORD": password,
+    }
+
+
+def test_sasl_scram_with_right_and_wrong_credentials(
+    own_broker: tuple[Broker, str, dict[str, str]], tmp_path: Path
+) -> None:
+    """Right credentials alert; wrong ones stop the start clearly; no log shows the password."""
+    broker, sasl_address, _ = own_broker
+    topic = fresh_topic(broker)
+    now = time.time()
+    produce(broker, topic, [snapshot("over-sasl", created=now - 2, previewing=now - 1)])
+
+    good = Daemon(broker, topic, sasl(sasl_address, PASSWORD)).start(tmp_path / "good.log")
+    wait_for(lambda: read_topic(broker, good.alerts_topic, idle=1.0), lambda g: len(g) >= 1, 30)
+    assert good.stop() == 0
+
+    wrong = "not-" + PASSWORD
+    bad = Daemon(broker, topic, sasl(sasl_address, wrong))
+    bad.log_path = tmp_path / "bad.log"
+    with bad.log_path.open("wb") as log:
+        exited = subprocess.run(
+            [*bad.command()],
+            env=bad.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            timeout=120,
+            check=False,
+        )
+    events = [e for e in bad.log_events() if e["event"] == "authentication_failed"]
+    print(f"\nsasl: right credentials alerted; wrong ones exited {exited.returncode}")
+    assert exited.returncode == 3
+    assert events
+    assert "authenticat" in events[0]["error"].lower()
+    for text in (good.logs(), bad.logs()):
+        assert PASSWORD not in text
+        assert wrong not in text
