@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test check lint unit tools clean
+.PHONY: demo test check lint unit bench tools clean
 
 # The main job: local broker (unless KAFKA_BOOTSTRAP_SERVERS is set), simulated traffic,
 # and the daemon with readable logs. Ctrl-C stops it.
@@ -30,6 +30,10 @@ check lint: $(STAMP)
 # Unit tests only: no broker, seconds.
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit
+
+# Benchmarks (not part of the test suite): print their figures and ratios.
+bench: tools $(STAMP)
+	$(BIN)/python -m bench.restore
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -35,9 +35,18 @@ FAST = {"STALLS_THRESHOLDS": THRESHOLDS, "KAFKA_MAX_RECORD_BYTES": "10000"}
 
 
 def snapshot(
-    iid: str, *, active: bool | None = True, mode: str = "PREVIEW", **times: float
+    iid: str,
+    *,
+    active: bool | None = True,
+    mode: str = "PREVIEW",
+    at: dict[str, float] | None = None,
+    **times: float,
 ) -> Sent:
-    """A camelCase snapshot record keyed by its id, stamped with its newest time."""
+    """A camelCase snapshot record keyed by its id, stamped with its newest time.
+
+    Stage times come as keywords, or as ``at`` when they are data.
+    """
+    times = {**(at or {}), **times}
     body: dict[str, Any] = {
         "id": iid,
         "campaign": {"id": "camp-1", "name": "Winter"},
