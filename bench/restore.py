@@ -100,11 +100,13 @@ async def measure(bootstrap: str, size: int) -> None:
     del latest
 
     registry = CollectorRegistry()
-    store = StateStore(settings, Sink(settings), ConsumerMetrics(registry, lambda: []))
+    sink = Sink(settings)  # the store writes through it; a restore never does
+    store = StateStore(settings, sink, ConsumerMetrics(registry, lambda: []))
     tracker = Tracker(StallPolicy(), Limits(max_interactions=size + 1), Observations())
     started = time.perf_counter()
     restored = await store.restore(0, tracker)
     restore = time.perf_counter() - started
+    await sink.stop()
     assert restored == len(tracker) == size
     print(
         f"{size:>9,} interactions | fill {filled:6.1f}s | baseline read {baseline:6.2f}s "
