@@ -209,10 +209,10 @@ class Daemon:
 
     async def _shutdown(self) -> None:
         async with self._lock:
-            try:
-                await self._commit()
-            except BrokerError as exc:
-                log.warning("final_commit_failed", extra=fields(error=str(exc)))
+            await self._commit()
+            for part in self.partitions.values():
+                if part.restoring is not None:
+                    part.restoring.cancel()
         await self.source.stop()  # leaves the group
         await self.sink.stop()
         if self.alertmanager is not None:

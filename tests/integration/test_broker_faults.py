@@ -59,11 +59,13 @@ def own_broker(
         subprocess.run([str(SCRIPT), "stop"], env=env, capture_output=True, timeout=120)
 
 
-def fresh_topic(broker: Broker) -> str:
-    """A new three-partition topic."""
-    name = f"interactions-{uuid.uuid4().hex[:10]}"
-    create_topic(broker, name, partitions=3)
-    return name
+def ready_daemon(broker: Broker, tmp_path: Path) -> tuple[str, Daemon]:
+    """A new three-partition topic and a ready daemon consuming it."""
+    topic = f"interactions-{uuid.uuid4().hex[:10]}"
+    create_topic(broker, topic, partitions=3)
+    daemon = Daemon(broker, topic, FAST).start(tmp_path / "daemon.log")
+    daemon.wait_http("/readyz", lambda status: status == 200, timeout=60)
+    return topic, daemon
 
 
 def interactions_alerted(broker: Broker, topic: str) -> set[str]:
@@ -80,9 +82,7 @@ def test_broker_away_for_30_seconds(
 ) -> None:
     """The daemon survives the broker's absence, says it is not ready, recovers by itself."""
     broker, _, env = own_broker
-    topic = fresh_topic(broker)
-    daemon = Daemon(broker, topic, FAST).start(tmp_path / "daemon.log")
-    daemon.wait_http("/readyz", lambda status: status == 200, timeout=60)
+    topic, daemon = ready_daemon(broker, tmp_path)
     now = time.time()
     before = [f"before-{n}" for n in range(5)]
     produce(broker, topic, [snapshot(i, created=now - 2, previewing=now - 1) for i in before])
@@ -141,9 +141,7 @@ def test_unavailable_alerts_topic_holds_commits_until_it_recovers(
 ) -> None:
     """While the alerts topic refuses writes nothing is committed past them; then all land."""
     broker, _, _ = own_broker
-    topic = fresh_topic(broker)
-    daemon = Daemon(broker, topic, FAST).start(tmp_path / "daemon.log")
-    daemon.wait_http("/readyz", lambda status: status == 200, timeout=60)
+    topic, daemon = ready_daemon(broker, tmp_path)
     committed_everything(broker, topic, daemon.group, timeout=10)
     # records larger than the topic allows are refused by the broker: every alert is
     set_topic_config(broker, daemon.alerts_topic, "max.message.bytes", "64")
@@ -191,7 +189,8 @@ def test_sasl_scram_with_right_and_wrong_credentials(
 ) -> None:
     """Right credentials alert; wrong ones stop the start clearly; no log shows the password."""
     broker, sasl_address, _ = own_broker
-    topic = fresh_topic(broker)
+    topic = f"interactions-{uuid.uuid4().hex[:10]}"
+    create_topic(broker, topic, partitions=3)
     now = time.time()
     produce(broker, topic, [snapshot("over-sasl", created=now - 2, previewing=now - 1)])
 
