@@ -30,6 +30,7 @@ Stages, in order::
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from enum import IntEnum
 from typing import Final, Literal
@@ -50,11 +51,12 @@ class Stage(IntEnum):
     @property
     def label(self) -> str:
         """The stage's name in metrics, alerts and configuration."""
-        return self.name.lower()
+        return LABELS[self]
 
 
 STAGES: Final = tuple(Stage)
-STAGE_BY_LABEL: Final = {stage.label: stage for stage in STAGES}
+# each stage's label, indexed by stage: the hot path reads it without Enum machinery
+LABELS: Final = tuple(stage.name.lower() for stage in STAGES)
 
 # A call's own stages: their times only count when they follow the call's placement.
 _AFTER_PLACEMENT: Final = (Stage.ROUTED, Stage.CONNECTED)
@@ -171,6 +173,13 @@ def dialing_mode(state: Interaction) -> str | None:
     return _value(state.mode)
 
 
+# merged attribute of Interaction <- attribute of Snapshot, last-writer-wins (rule 1)
+_ATTRIBUTES: Final = ("campaign", "campaign_name", "agent", "queue", "mode")
+_snapshot_attributes: Final = operator.attrgetter(
+    "campaign_id", "campaign_name", "agent_id", "queue_id", "dialing_mode"
+)
+
+
 def _join(current: Versioned, version: float, value: str | None) -> Versioned:
     if value is None:
         return current
@@ -221,15 +230,6 @@ def merge(state: Interaction, snap: Snapshot) -> list[Stage] | None:
     call newly reached (entered, or re-entered by a new call), in order; possibly empty
     when only an attribute changed.
     """
-    before = (
-        state.campaign,
-        state.campaign_name,
-        state.agent,
-        state.queue,
-        state.mode,
-        state.closed,
-        state.conversation_ended,
-    )
     changed: list[Stage] = []
     times = state.times
     for stage, moment in zip(STAGES, snap.times, strict=True):
@@ -237,28 +237,22 @@ def merge(state: Interaction, snap: Snapshot) -> list[Stage] | None:
         if moment is not None and (current is None or moment > current):
             times[stage] = moment
             changed.append(stage)
+    learned = bool(changed)
     ended = snap.conversation_ended
     if ended is not None and (state.conversation_ended is None or ended > state.conversation_ended):
         state.conversation_ended = ended
+        learned = True
     version = snap.version
-    state.campaign = _join(state.campaign, version, snap.campaign_id)
-    state.campaign_name = _join(state.campaign_name, version, snap.campaign_name)
-    state.agent = _join(state.agent, version, snap.agent_id)
-    state.queue = _join(state.queue, version, snap.queue_id)
-    state.mode = _join(state.mode, version, snap.dialing_mode)
+    for attribute, value in zip(_ATTRIBUTES, _snapshot_attributes(snap), strict=True):
+        current = getattr(state, attribute)
+        joined = _join(current, version, value)
+        if joined is not current:  # _join hands back the very object when nothing changes
+            setattr(state, attribute, joined)
+            learned = True
     closed = (version, snap.active is not True)
     if state.closed is None or closed > state.closed:
-        state.closed = closed
-    after = (
-        state.campaign,
-        state.campaign_name,
-        state.agent,
-        state.queue,
-        state.mode,
-        state.closed,
-        state.conversation_ended,
-    )
-    if not changed and before == after:
+        state.closed, learned = closed, True
+    if not learned:
         return None
     stage = state.stage = derive_stage(times)
     floor = _call_floor(times, stage)

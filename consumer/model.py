@@ -189,8 +189,12 @@ _camel: Final = msgspec.json.Decoder(CampaignInteraction)
 _snake: Final = msgspec.json.Decoder(_SnakeCampaignInteraction)
 
 
+_multiword: Final = operator.attrgetter(*_MULTIWORD_FIELDS)
+_times: Final = operator.attrgetter(*_TIME_ATTRIBUTES)
+
+
 def _looks_snake(record: CampaignInteraction) -> bool:
-    return all(getattr(record, name) is None for name in _MULTIWORD_FIELDS)
+    return bool(_multiword(record).count(None) == len(_MULTIWORD_FIELDS))
 
 
 def decode_interaction(text: str | bytes) -> CampaignInteraction | Invalid:
@@ -222,7 +226,7 @@ def to_snapshot(record: CampaignInteraction) -> Snapshot | Invalid:
     if not record.id:
         return Invalid("missing_id", "no interaction id - at `$.id`")
     conversation = record.conversation
-    times = tuple(_epoch_or_none(getattr(record, name)) for name in _TIME_ATTRIBUTES)
+    times = tuple(None if t is None else to_epoch(t) for t in _times(record))
     return Snapshot(
         interaction_id=record.id,
         campaign_id=_ref_id(record.campaign),

@@ -26,7 +26,7 @@ from typing import Final, Literal
 import msgspec
 
 from consumer import lifecycle
-from consumer.lifecycle import STAGES, Interaction, Stage
+from consumer.lifecycle import LABELS, STAGES, Interaction, Stage
 from consumer.model import iso
 
 CONVERSATION_ENDED: Final = "conversation_ended"
@@ -136,7 +136,7 @@ class StallPolicy:
         ):
             rule, since = CONVERSATION_ENDED, state.conversation_ended
         else:
-            rule, since = state.stage.label, entered
+            rule, since = LABELS[state.stage], entered
         if since is None:
             return None  # no time to measure from: the snapshots never said when
         threshold = self.threshold(lifecycle.campaign_id(state), rule)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from consumer import lifecycle
-from consumer.lifecycle import STAGES, Interaction, Snapshot, Stage, Tombstone
+from consumer.lifecycle import LABELS, STAGES, Interaction, Snapshot, Stage, Tombstone
 from consumer.stalls import Alert, Resolution, Stall, StallPolicy, make_alert, resolve
 
 KNOWN_MODES: Final = frozenset(
@@ -214,7 +214,7 @@ class Tracker:
     def _observe(self, state: Interaction, reached: list[Stage]) -> None:
         mode = mode_label(lifecycle.dialing_mode(state))
         for stage in reached:
-            self.obs.transitions[stage.label, mode] += 1
+            self.obs.transitions[LABELS[stage], mode] += 1
         for name, seconds in lifecycle.latencies(state, reached):
             self.obs.latencies.append((name, mode, seconds))
 
@@ -277,7 +277,7 @@ class Tracker:
         alert = make_alert("firing", iid, state, stall, now)
         self.stalled[iid] = (alert, stall)
         self.dirty.add(iid)
-        self.obs.firings[stall.stage.label] += 1
+        self.obs.firings[LABELS[stall.stage]] += 1
         return alert
 
     def _remove(self, iid: str, reason: Resolution, now: float) -> list[Alert]:
