@@ -1,11 +1,10 @@
 """Engine benchmark: decode and track simulated traffic in process, against a naive baseline.
 
-No broker: this isolates the per-record cost of the engine (what ``make bench`` adds the
-Kafka client to in the end-to-end benchmarks of issue 6). Both contenders get the same
+No broker: this isolates the per-record cost of the engine (what ``bench.throughput`` adds
+the Kafka client to). Both contenders get the same
 records, in the same run:
 
-* naive: what a user might write first: ``json.loads``, a dataclass per snapshot, a
-  dict of latest states by id, a stage from the newest timestamp;
+* naive: what a user might write first (:mod:`bench.naive`);
 * engine: ``consumer.model.decode_record`` and ``Tracker.ingest``, with every rule
   (merge, endings, stall timers, observations).
 
@@ -16,63 +15,24 @@ Prints records per second for each, microseconds per record, and engine / naive.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
 
+from bench.naive import NaiveTracker
 from consumer.model import Invalid, decode_record
 from consumer.simulate import Record, Simulator, TrafficSettings
 from consumer.stalls import StallPolicy
 from consumer.tracker import Limits, Observations, Tracker
 
 START = 1_800_000_000.0
-STAGE_FIELDS = (
-    "creationTime",
-    "previewPopDeliveredTime",
-    "callPlacedTime",
-    "callRoutedTime",
-    "previewConnectedTime",
-    "lastActivePreviewWrapupTime",
-)
-
-
-@dataclass
-class NaiveState:
-    """The naive contender's state: the raw fields it cares about."""
-
-    interaction_id: str
-    campaign: str | None
-    stage: int
-    updated: float
 
 
 def naive(records: list[tuple[float, Record]]) -> int:
-    """Per-message json.loads, a dataclass, a dict of states; returns states kept."""
-    states: dict[str, NaiveState] = {}
+    """The naive baseline of :mod:`bench.naive`; returns states kept."""
+    tracker = NaiveTracker()
     for _, record in records:
-        if record.value is None:
-            states.pop((record.key or b"").decode(), None)
-            continue
-        try:
-            document: dict[str, Any] = json.loads(record.value)
-        except ValueError:
-            continue
-        if not isinstance(document, dict) or not isinstance(document.get("id"), str):
-            continue
-        stage, newest = 0, 0.0
-        for index, name in enumerate(STAGE_FIELDS):
-            value = document.get(name)
-            if isinstance(value, str):
-                moment = datetime.fromisoformat(value).timestamp()
-                if moment >= newest:
-                    stage, newest = index, moment
-        campaign = document.get("campaign")
-        campaign_id = campaign.get("id") if isinstance(campaign, dict) else None
-        states[document["id"]] = NaiveState(document["id"], campaign_id, stage, newest)
-    return len(states)
+        tracker.handle(record.key, record.value)
+    return len(tracker.states)
 
 
 def engine(records: list[tuple[float, Record]]) -> int:

@@ -10,24 +10,22 @@ the daemon writes them), then read back twice in the same run:
 It prints seconds, interactions per second and restore / baseline. Uses the broker in
 ``KAFKA_BOOTSTRAP_SERVERS``, or starts one with ``scripts/kafka-local``.
 
-    .venv/bin/python bench/restore.py [SIZE ...]
+    .venv/bin/python -m bench.restore [SIZE ...]
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
-from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from prometheus_client import CollectorRegistry
 
+from bench.broker import broker
 from consumer import changelog
 from consumer.config import KafkaSettings
 from consumer.kafka import Sink, read_partition
@@ -37,7 +35,6 @@ from consumer.stalls import StallPolicy
 from consumer.state import StateStore
 from consumer.tracker import Limits, Observations, Tracker
 
-ROOT = Path(__file__).resolve().parents[1]
 T0 = 1_795_600_000.0
 
 
@@ -118,31 +115,10 @@ async def measure(bootstrap: str, size: int) -> None:
 def main() -> None:
     """Run the sizes given (default 100k and 1M) against a broker."""
     sizes = [int(a) for a in sys.argv[1:]] or [100_000, 1_000_000]
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    state = None
-    if not bootstrap:
-        state = Path(tempfile.mkdtemp(prefix="interaction-consumer-bench-"))
-        env = {**os.environ, "KAFKA_LOCAL_STATE": str(state)}
-        started = subprocess.run(
-            [str(ROOT / "scripts" / "kafka-local"), "start"],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        bootstrap = started.stdout.strip()
-    print(f"restore benchmark on {bootstrap}, {os.cpu_count()} cores")
-    try:
+    with broker() as bootstrap:
+        print(f"restore benchmark on {bootstrap}, {os.cpu_count()} cores")
         for size in sizes:
             asyncio.run(measure(bootstrap, size))
-    finally:
-        if state is not None:
-            subprocess.run(
-                [str(ROOT / "scripts" / "kafka-local"), "stop"],
-                env={**os.environ, "KAFKA_LOCAL_STATE": str(state)},
-                capture_output=True,
-                check=False,
-            )
 
 
 if __name__ == "__main__":

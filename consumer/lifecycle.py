@@ -173,18 +173,12 @@ def dialing_mode(state: Interaction) -> str | None:
     return _value(state.mode)
 
 
-# merged attribute of Interaction <- attribute of Snapshot, last-writer-wins (rule 1)
+# merged attribute of Interaction <- attribute of Snapshot, last-writer-wins (rule 1):
+# (version, value) tuples compare by version, then value, the tie-break
 _ATTRIBUTES: Final = ("campaign", "campaign_name", "agent", "queue", "mode")
 _snapshot_attributes: Final = operator.attrgetter(
     "campaign_id", "campaign_name", "agent_id", "queue_id", "dialing_mode"
 )
-
-
-def _join(current: Versioned, version: float, value: str | None) -> Versioned:
-    if value is None:
-        return current
-    candidate = (version, value)
-    return candidate if current is None or candidate > current else current
 
 
 def derive_stage(times: list[float | None] | tuple[float | None, ...]) -> Stage:
@@ -232,22 +226,29 @@ def merge(state: Interaction, snap: Snapshot) -> list[Stage] | None:
     """
     changed: list[Stage] = []
     times = state.times
-    for stage, moment in zip(STAGES, snap.times, strict=True):
-        current = times[stage]
-        if moment is not None and (current is None or moment > current):
-            times[stage] = moment
-            changed.append(stage)
+    version = 0.0
+    for stage, moment in enumerate(snap.times):
+        if moment is not None:
+            if moment > version:
+                version = moment
+            current = times[stage]
+            if current is None or moment > current:
+                times[stage] = moment
+                changed.append(STAGES[stage])
     learned = bool(changed)
     ended = snap.conversation_ended
-    if ended is not None and (state.conversation_ended is None or ended > state.conversation_ended):
-        state.conversation_ended = ended
-        learned = True
-    version = snap.version
+    if ended is not None:
+        if ended > version:
+            version = ended
+        if state.conversation_ended is None or ended > state.conversation_ended:
+            state.conversation_ended = ended
+            learned = True
     for attribute, value in zip(_ATTRIBUTES, _snapshot_attributes(snap), strict=True):
+        if value is None:
+            continue
         current = getattr(state, attribute)
-        joined = _join(current, version, value)
-        if joined is not current:  # _join hands back the very object when nothing changes
-            setattr(state, attribute, joined)
+        if current is None or (version, value) > current:
+            setattr(state, attribute, (version, value))
             learned = True
     closed = (version, snap.active is not True)
     if state.closed is None or closed > state.closed:

@@ -88,6 +88,10 @@ class Stall(msgspec.Struct, frozen=True, gc=False):
         """The moment the stall fires if nothing moves."""
         return self.since + self.threshold
 
+    def same(self, other: Stall | None) -> bool:
+        """``other`` is this very stall (same rule and start): the alert ids are equal."""
+        return other is not None and self.rule == other.rule and self.since == other.since
+
     def alert_id(self, interaction_id: str) -> str:
         """Stable id of this stall: same interaction, rule and start, same id."""
         key = f"{interaction_id}\0{self.rule}\0{self.since!r}".encode()

@@ -41,15 +41,14 @@ class StateStore:
 
         Those it no longer holds get a tombstone. The futures complete when acknowledged.
         """
-        acks = []
+        states, stalled = tracker.states, tracker.stalled
+        records = []
         for iid in changed:
-            state = tracker.states.get(iid)
-            value = None
-            if state is not None:
-                value = changelog.encode(state, tracker.stalled.get(iid))
-            acks.append(await self._sink.send(self.topic, iid.encode(), value, partition=partition))
-        self._metrics.state_writes.inc(len(acks))
-        return acks
+            state = states.get(iid)
+            value = None if state is None else changelog.encode(state, stalled.get(iid))
+            records.append((iid.encode(), value))
+        self._metrics.state_writes.inc(len(records))
+        return await self._sink.send_many(self.topic, partition, records)
 
     async def restore(self, partition: int, tracker: Tracker) -> int:
         """Give ``tracker`` the interactions saved for ``partition``; returns how many."""

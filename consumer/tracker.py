@@ -233,7 +233,7 @@ class Tracker:
         reason = lifecycle.ending(state)
         stall = None if reason is not None else self.policy.stall(state)
         alerts: list[Alert] = []
-        if pending is not None and (stall is None or stall.alert_id(iid) != pending.alert_id(iid)):
+        if pending is not None and not pending.same(stall):
             alerts += self._missed(iid, state, pending, now, reason or "moved_on")
         if reason is not None:
             self._remember_end(iid, state.version, now)
@@ -241,7 +241,7 @@ class Tracker:
         firing = self.stalled.get(iid)
         if firing is not None:
             alert, fired = firing
-            if stall is not None and stall.alert_id(iid) == alert.alert_id:
+            if fired.same(stall):
                 return alerts  # still the same stall: it stays fired, once
             del self.stalled[iid]
             alerts.append(resolve(alert, fired, now, self._until(state, fired, now), "moved_on"))
