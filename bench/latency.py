@@ -5,8 +5,8 @@ happen within the run; thresholds compressed alike) at a steady rate, paced on t
 clock, while the daemon (the real :class:`consumer.runner.Daemon`, default settings)
 consumes it. The daemon is instrumented from outside, by subclassing:
 
-* record to state: wall time when a record's batch has been applied to the trackers,
-  minus the record's timestamp (set by the producer when it sent the record);
+* record to state: wall time when a record has been applied to its tracker, minus the
+  record's timestamp (set by the producer when it sent the record);
 * threshold to alert: wall time when a firing alert was acknowledged by the broker (the
   alerts topic, and the state changelog saying it fired), minus the moment its stall
   came due (the stall's start, from the snapshots' own times, plus its threshold).
@@ -27,7 +27,6 @@ import sys
 import time
 import uuid
 from datetime import datetime
-from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry
@@ -51,9 +50,9 @@ class TimedDaemon(Daemon):
         self.to_alert: list[float] = []
 
     def _apply(self, part: _Partition, records: list[Record], outputs: _Outputs) -> None:
-        super()._apply(part, records, outputs)
-        now = time.time()
-        self.to_state += [now - r.timestamp / 1000 for r in records]
+        for record in records:  # one at a time, to see when each one's state is applied
+            super()._apply(part, [record], outputs)
+            self.to_state.append(time.time() - record.timestamp / 1000)
 
     async def _deliver(self, outputs: _Outputs) -> None:
         await super()._deliver(outputs)
@@ -66,10 +65,16 @@ class TimedDaemon(Daemon):
 
 async def produce(bootstrap: str, topic: str, rate: float, seconds: float) -> None:
     """Publish ``rate`` records per second for ``seconds``, then what is still scripted."""
-    start = time.time() + 1.0
     traffic = TrafficSettings(rate=rate / RECORDS_PER_INTERACTION, speed=SPEED, seed=2)
+    # Scripting takes a while and the times it writes into the snapshots must lie ahead,
+    # not in the past: time a sample, then start far enough out for the rest.
+    timed = time.perf_counter()
+    sample = Simulator(traffic, 0.0).due(1.0)
+    per_record = (time.perf_counter() - timed) / max(1, len(sample))
+    start = time.time() + 2.0 + 1.5 * per_record * rate * (seconds + 10.0)
     sim = Simulator(traffic, start)
     scripted = sim.due(start + seconds) + sim.due(float("inf"), start_new=False)
+    await asyncio.sleep(max(0.0, start - time.time()))
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=2, acks=1)
     await producer.start()
     try:
@@ -86,17 +91,13 @@ async def produce(bootstrap: str, topic: str, rate: float, seconds: float) -> No
         await producer.stop()
 
 
-def _percentiles(values: list[float]) -> str:
-    if len(values) < 2:
-        return f"{len(values)} samples"
+def percentiles(values: list[float]) -> tuple[float, float, float]:
+    """p50, p99 and max of ``values``, in milliseconds."""
     cuts = statistics.quantiles(values, n=100, method="inclusive")
-    return (
-        f"p50 {cuts[49] * 1000:7.1f} ms  p99 {cuts[98] * 1000:7.1f} ms  "
-        f"max {max(values) * 1000:7.1f} ms  ({len(values):,} samples)"
-    )
+    return cuts[49] * 1000, cuts[98] * 1000, max(values) * 1000
 
 
-async def measure(bootstrap: str, rate: float, seconds: float) -> dict[str, Any]:
+async def measure(bootstrap: str, rate: float, seconds: float) -> dict[str, list[float]]:
     """Run the daemon against a steady producer; return the latency samples."""
     group = f"bench-{uuid.uuid4().hex[:8]}"
     topic = f"{group}.interactions"
@@ -137,6 +138,33 @@ def _ready(daemon: Daemon, tp: Partition) -> bool:
     return part.restoring is None and part.clock.caught_up
 
 
+def run(rate: float, seconds: float) -> dict[str, tuple[float, float, float]]:
+    """Measure at ``rate`` records per second, print and return p50/p99/max (ms) of each."""
+    with broker() as bootstrap:
+        print(
+            f"latency benchmark on {bootstrap}, {os.cpu_count()} cores: "
+            f"{rate:,.0f} records/s for {seconds:.0f}s"
+        )
+        result_to = sys.stdout
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - the daemon's logs go nowhere
+        try:
+            logs.configure("INFO", "json")
+            samples = asyncio.run(measure(bootstrap, rate, seconds))
+        finally:
+            sys.stdout = result_to
+    figures = {}
+    for name, label in (("to_state", "record to state"), ("to_alert", "threshold to alert")):
+        values = samples[name]
+        if len(values) < 2:
+            raise RuntimeError(f"{label}: only {len(values)} samples")
+        figures[name] = p50, p99, top = percentiles(values)
+        print(
+            f"  {label:>18}: p50 {p50:7.1f} ms  p99 {p99:7.1f} ms  max {top:7.1f} ms "
+            f"({len(values):,} samples)"
+        )
+    return figures
+
+
 def main() -> None:
     """Measure at the given rate, or (with ``--produce``) be the producer process."""
     parser = argparse.ArgumentParser(prog="bench.latency")
@@ -147,19 +175,8 @@ def main() -> None:
     if args.produce:
         bootstrap, topic = args.produce
         asyncio.run(produce(bootstrap, topic, args.rate, args.seconds))
-        return
-    with broker() as bootstrap:
-        print(
-            f"latency benchmark on {bootstrap}, {os.cpu_count()} cores: "
-            f"{args.rate:,.0f} records/s for {args.seconds:.0f}s"
-        )
-        result_to = sys.stdout
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - the daemon's logs go nowhere
-        logs.configure("INFO", "json")
-        samples = asyncio.run(measure(bootstrap, args.rate, args.seconds))
-        sys.stdout = result_to
-        print(f"  record to state:    {_percentiles(samples['to_state'])}")
-        print(f"  threshold to alert: {_percentiles(samples['to_alert'])}")
+    else:
+        run(args.rate, args.seconds)
 
 
 if __name__ == "__main__":

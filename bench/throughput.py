@@ -156,8 +156,8 @@ def run_contender(name: str, bootstrap: str, topic: str, records: int) -> dict[s
     return result
 
 
-def compare(records: int, interactions: int, partitions: int) -> None:
-    """Load the topic once, run every contender on it, print the table."""
+def compare(records: int, interactions: int, partitions: int) -> dict[str, int]:
+    """Load the topic once, run every contender on it; print and return records/s of each."""
     names = [n for n in CONTENDERS if n != "quix" or importlib.util.find_spec("quixstreams")]
     with broker() as bootstrap:
         print(f"throughput benchmark on {bootstrap}, {os.cpu_count()} cores")
@@ -186,6 +186,7 @@ def compare(records: int, interactions: int, partitions: int) -> None:
         for other in ("ceiling", "naive", "quix"):
             if other in results:
                 print(f"  service / {other}: {results['service'] / results[other]:.2f}")
+    return results
 
 
 def main() -> None:

@@ -223,7 +223,7 @@ class Sink:
         self._producer = AIOKafkaProducer(
             acks="all",
             enable_idempotence=True,
-            linger_ms=5,
+            linger_ms=0,  # the daemon waits for the acks of every batch: lingering only delays
             max_batch_size=262_144,  # the state changelog writes thousands of records a batch
             max_request_size=max(1_048_576, settings.dead_letter_max_value_bytes + 65_536),
             **client_options(settings),

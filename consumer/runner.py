@@ -5,8 +5,9 @@ One loop, one batch at a time::
     fetch (getmany, up to tick_seconds) -> apply each record to its partition's tracker
     -> advance every partition's clock and fire due stalls (once per batch: a stall the
     batch itself interrupted is judged by the tracker on the snapshots' own times)
-    -> deliver alerts and dead
-    letters and wait for the broker's acks -> commit next offsets -> metrics
+    -> deliver alerts and dead letters and wait for the broker's acks -> commit next
+    offsets (in the background: the next batch does not wait for the broker's answer)
+    -> metrics
 
 Delivery is at-least-once: a record's offset is committed only after its effects (alert
 records, dead letters) were acknowledged. If an output is down, the loop retries with
@@ -116,6 +117,7 @@ class Daemon:
         self.broker_down_since: float | None = None
         self.last_loop = time.monotonic()
         self._lock = asyncio.Lock()
+        self._committing: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
 
     # -- lifecycle --------------------------------------------------------------------
@@ -289,7 +291,7 @@ class Daemon:
         await self._deliver(outputs)
         if self._stopping.is_set() and self.delivering_since is not None:
             return  # gave up delivering: commit nothing past what is durable
-        await self._commit()
+        self._commit_soon()
         self.engine_metrics.record(self.obs.drain())
         if records:
             self.metrics.batch_records.observe(records)
@@ -434,17 +436,40 @@ class Daemon:
                     acks += await self.state.save(tp[1], part.tracker, ids)
         return acks
 
+    def _commit_soon(self) -> None:
+        """Commit what is durable now without waiting for the broker's answer.
+
+        The next batch need not wait a round trip for it: the offsets are taken now, while
+        everything before them is durable, and one commit runs at a time (a batch that
+        finds one running leaves its offsets to the next).
+        """
+        if self._committing is not None and not self._committing.done():
+            return
+        offsets = self._uncommitted()
+        if offsets:
+            self._committing = asyncio.create_task(self._commit_offsets(offsets))
+
     async def _commit(self) -> None:
-        offsets = {
+        """Commit what is durable now and wait for it (rebalance, shutdown)."""
+        if self._committing is not None:
+            await self._committing
+        offsets = self._uncommitted()
+        if offsets:
+            await self._commit_offsets(offsets)
+
+    def _uncommitted(self) -> dict[Partition, int]:
+        return {
             tp: part.next_offset
             for tp, part in self.partitions.items()
             if part.next_offset is not None and part.next_offset != part.committed
         }
-        if not offsets:
-            return
+
+    async def _commit_offsets(self, offsets: dict[Partition, int]) -> None:
         if await self.source.commit(offsets):
             for tp, offset in offsets.items():
-                self.partitions[tp].committed = offset
+                part = self.partitions.get(tp)
+                if part is not None:  # else revoked meanwhile
+                    part.committed = offset
             self.metrics.commits.labels("ok").inc()
             self.metrics.last_commit.set(self.wall())
         else:
