@@ -54,15 +54,15 @@ def main() -> None:
     begun = START + count / (rate * 4)
     records = (sim.due(begun) + sim.due(float("inf"), start_new=False))[:count]
     print(f"engine benchmark: {len(records):,} simulated records")
-    results = {}
-    for name, contender in (("naive", naive), ("engine", engine)):
-        started = time.perf_counter()
-        contender(records)
-        seconds = time.perf_counter() - started
-        results[name] = len(records) / seconds
-        print(
-            f"  {name:>6}: {results[name]:>9,.0f} records/s  {1e6 / results[name]:5.2f} us/record"
-        )
+    results = dict.fromkeys(("naive", "engine"), 0.0)
+    for _ in range(3):  # alternate and keep each one's best: the machine is shared
+        for name, contender in (("naive", naive), ("engine", engine)):
+            started = time.perf_counter()
+            contender(records)
+            seconds = time.perf_counter() - started
+            results[name] = max(results[name], len(records) / seconds)
+    for name, rate in results.items():
+        print(f"  {name:>6}: {rate:>9,.0f} records/s  {1e6 / rate:5.2f} us/record (best of 3)")
     print(f"  engine / naive: {results['engine'] / results['naive']:.2f}")
 
 

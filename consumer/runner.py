@@ -306,26 +306,28 @@ class Daemon:
         return decode_record(record.key, value)
 
     def _apply(self, part: _Partition, records: list[Record], outputs: _Outputs) -> None:
-        tracker, clock = part.tracker, part.clock
-        for record in records:
+        tracker, clock, alerts = part.tracker, part.clock, outputs.alerts
+        check_keys = not self.settings.kafka.repartition
+        for record in records:  # the hot loop: per-record work stays inline
             item = self._decode(record)
             if isinstance(item, Invalid):
                 self.obs.events["invalid"] += 1
                 outputs.dead_letters.append((record, item))
                 continue
-            if record.key is not None and not self.settings.kafka.repartition:
-                self._check_key(record.key, item.interaction_id)
+            key = record.key
+            if check_keys and key is not None and key != item.interaction_id.encode():
+                self._misrouted(item.interaction_id)
             now = clock.record(record.timestamp / 1000.0) if record.timestamp > 0 else clock.now
-            outputs.alerts += tracker.ingest(item, now)
+            fired = tracker.ingest(item, now)
+            if fired:
+                alerts += fired
 
-    def _check_key(self, key: bytes, interaction_id: str) -> None:
-        """Count snapshots keyed by something else than their id; warn once per interaction.
+    def _misrouted(self, interaction_id: str) -> None:
+        """Count a snapshot keyed by something else than its id; warn once per interaction.
 
         Such snapshots may land on several partitions, each with its own owner, and no owner
         sees the whole interaction: ``kafka.repartition`` fixes that.
         """
-        if key == interaction_id.encode():
-            return
         self.metrics.misrouted.inc()
         if interaction_id not in self._misrouted_warned:
             self._misrouted_warned[interaction_id] = None
