@@ -38,39 +38,11 @@ from prometheus_client import CollectorRegistry
 from bench import dataset
 from bench.broker import broker
 from bench.naive import NaiveTracker
+from bench.progress import Progress
 from consumer import config, logs
 from consumer.runner import Daemon
 
 CONTENDERS = ("ceiling", "service", "naive", "quix")
-
-
-class Progress:
-    """Counts records and times the span from the first to the last."""
-
-    def __init__(self, expected: int) -> None:
-        self.expected = expected
-        self.records = 0
-        self.first = 0.0
-        self.last = 0.0
-
-    def add(self, n: int) -> bool:
-        """``n`` more records were handled; returns whether all expected ones are."""
-        now = time.perf_counter()
-        if n and not self.records:
-            self.first = now
-        self.records += n
-        self.last = now
-        return self.records >= self.expected
-
-    def report(self, contender: str) -> dict[str, Any]:
-        """The result line a contender process prints."""
-        seconds = self.last - self.first
-        return {
-            "contender": contender,
-            "records": self.records,
-            "seconds": round(seconds, 3),
-            "per_second": round(self.records / seconds) if seconds > 0 else 0,
-        }
 
 
 def _consumer(bootstrap: str, topic: str) -> AIOKafkaConsumer:

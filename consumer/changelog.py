@@ -26,7 +26,7 @@ Fired = tuple[Alert, Stall]
 
 class _Saved(msgspec.Struct, array_like=True, gc=False):
     format: int
-    times: list[float | None]
+    times: tuple[float | None, ...]
     conversation_ended: float | None
     closed: tuple[float, bool] | None
     campaign: tuple[float, str] | None

@@ -121,7 +121,9 @@ class Interaction(msgspec.Struct, gc=False):
     ``activePreviewCall`` was false or absent, so that a tie prefers closed.
     """
 
-    times: list[float | None]
+    # a tuple, replaced on change: tuples of floats are not tracked by the garbage
+    # collector, so a million interactions add nothing to the collector's passes
+    times: tuple[float | None, ...]
     conversation_ended: float | None = None
     closed: tuple[float, bool] | None = None
     campaign: Versioned = None
@@ -181,7 +183,7 @@ _snapshot_attributes: Final = operator.attrgetter(
 )
 
 
-def derive_stage(times: list[float | None] | tuple[float | None, ...]) -> Stage:
+def derive_stage(times: Sequence[float | None]) -> Stage:
     """The stage a set of merged timestamps puts an interaction in (rule 2)."""
     wrapped = times[Stage.WRAPPED_UP]
     placed = times[Stage.PLACED]
@@ -197,12 +199,12 @@ def derive_stage(times: list[float | None] | tuple[float | None, ...]) -> Stage:
     return Stage.PREVIEWING if popped is not None else Stage.CREATED
 
 
-def _call_floor(times: list[float | None], stage: Stage) -> float | None:
+def _call_floor(times: Sequence[float | None], stage: Stage) -> float | None:
     """The wrap-up that ended the previous call: the current call's times are all later."""
     return None if stage is Stage.WRAPPED_UP else times[Stage.WRAPPED_UP]
 
 
-def _belongs(times: list[float | None], stage: Stage, floor: float | None) -> bool:
+def _belongs(times: Sequence[float | None], stage: Stage, floor: float | None) -> bool:
     moment = times[stage]
     if moment is None or (floor is not None and moment <= floor):
         return False
@@ -214,7 +216,7 @@ def _belongs(times: list[float | None], stage: Stage, floor: float | None) -> bo
 
 def new_interaction() -> Interaction:
     """An interaction nothing is known about yet; :func:`merge` fills it."""
-    return Interaction(times=[None] * len(STAGES))
+    return Interaction(times=(None,) * len(STAGES))
 
 
 def merge(state: Interaction, snap: Snapshot) -> list[Stage] | None:
@@ -226,6 +228,7 @@ def merge(state: Interaction, snap: Snapshot) -> list[Stage] | None:
     """
     changed: list[Stage] = []
     times = state.times
+    merged: list[float | None] | None = None
     version = 0.0
     for stage, moment in enumerate(snap.times):
         if moment is not None:
@@ -233,9 +236,13 @@ def merge(state: Interaction, snap: Snapshot) -> list[Stage] | None:
                 version = moment
             current = times[stage]
             if current is None or moment > current:
-                times[stage] = moment
+                if merged is None:
+                    merged = list(times)
+                merged[stage] = moment
                 changed.append(STAGES[stage])
-    learned = bool(changed)
+    if merged is not None:
+        state.times = times = tuple(merged)
+    learned = merged is not None
     ended = snap.conversation_ended
     if ended is not None:
         if ended > version:

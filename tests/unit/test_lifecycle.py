@@ -56,7 +56,7 @@ def test_merge_keeps_newest_timestamps_and_reports_reached_stages() -> None:
 def test_late_snapshot_never_moves_backwards() -> None:
     """An older snapshot arriving after a newer one leaves stage and times unchanged."""
     state = merged(snap(created=0, previewing=1, placed=5, routed=6))
-    before = list(state.times)
+    before = state.times
     assert merge(state, snap(created=0, previewing=1)) is None
     assert state.stage is Stage.ROUTED
     assert state.times == before
