@@ -31,6 +31,7 @@ Stages, in order::
 from __future__ import annotations
 
 import operator
+import sys
 from collections.abc import Sequence
 from enum import IntEnum
 from typing import Final, Literal
@@ -255,7 +256,9 @@ def merge(state: Interaction, snap: Snapshot) -> list[Stage] | None:
             continue
         current = getattr(state, attribute)
         if current is None or (version, value) > current:
-            setattr(state, attribute, (version, value))
+            # one copy of each campaign, agent, queue and mode string, not one per state
+            same = current is not None and current[1] == value
+            setattr(state, attribute, (version, current[1] if same else sys.intern(value)))
             learned = True
     closed = (version, snap.active is not True)
     if state.closed is None or closed > state.closed:
