@@ -20,12 +20,15 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from consumer.simulate import Record, Simulator, TrafficSettings
 
 RATE = 400.0  # interactions begun per simulated second
+# one malformed record per malformed "interaction": 15% of interactions make about 2.5%
+# of the records malformed
+MALFORMED_SHARE = 0.15
 _SIM_ID = re.compile(rb"sim-1-(\d{7})")
 
 
 def records(count: int, distinct: int, start: float) -> list[tuple[float, Record]]:
     """``count`` (publication time, record) pairs about ``distinct`` interaction ids."""
-    sim = Simulator(TrafficSettings(rate=RATE, seed=1), start)
+    sim = Simulator(TrafficSettings(rate=RATE, seed=1, malformed_share=MALFORMED_SHARE), start)
     made: list[tuple[float, Record]] = []
     moment = start
     while len(made) < count:
