@@ -1,7 +1,7 @@
 """The broker a benchmark runs against: ``KAFKA_BOOTSTRAP_SERVERS`` if set, else a local one.
 
 The local one is ``scripts/kafka-local`` in a state directory of its own, stopped (and
-its data removed) when the benchmark ends.
+its data removed) when the benchmark ends. Also the daemon's settings for a run on it.
 """
 
 from __future__ import annotations
@@ -9,9 +9,13 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+from consumer import config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,3 +37,16 @@ def broker() -> Iterator[str]:
         yield started.stdout.strip()
     finally:
         subprocess.run([script, "stop"], env=env, capture_output=True, check=False)
+
+
+def service_settings(bootstrap: str, topic: str, **sections: Any) -> config.Settings:
+    """Default settings reading ``topic``, in a fresh group with outputs of its own."""
+    group = f"bench-{uuid.uuid4().hex[:8]}"
+    kafka = {
+        "bootstrap_servers": bootstrap,
+        "topic": topic,
+        "group_id": group,
+        "alerts_topic": f"{group}.alerts",
+        "dead_letter_topic": f"{group}.dead-letter",
+    }
+    return config.load_settings(overrides={"kafka": kafka, **sections})

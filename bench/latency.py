@@ -31,7 +31,7 @@ from datetime import datetime
 from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry
 
-from bench.broker import broker
+from bench.broker import broker, service_settings
 from consumer import config, logs
 from consumer.kafka import Partition, Record, ensure_topics
 from consumer.runner import Daemon, _Outputs, _Partition
@@ -99,20 +99,8 @@ def percentiles(values: list[float]) -> tuple[float, float, float]:
 
 async def measure(bootstrap: str, rate: float, seconds: float) -> dict[str, list[float]]:
     """Run the daemon against a steady producer; return the latency samples."""
-    group = f"bench-{uuid.uuid4().hex[:8]}"
-    topic = f"{group}.interactions"
-    settings = config.load_settings(
-        overrides={
-            "kafka": {
-                "bootstrap_servers": bootstrap,
-                "topic": topic,
-                "group_id": group,
-                "alerts_topic": f"{group}.alerts",
-                "dead_letter_topic": f"{group}.dead-letter",
-            },
-            "stalls": {"thresholds": demo_thresholds(SPEED)},
-        }
-    )
+    topic = f"bench-{uuid.uuid4().hex[:8]}.interactions"
+    settings = service_settings(bootstrap, topic, stalls={"thresholds": demo_thresholds(SPEED)})
     await ensure_topics(settings.kafka, [topic], 4)
     daemon = TimedDaemon(settings)
     task = asyncio.create_task(daemon.run())

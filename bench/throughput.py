@@ -36,10 +36,10 @@ from aiokafka import AIOKafkaConsumer
 from prometheus_client import CollectorRegistry
 
 from bench import dataset
-from bench.broker import broker
+from bench.broker import broker, service_settings
 from bench.naive import NaiveTracker
 from bench.progress import Progress
-from consumer import config, logs
+from consumer import logs
 from consumer.runner import Daemon
 
 CONTENDERS = ("ceiling", "service", "naive", "quix")
@@ -85,18 +85,7 @@ async def naive(bootstrap: str, topic: str, progress: Progress) -> None:
 
 async def service(bootstrap: str, topic: str, progress: Progress) -> None:
     """The daemon with default settings, until everything is applied and committed."""
-    group = f"bench-{uuid.uuid4().hex[:8]}"
-    settings = config.load_settings(
-        overrides={
-            "kafka": {
-                "bootstrap_servers": bootstrap,
-                "topic": topic,
-                "group_id": group,
-                "alerts_topic": f"{group}.alerts",
-                "dead_letter_topic": f"{group}.dead-letter",
-            }
-        }
-    )
+    settings = service_settings(bootstrap, topic)
     logs.configure(settings.log.level, settings.log.format)  # logging is part of the cost
     daemon = Daemon(settings, CollectorRegistry())
     task = asyncio.create_task(daemon.run())
