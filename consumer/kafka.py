@@ -275,7 +275,7 @@ class Sink:
                 if batch.append(key=key, value=value, timestamp=None) is None:  # full
                     acks.append(await self._producer.send_batch(batch, topic, partition=partition))
                     batch = self._producer.create_batch()
-                    batch.append(key=key, value=value, timestamp=None)
+                    batch.append(key=key, value=value, timestamp=None)  # a fresh one takes any
             if batch.record_count():
                 acks.append(await self._producer.send_batch(batch, topic, partition=partition))
         except KafkaError as exc:

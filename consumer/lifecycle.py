@@ -230,27 +230,21 @@ def merge(state: Interaction, snap: Snapshot) -> list[Stage] | None:
     changed: list[Stage] = []
     times = state.times
     merged: list[float | None] | None = None
-    version = 0.0
     for stage, moment in enumerate(snap.times):
-        if moment is not None:
-            if moment > version:
-                version = moment
-            current = times[stage]
-            if current is None or moment > current:
-                if merged is None:
-                    merged = list(times)
-                merged[stage] = moment
-                changed.append(STAGES[stage])
+        current = times[stage]
+        if moment is not None and (current is None or moment > current):
+            if merged is None:
+                merged = list(times)
+            merged[stage] = moment
+            changed.append(STAGES[stage])
     if merged is not None:
         state.times = times = tuple(merged)
     learned = merged is not None
     ended = snap.conversation_ended
-    if ended is not None:
-        if ended > version:
-            version = ended
-        if state.conversation_ended is None or ended > state.conversation_ended:
-            state.conversation_ended = ended
-            learned = True
+    if ended is not None and (state.conversation_ended is None or ended > state.conversation_ended):
+        state.conversation_ended = ended
+        learned = True
+    version = snap.version
     for attribute, value in zip(_ATTRIBUTES, _snapshot_attributes(snap), strict=True):
         if value is None:
             continue

@@ -226,13 +226,7 @@ def to_snapshot(record: CampaignInteraction) -> Snapshot | Invalid:
     if not record.id:
         return Invalid("missing_id", "no interaction id - at `$.id`")
     conversation = record.conversation
-    # msgspec gives aware datetimes for times with an offset or Z, which is nearly all
-    times = tuple(
-        [
-            None if t is None else t.timestamp() if t.tzinfo is not None else to_epoch(t)
-            for t in _times(record)
-        ]
-    )
+    times = tuple([None if t is None else to_epoch(t) for t in _times(record)])
     return Snapshot(
         interaction_id=record.id,
         campaign_id=_ref_id(record.campaign),
