@@ -13,7 +13,8 @@ restore and counted: a newer writer must not crash an older reader during a roll
 
 from __future__ import annotations
 
-from typing import Final
+import sys
+from typing import Final, TypeVar
 
 import msgspec
 
@@ -22,6 +23,7 @@ from consumer.stalls import Alert, Stall
 
 FORMAT: Final = 1
 Fired = tuple[Alert, Stall]
+_V = TypeVar("_V", str, bool)
 
 
 class _Saved(msgspec.Struct, array_like=True, gc=False):
@@ -42,6 +44,10 @@ _encoder: Final = msgspec.msgpack.Encoder()
 _decoder: Final = msgspec.msgpack.Decoder(_Saved)
 
 
+def _pair(version: float, value: _V | None) -> tuple[float, _V] | None:
+    return None if value is None else (version, value)
+
+
 def encode(state: Interaction, fired: Fired | None) -> bytes:
     """The changelog value for a tracked interaction."""
     return _encoder.encode(
@@ -49,16 +55,21 @@ def encode(state: Interaction, fired: Fired | None) -> bytes:
             FORMAT,
             state.times,
             state.conversation_ended,
-            state.closed,
-            state.campaign,
-            state.campaign_name,
-            state.agent,
-            state.queue,
-            state.mode,
+            _pair(state.closed_version, state.closed),
+            _pair(state.campaign_version, state.campaign),
+            _pair(state.campaign_name_version, state.campaign_name),
+            _pair(state.agent_version, state.agent),
+            _pair(state.queue_version, state.queue),
+            _pair(state.mode_version, state.mode),
             state.seen,
             fired,
         )
     )
+
+
+def _interned(pair: tuple[float, str] | None) -> tuple[str | None, float]:
+    """A saved attribute as (value, version), its string kept once as a merge keeps it."""
+    return (None, 0.0) if pair is None else (sys.intern(pair[1]), pair[0])
 
 
 def decode(value: bytes) -> tuple[Interaction, Fired | None] | None:
@@ -69,16 +80,19 @@ def decode(value: bytes) -> tuple[Interaction, Fired | None] | None:
         return None
     if saved.format != FORMAT or len(saved.times) != 6:
         return None
+    closed_version, closed = saved.closed or (0.0, None)
+    # positional, in field order: a million of these are built on restore
     state = Interaction(
-        times=saved.times,
-        conversation_ended=saved.conversation_ended,
-        closed=saved.closed,
-        campaign=saved.campaign,
-        campaign_name=saved.campaign_name,
-        agent=saved.agent,
-        queue=saved.queue,
-        mode=saved.mode,
-        stage=derive_stage(saved.times),
-        seen=saved.seen,
+        *saved.times,
+        saved.conversation_ended,
+        closed,
+        closed_version,
+        *_interned(saved.campaign),
+        *_interned(saved.campaign_name),
+        *_interned(saved.agent),
+        *_interned(saved.queue),
+        *_interned(saved.mode),
+        derive_stage(saved.times),
+        saved.seen,
     )
     return state, saved.fired

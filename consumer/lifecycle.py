@@ -34,7 +34,7 @@ import operator
 import sys
 from collections.abc import Sequence
 from enum import IntEnum
-from typing import Final, Literal
+from typing import Final, Literal, TypeVar
 
 import msgspec
 
@@ -111,35 +111,51 @@ class Tombstone(msgspec.Struct, frozen=True, gc=False):
     interaction_id: str
 
 
-# (version, value): tuples compare by version first, then value, which is the tie-break.
-Versioned = tuple[float, str] | None
-
-
 class Interaction(msgspec.Struct, gc=False):
     """The merged state of one interaction: only what the rules above need.
 
-    ``closed`` is versioned like the attributes, with ``True`` meaning
-    ``activePreviewCall`` was false or absent, so that a tie prefers closed.
+    Nothing here is a container: the time each stage was entered is a field of its own,
+    named after the stage, and each last-writer-wins attribute is two fields, its value
+    and the version (snapshot time) that wrote it. A million interactions then hold no
+    objects the garbage collector tracks; a tuple replaced on every merge would fill its
+    youngest generation faster than collections empty it, and every collection would
+    walk them. ``closed`` is ``True`` when ``activePreviewCall`` was false or absent, so
+    that on a version tie closed wins (``True > False``); ``None`` until a snapshot said
+    either.
     """
 
-    # a tuple, replaced on change: tuples of floats are not tracked by the garbage
-    # collector, so a million interactions add nothing to the collector's passes
-    times: tuple[float | None, ...]
+    created: float | None = None
+    previewing: float | None = None
+    placed: float | None = None
+    routed: float | None = None
+    connected: float | None = None
+    wrapped_up: float | None = None
     conversation_ended: float | None = None
-    closed: tuple[float, bool] | None = None
-    campaign: Versioned = None
-    campaign_name: Versioned = None
-    agent: Versioned = None
-    queue: Versioned = None
-    mode: Versioned = None
+    closed: bool | None = None
+    closed_version: float = 0.0
+    campaign: str | None = None
+    campaign_version: float = 0.0
+    campaign_name: str | None = None
+    campaign_name_version: float = 0.0
+    agent: str | None = None
+    agent_version: float = 0.0
+    queue: str | None = None
+    queue_version: float = 0.0
+    mode: str | None = None
+    mode_version: float = 0.0
     stage: Stage = Stage.CREATED
     # Bookkeeping owned by the tracker: tracker-clock time of the last snapshot (for TTL).
     seen: float = 0.0
 
     @property
+    def times(self) -> tuple[float | None, ...]:
+        """When each stage was entered, indexed by :class:`Stage` (a new tuple each time)."""
+        return _stage_times(self)
+
+    @property
     def active(self) -> bool:
         """A preview call is known to be live on this interaction."""
-        return self.closed is not None and not self.closed[1]
+        return self.closed is False
 
     @property
     def version(self) -> float:
@@ -147,41 +163,48 @@ class Interaction(msgspec.Struct, gc=False):
         return _newest(self.times, self.conversation_ended)
 
 
-def _value(versioned: Versioned) -> str | None:
-    return None if versioned is None else versioned[1]
-
-
 def campaign_id(state: Interaction) -> str | None:
     """The interaction's campaign id, if any snapshot named it."""
-    return _value(state.campaign)
+    return state.campaign
 
 
 def campaign_name(state: Interaction) -> str | None:
     """The campaign's display name, if any snapshot carried it."""
-    return _value(state.campaign_name)
+    return state.campaign_name
 
 
 def agent_id(state: Interaction) -> str | None:
     """The agent id of the newest snapshot that named one."""
-    return _value(state.agent)
+    return state.agent
 
 
 def queue_id(state: Interaction) -> str | None:
     """The queue id, if any snapshot named it."""
-    return _value(state.queue)
+    return state.queue
 
 
 def dialing_mode(state: Interaction) -> str | None:
     """The dialing mode, lowercase, if any snapshot named it."""
-    return _value(state.mode)
+    return state.mode
 
 
-# merged attribute of Interaction <- attribute of Snapshot, last-writer-wins (rule 1):
-# (version, value) tuples compare by version, then value, the tie-break
-_ATTRIBUTES: Final = ("campaign", "campaign_name", "agent", "queue", "mode")
+_stage_times: Final = operator.attrgetter(*LABELS)
+
+# merged attribute of Interaction (and the field of its version) <- attribute of Snapshot
+_ATTRIBUTES: Final = tuple(
+    (name, name + "_version") for name in ("campaign", "campaign_name", "agent", "queue", "mode")
+)
 _snapshot_attributes: Final = operator.attrgetter(
     "campaign_id", "campaign_name", "agent_id", "queue_id", "dialing_mode"
 )
+
+
+_Value = TypeVar("_Value", str, bool)
+
+
+def _newer(version: float, value: _Value, at: float, current: _Value) -> bool:
+    """``(version, value)`` wins over ``(at, current)``: later version, or the larger value."""
+    return version > at or (version == at and value > current)
 
 
 def derive_stage(times: Sequence[float | None]) -> Stage:
@@ -217,7 +240,7 @@ def _belongs(times: Sequence[float | None], stage: Stage, floor: float | None) -
 
 def new_interaction() -> Interaction:
     """An interaction nothing is known about yet; :func:`merge` fills it."""
-    return Interaction(times=(None,) * len(STAGES))
+    return Interaction()
 
 
 def merge(state: Interaction, snap: Snapshot) -> list[Stage] | None:
@@ -228,37 +251,33 @@ def merge(state: Interaction, snap: Snapshot) -> list[Stage] | None:
     when only an attribute changed.
     """
     changed: list[Stage] = []
-    times = state.times
-    merged: list[float | None] | None = None
-    for stage, moment in enumerate(snap.times):
-        current = times[stage]
-        if moment is not None and (current is None or moment > current):
-            if merged is None:
-                merged = list(times)
-            merged[stage] = moment
-            changed.append(STAGES[stage])
-    if merged is not None:
-        state.times = times = tuple(merged)
-    learned = merged is not None
+    for stage, moment in zip(STAGES, snap.times, strict=True):
+        if moment is not None:
+            current = getattr(state, LABELS[stage])
+            if current is None or moment > current:
+                setattr(state, LABELS[stage], moment)
+                changed.append(stage)
+    learned = bool(changed)
     ended = snap.conversation_ended
     if ended is not None and (state.conversation_ended is None or ended > state.conversation_ended):
         state.conversation_ended = ended
         learned = True
     version = snap.version
-    for attribute, value in zip(_ATTRIBUTES, _snapshot_attributes(snap), strict=True):
+    for (attribute, at_version), value in zip(_ATTRIBUTES, _snapshot_attributes(snap), strict=True):
         if value is None:
             continue
         current = getattr(state, attribute)
-        if current is None or (version, value) > current:
+        if current is None or _newer(version, value, getattr(state, at_version), current):
             # one copy of each campaign, agent, queue and mode string, not one per state
-            same = current is not None and current[1] == value
-            setattr(state, attribute, (version, current[1] if same else sys.intern(value)))
+            setattr(state, attribute, current if current == value else sys.intern(value))
+            setattr(state, at_version, version)
             learned = True
-    closed = (version, snap.active is not True)
-    if state.closed is None or closed > state.closed:
-        state.closed, learned = closed, True
+    closed = snap.active is not True
+    if state.closed is None or _newer(version, closed, state.closed_version, state.closed):
+        state.closed, state.closed_version, learned = closed, version, True
     if not learned:
         return None
+    times = state.times
     stage = state.stage = derive_stage(times)
     floor = _call_floor(times, stage)
     return [s for s in changed if s <= stage and _belongs(times, s, floor)]
@@ -318,8 +337,8 @@ def moved_since(state: Interaction, stage: Stage, since: float) -> float | None:
         for s, moment in zip(STAGES, state.times, strict=True)
         if moment is not None and (moment > since if s is stage else moment >= since)
     ]
-    if state.closed is not None and state.closed[1] and state.closed[0] >= since:
-        moments.append(state.closed[0])
+    if state.closed and state.closed_version >= since:
+        moments.append(state.closed_version)
     if state.conversation_ended is not None and state.conversation_ended > since:
         moments.append(state.conversation_ended)
     return min(moments, default=None)

@@ -38,14 +38,14 @@ from consumer.lifecycle import STAGES, Snapshot, Tombstone
 # wire structs (camelCase, canonical)
 
 
-class EntityRef(msgspec.Struct, frozen=True, rename="camel"):
+class EntityRef(msgspec.Struct, frozen=True, rename="camel", gc=False):
     """A ``DomainEntityRef``: ``{id, name, selfUri}``."""
 
     id: str | None = None
     name: str | None = None
 
 
-class Participant(msgspec.Struct, frozen=True, rename="camel"):
+class Participant(msgspec.Struct, frozen=True, rename="camel", gc=False):
     """The parts of a conversation participant that tell whose leg it is and if it ended."""
 
     id: str | None = None
@@ -54,7 +54,7 @@ class Participant(msgspec.Struct, frozen=True, rename="camel"):
     end_time: datetime | None = None
 
 
-class ConversationBasic(msgspec.Struct, frozen=True, rename="camel"):
+class ConversationBasic(msgspec.Struct, frozen=True, rename="camel", gc=False):
     """The conversation hosting the call; ``endTime`` is null while it is up."""
 
     id: str | None = None
@@ -63,7 +63,7 @@ class ConversationBasic(msgspec.Struct, frozen=True, rename="camel"):
     participants: list[Participant] | None = None
 
 
-class CampaignInteraction(msgspec.Struct, frozen=True, rename="camel"):
+class CampaignInteraction(msgspec.Struct, frozen=True, rename="camel", gc=False):
     """One snapshot of a dialer interaction, as the Genesys Cloud API names its fields."""
 
     id: str | None = None

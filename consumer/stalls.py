@@ -127,12 +127,7 @@ class StallPolicy:
     def watched(self, state: Interaction) -> bool:
         """Stalls are judged for this interaction."""
         # inlined Interaction.active and dialing_mode: this runs for every record
-        closed, mode = state.closed, state.mode
-        return (
-            self.watch_all_modes
-            or (closed is not None and not closed[1])
-            or (mode is not None and mode[1] == "preview")
-        )
+        return self.watch_all_modes or state.closed is False or state.mode == "preview"
 
     def stall(self, state: Interaction) -> Stall | None:
         """The stall rule running on ``state`` now, or ``None`` when none can fire."""

@@ -13,14 +13,13 @@ replay or a backlog, the wall clock once caught up). Invariants:
 * a stall fires once: ``stalled`` holds the firing alert of each stalled interaction,
   and the same stall is never fired again while it is there. When the interaction moves
   on, or leaves the tracker for any reason, exactly one ``resolved`` alert follows;
-* stall timers sit in a heap keyed by due time; entries are not removed when a stall
-  changes, they are re-checked when popped (stale ones are dropped), and the heap is
-  rebuilt when stale entries outnumber live interactions.
+* stall timers sit in a :class:`~consumer.timers.Timers` wheel; entries are not removed
+  when a stall changes, they are re-checked when due (stale ones are dropped), and the
+  wheel is rebuilt when stale entries outnumber live interactions.
 """
 
 from __future__ import annotations
 
-import heapq
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Final
@@ -28,6 +27,7 @@ from typing import Final
 from consumer import lifecycle
 from consumer.lifecycle import LABELS, STAGES, Interaction, Snapshot, Stage, Tombstone
 from consumer.stalls import Alert, Resolution, Stall, StallPolicy, make_alert, resolve
+from consumer.timers import Timers
 
 KNOWN_MODES: Final = frozenset(
     {"preview", "power", "predictive", "progressive", "agentless", "external", "unknown"}
@@ -84,7 +84,7 @@ class Tracker:
         self.stage_counts = [0] * len(STAGES)
         # ids whose persisted form changed since the owner last took them (see changelog)
         self.dirty: set[str] = set()
-        self._timers: list[tuple[float, str]] = []
+        self._timers = Timers()
 
     def __len__(self) -> int:
         return len(self.states)
@@ -153,17 +153,10 @@ class Tracker:
 
     def tick(self, now: float) -> list[Alert]:
         """Advance to ``now``: fire the stalls that are due, expire idle interactions."""
-        alerts: list[Alert] = []
-        timers = self._timers
-        while timers and timers[0][0] <= now:
-            due, iid = heapq.heappop(timers)
-            state = self.states.get(iid)
-            if state is None or iid in self.stalled:
-                continue
-            stall = self.policy.stall(state)
-            if stall is None or stall.due != due:
-                continue  # the interaction moved on since this timer was set
-            alerts.append(self._fire(iid, state, stall, now))
+        alerts = [
+            self._fire(iid, self.states[iid], stall, now)
+            for iid, stall in self._timers.pop_due(now, self._running)
+        ]
         horizon = now - self.limits.ttl_seconds
         idle = []
         for iid, state in self.states.items():  # oldest first: stop at the first fresh one
@@ -218,6 +211,11 @@ class Tracker:
         for name, seconds in lifecycle.latencies(state, reached):
             self.obs.latencies.append((name, mode, seconds))
 
+    def _running(self, iid: str) -> Stall | None:
+        """The unfired stall running on ``iid`` now, if it is tracked (for the timers)."""
+        state = self.states.get(iid)
+        return None if state is None else self._pending(iid, state)
+
     def _pending(self, iid: str, state: Interaction) -> Stall | None:
         """The stall running on ``state`` that has not fired (yet)."""
         return None if iid in self.stalled else self.policy.stall(state)
@@ -246,7 +244,7 @@ class Tracker:
             del self.stalled[iid]
             alerts.append(resolve(alert, fired, now, self._until(state, fired, now), "moved_on"))
         if stall is not None:
-            heapq.heappush(self._timers, (stall.due, iid))
+            self._timers.set(iid, stall.due)
             if len(self._timers) > 2 * len(self.states) + 1024:
                 self._rebuild_timers()
         return alerts
@@ -298,10 +296,8 @@ class Tracker:
         self.ended[iid] = (version, now)
 
     def _rebuild_timers(self) -> None:
-        timers = []
+        self._timers = timers = Timers()
         for iid, state in self.states.items():
-            stall = self.policy.stall(state)
-            if stall is not None and iid not in self.stalled:
-                timers.append((stall.due, iid))
-        heapq.heapify(timers)
-        self._timers = timers
+            stall = self._pending(iid, state)
+            if stall is not None:
+                timers.set(iid, stall.due)

@@ -228,7 +228,7 @@ def test_stage_counts_follow_the_states() -> None:
 
 
 def test_stale_timers_are_compacted() -> None:
-    """Many stage changes do not grow the timer heap without bound."""
+    """Many stage changes do not grow the stall timers without bound."""
     t = tracker()
     for step in range(5000):
         t.apply(snap(placed=float(step)), T0 + step)
