@@ -250,13 +250,14 @@ def merge(state: Interaction, snap: Snapshot) -> list[Stage] | None:
     call newly reached (entered, or re-entered by a new call), in order; possibly empty
     when only an attribute changed.
     """
-    changed: list[Stage] = []
-    for stage, moment in zip(STAGES, snap.times, strict=True):
-        if moment is not None:
-            current = getattr(state, LABELS[stage])
-            if current is None or moment > current:
-                setattr(state, LABELS[stage], moment)
-                changed.append(stage)
+    moments = snap.times
+    changed = [
+        stage
+        for stage, moment, current in zip(STAGES, moments, _stage_times(state), strict=True)
+        if moment is not None and (current is None or moment > current)
+    ]
+    for stage in changed:
+        setattr(state, LABELS[stage], moments[stage])
     learned = bool(changed)
     ended = snap.conversation_ended
     if ended is not None and (state.conversation_ended is None or ended > state.conversation_ended):
@@ -277,7 +278,7 @@ def merge(state: Interaction, snap: Snapshot) -> list[Stage] | None:
         state.closed, state.closed_version, learned = closed, version, True
     if not learned:
         return None
-    times = state.times
+    times = _stage_times(state)
     stage = state.stage = derive_stage(times)
     floor = _call_floor(times, stage)
     return [s for s in changed if s <= stage and _belongs(times, s, floor)]
@@ -285,6 +286,8 @@ def merge(state: Interaction, snap: Snapshot) -> list[Stage] | None:
 
 def latencies(state: Interaction, reached: list[Stage]) -> list[tuple[str, float]]:
     """Stage-to-stage durations of the current call completed by the stages just reached."""
+    if not reached:
+        return []
     times = state.times
     floor = _call_floor(times, state.stage)
     observed = []
@@ -306,7 +309,7 @@ def conversation_over(state: Interaction) -> bool:
     if ended is None:
         return False
     stage = state.stage
-    began = state.times[Stage.PLACED if stage >= Stage.PLACED else stage]
+    began: float | None = getattr(state, LABELS[Stage.PLACED if stage >= Stage.PLACED else stage])
     return began is None or ended >= began
 
 
@@ -323,7 +326,8 @@ def ending(state: Interaction) -> Ending | None:
 
 def entered_at(state: Interaction) -> float | None:
     """When the interaction entered its current stage, from the snapshots' own times."""
-    return state.times[state.stage]
+    entered: float | None = getattr(state, LABELS[state.stage])
+    return entered
 
 
 def moved_since(state: Interaction, stage: Stage, since: float) -> float | None:

@@ -6,9 +6,10 @@ so a million timers add nothing to its passes (the heap's tuples made every full
 collection walk them all: 30-40 ms with 1M tracked), and setting the same timer again
 replaces its entry instead of adding one.
 
-Entries are not removed when a stall changes or its interaction leaves. When a bucket
-comes due, the owner says which stall is running on each id now; an entry whose stall
-is gone, or now falls in another bucket, is dropped as stale.
+The owner discards an entry when it knows the stall changed; whatever it missed (an
+interaction expired or evicted) is found when its bucket comes due: the owner says which
+stall is running on each id now, and an entry whose stall is gone, or now falls in
+another bucket, is dropped as stale.
 """
 
 from __future__ import annotations
@@ -51,6 +52,13 @@ class Timers:
         if interaction_id not in bucket:
             bucket[interaction_id] = None
             self._entries += 1
+
+    def discard(self, interaction_id: str, due: float) -> None:
+        """Forget the timer set for ``interaction_id`` at ``due``, if it is still held."""
+        bucket = self._buckets.get(_bucket(due))
+        if bucket is not None and interaction_id in bucket:
+            del bucket[interaction_id]
+            self._entries -= 1
 
     def pop_due(self, now: float, running: Running) -> list[tuple[str, Stall]]:
         """The stalls come due by ``now``; ``running(id)`` is the stall on ``id`` now, if any."""

@@ -13,9 +13,10 @@ replay or a backlog, the wall clock once caught up). Invariants:
 * a stall fires once: ``stalled`` holds the firing alert of each stalled interaction,
   and the same stall is never fired again while it is there. When the interaction moves
   on, or leaves the tracker for any reason, exactly one ``resolved`` alert follows;
-* stall timers sit in a :class:`~consumer.timers.Timers` wheel; entries are not removed
-  when a stall changes, they are re-checked when due (stale ones are dropped), and the
-  wheel is rebuilt when stale entries outnumber live interactions.
+* stall timers sit in a :class:`~consumer.timers.Timers` wheel; an entry is discarded
+  when its stall changes or ends, re-checked when due (stale ones, of interactions that
+  expired or were evicted, are dropped), and the wheel is rebuilt should stale entries
+  ever outnumber live interactions.
 """
 
 from __future__ import annotations
@@ -126,6 +127,8 @@ class Tracker:
         if state is None:
             return []
         pending = self._pending(interaction_id, state)
+        if pending is not None:
+            self._timers.discard(interaction_id, pending.due)
         missed = (
             []
             if pending is None
@@ -230,6 +233,8 @@ class Tracker:
         self.dirty.add(iid)
         reason = lifecycle.ending(state)
         stall = None if reason is not None else self.policy.stall(state)
+        if pending is not None and (stall is None or stall.due != pending.due):
+            self._timers.discard(iid, pending.due)
         alerts: list[Alert] = []
         if pending is not None and not pending.same(stall):
             alerts += self._missed(iid, state, pending, now, reason or "moved_on")
@@ -258,6 +263,8 @@ class Tracker:
         did happen: it fires and resolves at once. If the move came in time, it is no
         stall, however late the news of the move arrived.
         """
+        if stall.due > now:
+            return []  # not due even now, so not by the time it stopped either
         until = self._until(state, stall, now)
         if stall.due > until:
             return []

@@ -41,6 +41,17 @@ def test_stale_entries_are_dropped() -> None:
     assert timers.pop_due(50.0, running.get) == [("moved", running["moved"])]
 
 
+def test_a_discarded_timer_is_gone() -> None:
+    """Discarding removes the entry at once; discarding an absent one changes nothing."""
+    timers = Timers()
+    timers.set("a", 10.0)
+    timers.discard("a", 10.0)
+    timers.discard("a", 10.0)
+    timers.discard("b", 99.0)
+    assert len(timers) == 0
+    assert timers.pop_due(20.0, {"a": _stall(10.0)}.get) == []
+
+
 def test_setting_the_same_timer_again_adds_no_entry() -> None:
     """Re-setting a timer in the same bucket replaces it: entries do not pile up."""
     timers = Timers()
