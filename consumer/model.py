@@ -194,7 +194,8 @@ _times: Final = operator.attrgetter(*_TIME_ATTRIBUTES)
 
 
 def _looks_snake(record: CampaignInteraction) -> bool:
-    return bool(_multiword(record).count(None) == len(_MULTIWORD_FIELDS))
+    # most records carry creationTime, a multi-word field: no need to fetch the others
+    return record.creation_time is None and _multiword(record).count(None) == len(_MULTIWORD_FIELDS)
 
 
 def decode_interaction(text: str | bytes) -> CampaignInteraction | Invalid:

@@ -34,6 +34,11 @@ def test_counters_follow_observations() -> None:
     latency = {"transition": "previewing_to_placed", "dialing_mode": "preview"}
     assert value("dialer_stage_latency_seconds_sum", latency) == 10
     assert value("dialer_stage_latency_seconds_count", latency) == 1
+    buckets = {
+        le: value("dialer_stage_latency_seconds_bucket", {**latency, "le": le})
+        for le in ("5.0", "10.0", "+Inf")
+    }
+    assert buckets == {"5.0": 0, "10.0": 1, "+Inf": 1}  # cumulative; le includes the bound
     assert value("dialer_stall_alerts_total", {"stage": "placed"}) == 1
     assert value("dialer_interactions_removed_total", {"reason": "wrapped_up"}) == 1
     metrics.record(t.obs.drain())  # nothing new: nothing counted twice
