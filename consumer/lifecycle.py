@@ -133,6 +133,8 @@ class Interaction(msgspec.Struct, gc=False):
     conversation_ended: float | None = None
     closed: bool | None = None
     closed_version: float = 0.0
+    # campaign id and name, agent id, queue id, dialing mode (lowercase), each with the
+    # version that wrote it
     campaign: str | None = None
     campaign_version: float = 0.0
     campaign_name: str | None = None
@@ -161,31 +163,6 @@ class Interaction(msgspec.Struct, gc=False):
     def version(self) -> float:
         """The newest moment the merged state speaks of."""
         return _newest(self.times, self.conversation_ended)
-
-
-def campaign_id(state: Interaction) -> str | None:
-    """The interaction's campaign id, if any snapshot named it."""
-    return state.campaign
-
-
-def campaign_name(state: Interaction) -> str | None:
-    """The campaign's display name, if any snapshot carried it."""
-    return state.campaign_name
-
-
-def agent_id(state: Interaction) -> str | None:
-    """The agent id of the newest snapshot that named one."""
-    return state.agent
-
-
-def queue_id(state: Interaction) -> str | None:
-    """The queue id, if any snapshot named it."""
-    return state.queue
-
-
-def dialing_mode(state: Interaction) -> str | None:
-    """The dialing mode, lowercase, if any snapshot named it."""
-    return state.mode
 
 
 _stage_times: Final = operator.attrgetter(*LABELS)

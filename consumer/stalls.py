@@ -144,7 +144,7 @@ class StallPolicy:
             rule, since = LABELS[state.stage], entered
         if since is None:
             return None  # no time to measure from: the snapshots never said when
-        threshold = self.threshold(lifecycle.campaign_id(state), rule)
+        threshold = self.threshold(state.campaign, rule)
         return Stall(rule, state.stage, entered, since, threshold) if threshold > 0 else None
 
 
@@ -160,11 +160,11 @@ def make_alert(
         status=status,
         alert_id=stall.alert_id(interaction_id),
         interaction_id=interaction_id,
-        campaign_id=lifecycle.campaign_id(state),
-        campaign_name=lifecycle.campaign_name(state),
-        agent_id=lifecycle.agent_id(state),
-        queue_id=lifecycle.queue_id(state),
-        dialing_mode=lifecycle.dialing_mode(state),
+        campaign_id=state.campaign,
+        campaign_name=state.campaign_name,
+        agent_id=state.agent,
+        queue_id=state.queue,
+        dialing_mode=state.mode,
         stage=stall.stage.label,
         rule=stall.rule,
         stage_entered_at=None if stall.entered is None else iso(stall.entered),

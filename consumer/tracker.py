@@ -208,7 +208,7 @@ class Tracker:
         self.states[iid] = state
 
     def _observe(self, state: Interaction, reached: list[Stage]) -> None:
-        mode = mode_label(lifecycle.dialing_mode(state))
+        mode = mode_label(state.mode)
         for stage in reached:
             self.obs.transitions[LABELS[stage], mode] += 1
         for name, seconds in lifecycle.latencies(state, reached):
