@@ -87,7 +87,7 @@ class Result(msgspec.Struct):
     idle_rss: int
     loaded_rss: int
     updated_rss: int  # after the updates and a full collection
-    timers: int  # stall timers in the heap after the load
+    timers: int  # stall timer entries after the load
     timers_updated: int  # and after the updates, stale entries included
     stalled: int  # fired stall alerts held after the load
     gc_tracked: int  # objects the collector tracks after the load
