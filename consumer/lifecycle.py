@@ -72,6 +72,11 @@ LATENCIES: Final = (
     ("connected_to_wrapped_up", Stage.CONNECTED, Stage.WRAPPED_UP),
 )
 
+# the latencies each stage completes: (name, from stage), in the order of LATENCIES
+_LATENCIES_TO: Final = {
+    stage: [(name, start) for name, start, end in LATENCIES if end is stage] for stage in STAGES
+}
+
 Ending = Literal["wrapped_up", "conversation_ended"]
 
 
@@ -179,9 +184,9 @@ _snapshot_attributes: Final = operator.attrgetter(
 _Value = TypeVar("_Value", str, bool)
 
 
-def _newer(version: float, value: _Value, at: float, current: _Value) -> bool:
-    """``(version, value)`` wins over ``(at, current)``: later version, or the larger value."""
-    return version > at or (version == at and value > current)
+def _newer(version: float, value: _Value, known: float, current: _Value) -> bool:
+    """``(version, value)`` wins over ``(known, current)``: later, or on a tie the larger."""
+    return version > known or (version == known and value > current)
 
 
 def derive_stage(times: Sequence[float | None]) -> Stage:
@@ -270,11 +275,12 @@ def latencies(state: Interaction, reached: list[Stage]) -> list[tuple[str, float
     times = state.times
     floor = _call_floor(times, state.stage)
     observed = []
-    for name, start, end in LATENCIES:
-        if end in reached and _belongs(times, start, floor):
-            began, finished = times[start], times[end]
-            if began is not None and finished is not None and began <= finished:
-                observed.append((name, finished - began))
+    for end in reached:
+        for name, start in _LATENCIES_TO[end]:
+            if _belongs(times, start, floor):
+                began, finished = times[start], times[end]
+                if began is not None and finished is not None and began <= finished:
+                    observed.append((name, finished - began))
     return observed
 
 

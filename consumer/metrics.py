@@ -3,9 +3,9 @@
 Counters and histograms are fed from :class:`~consumer.tracker.Observations` by
 :meth:`EngineMetrics.record`, once per batch, through cached label children; the stage
 latency histogram, observed for most records, counts in plain lists instead
-(:class:`_LatencyHistogram`). Gauges that
-describe the current state (interactions per stage, stalled previews per campaign) are
-computed when Prometheus scrapes, from the trackers themselves, so they cannot drift.
+(:class:`_LatencyHistogram`). Gauges that describe the current state (interactions per
+stage, stalled previews per campaign) are computed when Prometheus scrapes, from the
+trackers themselves, so they cannot drift.
 
 Label values are bounded: stages, outcomes and reasons are fixed sets, dialing modes map
 to a fixed set, and campaigns are capped: the first ``max_campaign_labels`` campaigns seen
