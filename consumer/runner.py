@@ -61,6 +61,8 @@ class _Partition:
     tracker: Tracker
     clock: PartitionClock = field(default_factory=PartitionClock)
     next_offset: int | None = None  # after the last applied record
+    # after the last record whose outputs were acknowledged: as far as a commit may go
+    durable: int | None = None
     committed: int | None = None
     progressed_at: float = 0.0  # monotonic time of the last record or catch-up
     forward: bool = False  # an input partition re-keyed into the repartition topic
@@ -289,8 +291,10 @@ class Daemon:
         await self._find_positions()
         self._advance_clocks(outputs)
         await self._deliver(outputs)
-        if self._stopping.is_set() and self.delivering_since is not None:
-            return  # gave up delivering: commit nothing past what is durable
+        if self.delivering_since is not None:
+            return  # gave up delivering at stop: this batch's offsets stay uncommitted
+        for part in self.partitions.values():
+            part.durable = part.next_offset
         self._commit_soon()
         self.engine_metrics.record(self.obs.drain())
         if records:
@@ -461,9 +465,9 @@ class Daemon:
 
     def _uncommitted(self) -> dict[Partition, int]:
         return {
-            tp: part.next_offset
+            tp: part.durable
             for tp, part in self.partitions.items()
-            if part.next_offset is not None and part.next_offset != part.committed
+            if part.durable is not None and part.durable != part.committed
         }
 
     async def _commit_offsets(self, offsets: dict[Partition, int]) -> None:

@@ -23,6 +23,7 @@ from tests.integration.harness import (
     ROOT,
     Broker,
     Daemon,
+    Sent,
     alerts,
     create_topic,
     offsets,
@@ -170,6 +171,32 @@ def test_unavailable_alerts_topic_holds_commits_until_it_recovers(
     )
     daemon.wait_http("/readyz", lambda status: status == 200, timeout=30)
     assert daemon.stop() == 0
+
+
+def test_stop_while_dead_letters_are_refused_leaves_the_record_uncommitted(
+    own_broker: tuple[Broker, str, dict[str, str]], tmp_path: Path
+) -> None:
+    """Stopped while its dead letter is refused, the bad record stays uncommitted; then lands."""
+    broker, _, _ = own_broker
+    topic, daemon = ready_daemon(broker, tmp_path)
+    committed_everything(broker, topic, daemon.group, timeout=10)
+    set_topic_config(broker, daemon.dead_letter_topic, "max.message.bytes", "64")
+    produce(broker, topic, [Sent(b"bad-1", b"not json at all")])
+    daemon.wait_http("/readyz", lambda status: status == 503, timeout=30)
+    assert daemon.stop() == 0
+    committed, ends = offsets(broker, topic, daemon.group)
+    held = sum(ends.values()) - sum(committed.get(p, 0) for p in ends)
+    assert held == 1
+    set_topic_config(broker, daemon.dead_letter_topic, "max.message.bytes", "1048588")
+    again = Daemon(broker, topic, FAST, group=daemon.group).start(tmp_path / "again.log")
+    landed = wait_for(
+        lambda: read_topic(broker, daemon.dead_letter_topic, idle=1.0),
+        lambda got: any(g.key == b"bad-1" for g in got),
+        timeout=60,
+    )
+    assert committed_everything(broker, topic, daemon.group, timeout=30)
+    print(f"\nstopped with dead letters refused: held {held}, landed after restart {len(landed)}")
+    assert again.stop() == 0
 
 
 def sasl(address: str, password: str) -> dict[str, str]:
