@@ -5,15 +5,20 @@ One loop, one batch at a time::
     fetch (getmany, up to tick_seconds) -> apply each record to its partition's tracker
     -> advance every partition's clock and fire due stalls (once per batch: a stall the
     batch itself interrupted is judged by the tracker on the snapshots' own times)
-    -> deliver alerts and dead letters and wait for the broker's acks -> commit next
-    offsets (in the background: the next batch does not wait for the broker's answer)
-    -> metrics
+    -> encode the changed state -> hand the outputs to delivery -> metrics
+
+Delivery runs beside the loop, one batch at a time and in order: while the broker
+acknowledges batch N's outputs, the loop applies batch N+1, and it hands N+1 over only
+once N is delivered. Delivering a batch sends its alert records, dead letters and the
+state of interactions without an alert in it, waits for the acks, then sends the state
+of interactions with an alert (a saved "fired" must never stand for an alert that was
+lost), waits again, and commits the batch's offsets in the background.
 
 Delivery is at-least-once: a record's offset is committed only after its effects (alert
-records, dead letters) were acknowledged. If an output is down, the loop retries with
-back-off and does not fetch more: memory stays bounded and lag shows the problem.
-Redelivered records are harmless, because merging snapshots is idempotent and alerts
-carry stable ids.
+records, dead letters, state) were acknowledged. If an output is down, delivery retries
+with back-off and the loop, waiting to hand over its next batch, fetches nothing more:
+memory stays bounded and lag shows the problem. Redelivered records are harmless,
+because merging snapshots is idempotent and alerts carry stable ids.
 
 The rebalance listener and the loop share one lock: a revocation waits for the batch
 in hand, then commits what was applied. aiokafka does not call the listener on stop, so
@@ -48,7 +53,7 @@ from consumer.logs import fields
 from consumer.metrics import ConsumerMetrics, EngineMetrics, PartitionView
 from consumer.model import Invalid, decode_record
 from consumer.stalls import Alert
-from consumer.state import StateStore
+from consumer.state import StateRecord, StateStore
 from consumer.tracker import Observations, Tracker
 
 log = logging.getLogger(__name__)
@@ -77,8 +82,12 @@ class _Outputs:
     dead_letters: list[tuple[Record, Invalid]] = field(default_factory=list)
     # (key, value, timestamp ms) to re-key into the repartition topic
     forwards: list[tuple[bytes, bytes | None, int]] = field(default_factory=list)
-    # interactions changed per partition, to save to the state changelog
-    changed: dict[Partition, set[str]] = field(default_factory=dict)
+    # changelog records (key, value) by partition: the state as this batch left it
+    states: dict[int, list[StateRecord]] = field(default_factory=dict)
+    # offsets to commit once all of the above is acknowledged
+    offsets: dict[Partition, int] = field(default_factory=dict)
+    started: float = field(default_factory=time.monotonic)
+    records: int = 0
 
 
 class Daemon:
@@ -119,6 +128,7 @@ class Daemon:
         self.broker_down_since: float | None = None
         self.last_loop = time.monotonic()
         self._lock = asyncio.Lock()
+        self._delivering: asyncio.Task[None] | None = None
         self._committing: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
 
@@ -274,32 +284,46 @@ class Daemon:
     # -- one batch --------------------------------------------------------------------
 
     async def _handle(self, batch: dict[Partition, list[Record]]) -> None:
-        started = time.monotonic()
         outputs = _Outputs()
-        records = 0
         for tp, partition_records in batch.items():
             part = self.partitions.get(tp)
             if part is None or not partition_records:
                 continue
-            records += len(partition_records)
+            outputs.records += len(partition_records)
             if part.forward:
                 self._forward(partition_records, outputs)
             else:
                 self._apply(part, partition_records, outputs)
             part.next_offset = partition_records[-1].offset + 1
-            part.progressed_at = started
+            part.progressed_at = outputs.started
         await self._find_positions()
         self._advance_clocks(outputs)
+        self.engine_metrics.record(self.obs.drain())
+        outputs.offsets = {
+            tp: part.next_offset
+            for tp, part in self.partitions.items()
+            if part.next_offset is not None
+        }
+        await self._delivered()  # one batch in delivery at a time, in order
+        self._delivering = asyncio.create_task(self._deliver_batch(outputs))
+
+    async def _delivered(self) -> None:
+        """Wait until the batch handed over last is delivered (or given up at stop)."""
+        if self._delivering is not None:
+            await self._delivering
+
+    async def _deliver_batch(self, outputs: _Outputs) -> None:
         await self._deliver(outputs)
         if self.delivering_since is not None:
             return  # gave up delivering at stop: this batch's offsets stay uncommitted
-        for part in self.partitions.values():
-            part.durable = part.next_offset
+        for tp, offset in outputs.offsets.items():
+            part = self.partitions.get(tp)
+            if part is not None:  # else revoked meanwhile
+                part.durable = offset
         self._commit_soon()
-        self.engine_metrics.record(self.obs.drain())
-        if records:
-            self.metrics.batch_records.observe(records)
-            self.metrics.batch_seconds.observe(time.monotonic() - started)
+        if outputs.records:
+            self.metrics.batch_records.observe(outputs.records)
+            self.metrics.batch_seconds.observe(time.monotonic() - outputs.started)
 
     def _decode(self, record: Record) -> Snapshot | Tombstone | Invalid:
         value = record.value
@@ -382,13 +406,23 @@ class Daemon:
                 outputs.alerts += part.tracker.tick(now)
             if self.state is not None:
                 changed = part.tracker.take_dirty()
-                if changed:
-                    outputs.changed[tp] = changed
+                if changed:  # encoded now: the next batch changes the trackers
+                    outputs.states[tp[1]] = self.state.records(part.tracker, changed)
 
     async def _deliver(self, outputs: _Outputs) -> None:
         """Make the batch's outputs durable, retrying with back-off until they are."""
-        if not (outputs.alerts or outputs.dead_letters or outputs.forwards or outputs.changed):
+        if not (outputs.alerts or outputs.dead_letters or outputs.forwards or outputs.states):
             return
+        # a saved "fired" must never stand for an alert that was lost: the state of an
+        # interaction with an alert in this batch is saved once the alert is acknowledged
+        alerted = {alert.interaction_id.encode() for alert in outputs.alerts}
+        states = {
+            after: {
+                partition: [r for r in records if (r[0] in alerted) is after]
+                for partition, records in outputs.states.items()
+            }
+            for after in (False, True)
+        }
         for sink in self.sinks:
             if not sink.durable:  # best effort, handed over once
                 await sink.publish(outputs.alerts)
@@ -405,9 +439,9 @@ class Daemon:
                 for key, value, timestamp in outputs.forwards:
                     topic = self.settings.kafka.repartition_topic_name
                     acks.append(await self.sink.send(topic, key, value, timestamp_ms=timestamp))
+                acks += await self._save_state(states[False])
                 await self.sink.confirm(acks)
-                # only now: a saved "fired" must never stand for an alert that was lost
-                await self.sink.confirm(await self._save_state(outputs.changed))
+                await self.sink.confirm(await self._save_state(states[True]))
                 break
             except OutputError as exc:
                 self.metrics.output_errors.inc()
@@ -433,13 +467,12 @@ class Daemon:
                 ),
             )
 
-    async def _save_state(self, changed: dict[Partition, set[str]]) -> list[asyncio.Future[Any]]:
+    async def _save_state(self, states: dict[int, list[StateRecord]]) -> list[asyncio.Future[Any]]:
         acks: list[asyncio.Future[Any]] = []
         if self.state is not None:
-            for tp, ids in changed.items():
-                part = self.partitions.get(tp)
-                if part is not None:
-                    acks += await self.state.save(tp[1], part.tracker, ids)
+            for partition, records in states.items():
+                if records:
+                    acks += await self.state.save(partition, records)
         return acks
 
     def _commit_soon(self) -> None:
@@ -456,7 +489,8 @@ class Daemon:
             self._committing = asyncio.create_task(self._commit_offsets(offsets))
 
     async def _commit(self) -> None:
-        """Commit what is durable now and wait for it (rebalance, shutdown)."""
+        """Deliver the batch handed over, commit what is durable, wait (rebalance, shutdown)."""
+        await self._delivered()
         if self._committing is not None:
             await self._committing
         offsets = self._uncommitted()

@@ -1,11 +1,11 @@
 """The state store: trackers saved to, and restored from, the compacted changelog topic.
 
 Saving happens once per batch, before offsets are committed: each interaction the batch
-changed is written (or tombstoned, when it left the tracker) to the changelog partition
-numbered like its input partition, and those writes are acknowledged with the batch's
-other outputs. Restoring happens when a partition is assigned: its changelog partition
-is read from start to end, and the tracker takes the live interactions back, with the
-stalls they had fired.
+changed is encoded as the batch left it, then written (or tombstoned, when it left the
+tracker) to the changelog partition numbered like its input partition, and those writes
+are acknowledged with the batch's other outputs. Restoring happens when a partition is
+assigned: its changelog partition is read from start to end, and the tracker takes the
+live interactions back, with the stalls they had fired.
 """
 
 from __future__ import annotations
@@ -24,6 +24,9 @@ from consumer.tracker import Tracker
 
 log = logging.getLogger(__name__)
 
+# (interaction id, saved state or None for a tombstone), as written to the changelog
+StateRecord = tuple[bytes, bytes | None]
+
 
 class StateStore:
     """Saves and restores the trackers of this instance's partitions."""
@@ -34,12 +37,10 @@ class StateStore:
         self._sink = sink
         self._metrics = metrics
 
-    async def save(
-        self, partition: int, tracker: Tracker, changed: set[str]
-    ) -> list[asyncio.Future[Any]]:
-        """Write the ``changed`` interactions as ``tracker`` has them now.
+    def records(self, tracker: Tracker, changed: set[str]) -> list[StateRecord]:
+        """The changelog records for the ``changed`` interactions as ``tracker`` has them now.
 
-        Those it no longer holds get a tombstone. The futures complete when acknowledged.
+        Those it no longer holds get a tombstone.
         """
         states, stalled = tracker.states, tracker.stalled
         records = []
@@ -47,6 +48,10 @@ class StateStore:
             state = states.get(iid)
             value = None if state is None else changelog.encode(state, stalled.get(iid))
             records.append((iid.encode(), value))
+        return records
+
+    async def save(self, partition: int, records: list[StateRecord]) -> list[asyncio.Future[Any]]:
+        """Write ``records`` to the changelog; the futures complete when acknowledged."""
         self._metrics.state_writes.inc(len(records))
         return await self._sink.send_many(self.topic, partition, records)
 
