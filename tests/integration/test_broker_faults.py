@@ -137,6 +137,17 @@ def set_topic_config(broker: Broker, topic: str, name: str, value: str) -> None:
     asyncio.run(alter())
 
 
+def refuse_writes(broker: Broker, topic: str, refuse: bool = True) -> None:
+    """Make the broker refuse every record to ``topic`` (too large for it), or stop that."""
+    set_topic_config(broker, topic, "max.message.bytes", "64" if refuse else "1048588")
+
+
+def uncommitted(broker: Broker, topic: str, group: str) -> int:
+    """How many records of ``topic`` lie past ``group``'s committed offsets."""
+    committed, ends = offsets(broker, topic, group)
+    return sum(ends.values()) - sum(committed.get(p, 0) for p in ends)
+
+
 def test_unavailable_alerts_topic_holds_commits_until_it_recovers(
     own_broker: tuple[Broker, str, dict[str, str]], tmp_path: Path
 ) -> None:
@@ -144,8 +155,7 @@ def test_unavailable_alerts_topic_holds_commits_until_it_recovers(
     broker, _, _ = own_broker
     topic, daemon = ready_daemon(broker, tmp_path)
     committed_everything(broker, topic, daemon.group, timeout=10)
-    # records larger than the topic allows are refused by the broker: every alert is
-    set_topic_config(broker, daemon.alerts_topic, "max.message.bytes", "64")
+    refuse_writes(broker, daemon.alerts_topic)
     now = time.time()
     stuck = [f"stuck-{n}" for n in range(6)]
     produce(broker, topic, [snapshot(i, created=now - 2, previewing=now - 1) for i in stuck])
@@ -153,10 +163,9 @@ def test_unavailable_alerts_topic_holds_commits_until_it_recovers(
     # records arriving while the alerts are refused wait behind them, uncommitted
     produce(broker, topic, [snapshot(f"behind-{n}", created=now) for n in range(5)])
     time.sleep(3)
-    committed, ends = offsets(broker, topic, daemon.group)
-    held = sum(ends.values()) - sum(committed.get(p, 0) for p in ends)
+    held = uncommitted(broker, topic, daemon.group)
     assert held == 5
-    set_topic_config(broker, daemon.alerts_topic, "max.message.bytes", "1048588")
+    refuse_writes(broker, daemon.alerts_topic, refuse=False)
     reported = wait_for(
         lambda: read_topic(broker, daemon.alerts_topic, idle=1.0),
         lambda got: {a["interactionId"] for a in alerts(got)} >= set(stuck),
@@ -180,14 +189,13 @@ def test_stop_while_dead_letters_are_refused_leaves_the_record_uncommitted(
     broker, _, _ = own_broker
     topic, daemon = ready_daemon(broker, tmp_path)
     committed_everything(broker, topic, daemon.group, timeout=10)
-    set_topic_config(broker, daemon.dead_letter_topic, "max.message.bytes", "64")
+    refuse_writes(broker, daemon.dead_letter_topic)
     produce(broker, topic, [Sent(b"bad-1", b"not json at all")])
     daemon.wait_http("/readyz", lambda status: status == 503, timeout=30)
     assert daemon.stop() == 0
-    committed, ends = offsets(broker, topic, daemon.group)
-    held = sum(ends.values()) - sum(committed.get(p, 0) for p in ends)
+    held = uncommitted(broker, topic, daemon.group)
     assert held == 1
-    set_topic_config(broker, daemon.dead_letter_topic, "max.message.bytes", "1048588")
+    refuse_writes(broker, daemon.dead_letter_topic, refuse=False)
     again = Daemon(broker, topic, FAST, group=daemon.group).start(tmp_path / "again.log")
     landed = wait_for(
         lambda: read_topic(broker, daemon.dead_letter_topic, idle=1.0),
