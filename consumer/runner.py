@@ -416,12 +416,13 @@ class Daemon:
         # a saved "fired" must never stand for an alert that was lost: the state of an
         # interaction with an alert in this batch is saved once the alert is acknowledged
         alerted = {alert.interaction_id.encode() for alert in outputs.alerts}
-        states = {
-            after: {
-                partition: [r for r in records if (r[0] in alerted) is after]
-                for partition, records in outputs.states.items()
-            }
-            for after in (False, True)
+        unalerted_states = {
+            partition: [r for r in records if r[0] not in alerted]
+            for partition, records in outputs.states.items()
+        }
+        alerted_states = {
+            partition: [r for r in records if r[0] in alerted]
+            for partition, records in outputs.states.items()
         }
         for sink in self.sinks:
             if not sink.durable:  # best effort, handed over once
@@ -439,9 +440,9 @@ class Daemon:
                 for key, value, timestamp in outputs.forwards:
                     topic = self.settings.kafka.repartition_topic_name
                     acks.append(await self.sink.send(topic, key, value, timestamp_ms=timestamp))
-                acks += await self._save_state(states[False])
+                acks += await self._save_state(unalerted_states)
                 await self.sink.confirm(acks)
-                await self.sink.confirm(await self._save_state(states[True]))
+                await self.sink.confirm(await self._save_state(alerted_states))
                 break
             except OutputError as exc:
                 self.metrics.output_errors.inc()
