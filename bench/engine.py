@@ -5,7 +5,7 @@ the Kafka client to). Both contenders get the same
 records, in the same run:
 
 * naive: what a user might write first (:mod:`bench.naive`);
-* engine: ``consumer.model.decode_record`` and ``Tracker.ingest``, with every rule
+* engine: ``consumer.engine.model.decode_record`` and ``Tracker.ingest``, with every rule
   (merge, endings, stall timers, observations).
 
 Prints records per second for each, microseconds per record, and engine / naive.
@@ -19,10 +19,10 @@ import sys
 import time
 
 from bench.naive import NaiveTracker
-from consumer.model import Invalid, decode_record
+from consumer.engine.model import Invalid, decode_record
+from consumer.engine.stalls import StallPolicy
+from consumer.engine.tracker import Limits, Observations, Tracker
 from consumer.simulate import Record, Simulator, TrafficSettings
-from consumer.stalls import StallPolicy
-from consumer.tracker import Limits, Observations, Tracker
 
 START = 1_800_000_000.0
 

@@ -2,7 +2,7 @@
 
 A producer process publishes simulated traffic (calls 20x faster than life, so stalls
 happen within the run; thresholds compressed alike) at a steady rate, paced on the wall
-clock, while the daemon (the real :class:`consumer.runner.Daemon`, default settings)
+clock, while the daemon (the real :class:`consumer.daemon.loop.Daemon`, default settings)
 consumes it. The daemon is instrumented from outside, by subclassing:
 
 * record to state: wall time when a record has been applied to its tracker, minus the
@@ -32,9 +32,10 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry
 
 from bench.broker import broker, service_settings
-from consumer import config, logs
-from consumer.kafka import Partition, Record, ensure_topics
-from consumer.runner import Daemon, _Outputs, _Partition
+from consumer import config
+from consumer.adapters import logs
+from consumer.adapters.kafka import Partition, Record, ensure_topics
+from consumer.daemon.loop import Daemon, _Outputs, _Partition
 from consumer.simulate import Simulator, TrafficSettings, demo_thresholds
 
 SPEED = 20.0

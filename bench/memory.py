@@ -2,7 +2,7 @@
 
 For each size, a fresh process (so resident set figures do not bleed between sizes):
 
-1. imports everything, builds an empty :class:`~consumer.tracker.Tracker`, collects
+1. imports everything, builds an empty :class:`~consumer.engine.tracker.Tracker`, collects
    garbage and reads its resident set size (``VmRSS`` of ``/proc/self/status``): idle;
 2. applies SIZE distinct, realistic snapshots (``Tracker.apply``), built one at a time:
    ids like ``sim-7-0001234`` (13 to 17 characters), 20 campaigns with names, 300 agents,
@@ -16,7 +16,7 @@ For each size, a fresh process (so resident set figures do not bleed between siz
    (RSS - idle) / SIZE is the cost of one tracked interaction, all overheads included;
 3. with them loaded, runs 200k more records through the daemon's path, in batches of
    500: each moves a random tracked interaction one stage on (or re-sends it once it is
-   connected), rendered as the dialer's JSON, decoded by ``consumer.model.decode_record``
+   connected), rendered as the dialer's JSON, decoded by ``consumer.engine.model.decode_record``
    and applied, so the garbage is the daemon's own. Every automatic collection is timed
    (``gc.callbacks``, start to stop), per generation; then one forced full collection.
 
@@ -41,10 +41,10 @@ from typing import Any, Final, NamedTuple
 
 import msgspec
 
-from consumer.lifecycle import STAGES, Interaction, Snapshot, Stage
-from consumer.model import WIRE_TIMES, Invalid, decode_record, iso
-from consumer.stalls import StallPolicy
-from consumer.tracker import Limits, Observations, Tracker
+from consumer.engine.lifecycle import STAGES, Interaction, Snapshot, Stage
+from consumer.engine.model import WIRE_TIMES, Invalid, decode_record, iso
+from consumer.engine.stalls import StallPolicy
+from consumer.engine.tracker import Limits, Observations, Tracker
 
 T0: Final = 1_795_600_000.0
 LOAD_SECONDS: Final = 10.0  # tracker clock advance over the whole load

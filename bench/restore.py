@@ -26,14 +26,14 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from prometheus_client import CollectorRegistry
 
 from bench.broker import broker
-from consumer import changelog
+from consumer.adapters.kafka import Sink, read_partition
+from consumer.adapters.statestore import StateStore
 from consumer.config import KafkaSettings
-from consumer.kafka import Sink, read_partition
-from consumer.lifecycle import Snapshot, merge, new_interaction
+from consumer.engine import changelog
+from consumer.engine.lifecycle import Snapshot, merge, new_interaction
+from consumer.engine.stalls import StallPolicy
+from consumer.engine.tracker import Limits, Observations, Tracker
 from consumer.metrics import ConsumerMetrics
-from consumer.stalls import StallPolicy
-from consumer.state import StateStore
-from consumer.tracker import Limits, Observations, Tracker
 
 T0 = 1_795_600_000.0
 

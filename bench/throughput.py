@@ -6,7 +6,7 @@ start in a fresh process and a fresh consumer group, timed from its first record
 last:
 
 * ceiling: a bare aiokafka ``getmany`` loop that reads and discards;
-* service: the daemon itself (:class:`consumer.runner.Daemon` with default settings:
+* service: the daemon itself (:class:`consumer.daemon.loop.Daemon` with default settings:
   decode, track, stall timers, metrics, dead letters, alerts, state changelog, commits),
   done when its committed offsets reach the end of every partition;
 * naive: per-message ``async for`` over aiokafka feeding :mod:`bench.naive`;
@@ -39,8 +39,8 @@ from bench import dataset
 from bench.broker import broker, service_settings
 from bench.naive import NaiveTracker
 from bench.progress import Progress
-from consumer import logs
-from consumer.runner import Daemon
+from consumer.adapters import logs
+from consumer.daemon.loop import Daemon
 
 CONTENDERS = ("ceiling", "service", "naive", "quix")
 

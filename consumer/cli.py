@@ -15,12 +15,13 @@ from typing import IO, Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from consumer import config, logs, service
-from consumer.model import to_epoch
+from consumer import config, service
+from consumer.adapters import logs
+from consumer.engine.model import to_epoch
+from consumer.engine.stalls import RULES, Alert, encode_alert
 from consumer.publish import publish
 from consumer.replay import Replay
 from consumer.simulate import Simulator, TrafficSettings, kcat_lines
-from consumer.stalls import RULES, Alert, encode_alert
 
 
 def _stall_after(text: str) -> tuple[str, float]:

@@ -19,9 +19,9 @@ from typing import Annotated, Any, Final, Literal
 
 import msgspec
 
+from consumer.engine.stalls import RULES, StallPolicy
+from consumer.engine.tracker import Limits
 from consumer.errors import ServiceError
-from consumer.stalls import RULES, StallPolicy
-from consumer.tracker import Limits
 
 ENV_PREFIX: Final = "INTERACTION_CONSUMER_"
 

@@ -1,6 +1,6 @@
 """Metrics on an injected registry: counters fed once per batch, gauges at scrape.
 
-Counters and histograms are fed from :class:`~consumer.tracker.Observations` by
+Counters and histograms are fed from :class:`~consumer.engine.tracker.Observations` by
 :meth:`EngineMetrics.record`, once per batch, through cached label children; the stage
 latency histogram, observed for most records, counts in plain lists instead
 (:class:`_LatencyHistogram`). Gauges that describe the current state (interactions per
@@ -25,9 +25,9 @@ from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Met
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import Collector
 
-from consumer.lifecycle import STAGES
-from consumer.model import INVALID_REASONS
-from consumer.tracker import Observations, Tracker
+from consumer.engine.lifecycle import STAGES
+from consumer.engine.model import INVALID_REASONS
+from consumer.engine.tracker import Observations, Tracker
 
 _M = TypeVar("_M", bound=MetricWrapperBase)
 

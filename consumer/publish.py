@@ -14,9 +14,9 @@ import signal
 import time
 from collections import Counter
 
+from consumer.adapters.kafka import Sink, ensure_topics
+from consumer.adapters.logs import fields
 from consumer.config import KafkaSettings
-from consumer.kafka import Sink, ensure_topics
-from consumer.logs import fields
 from consumer.simulate import Simulator, TrafficSettings
 
 log = logging.getLogger(__name__)

@@ -20,11 +20,11 @@ import msgspec
 from prometheus_client import CollectorRegistry
 
 from consumer import config
-from consumer.lifecycle import STAGES, Snapshot
+from consumer.engine.lifecycle import STAGES, Snapshot
+from consumer.engine.model import Invalid, decode_record
+from consumer.engine.stalls import Alert
+from consumer.engine.tracker import Observations, Tracker
 from consumer.metrics import REMOVAL_REASONS, EngineMetrics
-from consumer.model import Invalid, decode_record
-from consumer.stalls import Alert
-from consumer.tracker import Observations, Tracker
 
 
 class _Envelope(msgspec.Struct):

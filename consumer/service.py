@@ -22,11 +22,12 @@ from prometheus_client import (
     generate_latest,
 )
 
-from consumer import config, kafka, logs
+from consumer import config
+from consumer.adapters import kafka, logs
+from consumer.adapters.http import Handler, HttpServer, Response
+from consumer.adapters.logs import fields
+from consumer.daemon.loop import Daemon
 from consumer.errors import AuthenticationError
-from consumer.http import Handler, HttpServer, Response
-from consumer.logs import fields
-from consumer.runner import Daemon
 
 log = logging.getLogger(__name__)
 

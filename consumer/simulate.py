@@ -39,8 +39,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 
-from consumer.model import WIRE_TIMES, iso
-from consumer.stalls import DEFAULT_THRESHOLDS
+from consumer.engine.model import WIRE_TIMES, iso
+from consumer.engine.stalls import DEFAULT_THRESHOLDS
 
 # stall kind -> the stall rule that must catch it
 STALL_RULES: Final = {

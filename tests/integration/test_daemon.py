@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from consumer.model import WIRE_TIMES, iso
+from consumer.engine.model import WIRE_TIMES, iso
 from tests.integration.harness import (
     Broker,
     Daemon,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from consumer.lifecycle import STAGES, Snapshot, Stage
-from consumer.stalls import Alert, StallPolicy
-from consumer.tracker import Limits, Observations, Tracker
+from consumer.engine.lifecycle import STAGES, Snapshot, Stage
+from consumer.engine.stalls import Alert, StallPolicy
+from consumer.engine.tracker import Limits, Observations, Tracker
 
 T0 = 1_795_600_000.0  # 2026-11-25T09:46:40Z: any fixed moment works
 

@@ -6,9 +6,9 @@ import asyncio
 
 from prometheus_client import CollectorRegistry
 
-from consumer.alertmanager import ALERTNAME, AlertmanagerSink, to_alertmanager
+from consumer.adapters.alertmanager import ALERTNAME, AlertmanagerSink, to_alertmanager
 from consumer.config import AlertmanagerSettings
-from consumer.stalls import Alert, StallPolicy, resolve
+from consumer.engine.stalls import Alert, StallPolicy, resolve
 from tests.integration.harness import free_port
 from tests.unit.factory import T0, snap, tracker
 

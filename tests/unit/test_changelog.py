@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from consumer import changelog
-from consumer.lifecycle import Interaction
-from consumer.stalls import Alert, Stall, StallPolicy
-from consumer.tracker import Tracker
+from consumer.engine import changelog
+from consumer.engine.lifecycle import Interaction
+from consumer.engine.stalls import Alert, Stall, StallPolicy
+from consumer.engine.tracker import Tracker
 from tests.unit.factory import T0, snap, statuses, tracker
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from consumer.clock import PartitionClock
+from consumer.engine.clock import PartitionClock
 
 
 def test_behind_partition_runs_on_record_time() -> None:

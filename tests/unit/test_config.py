@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from consumer.config import ConfigError, Secret, limits, load_settings, stall_policy
-from consumer.stalls import DEFAULT_THRESHOLDS
+from consumer.engine.stalls import DEFAULT_THRESHOLDS
 
 ROOT = Path(__file__).resolve().parents[2]
 

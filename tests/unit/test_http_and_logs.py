@@ -9,8 +9,8 @@ import logging
 
 import pytest
 
-from consumer import logs
-from consumer.http import HttpServer, Response
+from consumer.adapters import logs
+from consumer.adapters.http import HttpServer, Response
 
 
 def ask(request: bytes) -> bytes:

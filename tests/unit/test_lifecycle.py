@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from consumer import lifecycle
-from consumer.lifecycle import Stage, derive_stage, merge, new_interaction
+from consumer.engine import lifecycle
+from consumer.engine.lifecycle import Stage, derive_stage, merge, new_interaction
 from tests.unit.factory import T0, snap
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry
 
+from consumer.engine.stalls import StallPolicy
+from consumer.engine.tracker import Tracker
 from consumer.metrics import CampaignLabels, EngineMetrics
-from consumer.stalls import StallPolicy
-from consumer.tracker import Tracker
 from tests.unit.factory import T0, snap, tracker
 
 

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from consumer.lifecycle import Snapshot, Stage, Tombstone
-from consumer.model import Invalid, decode, decode_record
+from consumer.engine.lifecycle import Snapshot, Stage, Tombstone
+from consumer.engine.model import Invalid, decode, decode_record
 
 PERSONAL = ("+15551234567", "+15557654321", "Jane Customer", "Outbound Sales Line")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consumer.lifecycle import STAGES, Interaction, Snapshot, merge, new_interaction
-from consumer.stalls import StallPolicy
-from consumer.tracker import Tracker
+from consumer.engine.lifecycle import STAGES, Interaction, Snapshot, merge, new_interaction
+from consumer.engine.stalls import StallPolicy
+from consumer.engine.tracker import Tracker
 from tests.unit.factory import T0, snap, tracker
 
 moments = st.one_of(st.none(), st.integers(0, 20).map(lambda n: T0 + n))

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from consumer.model import iso
+from consumer.engine.model import iso
 from tests.unit.factory import T0
 
 ROOT = Path(__file__).resolve().parents[2]

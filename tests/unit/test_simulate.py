@@ -8,10 +8,10 @@ from collections import Counter
 
 import pytest
 
-from consumer.model import Invalid, decode, decode_record
+from consumer.engine.model import Invalid, decode, decode_record
+from consumer.engine.stalls import StallPolicy
+from consumer.engine.tracker import Limits, Observations, Tracker
 from consumer.simulate import STALL_RULES, Record, Simulator, TrafficSettings, kcat_lines
-from consumer.stalls import StallPolicy
-from consumer.tracker import Limits, Observations, Tracker
 
 START = 1_800_000_000.0
 

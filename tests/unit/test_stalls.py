@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from consumer.stalls import DEFAULT_THRESHOLDS, RULES, StallPolicy, encode_alert
+from consumer.engine.stalls import DEFAULT_THRESHOLDS, RULES, StallPolicy, encode_alert
 from tests.unit.factory import T0, snap, tracker
 
 REQUIRED = {

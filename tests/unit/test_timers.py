@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import gc
 
-from consumer.lifecycle import Stage
-from consumer.stalls import Stall
-from consumer.timers import Timers
+from consumer.engine.lifecycle import Stage
+from consumer.engine.stalls import Stall
+from consumer.engine.timers import Timers
 
 
 def _stall(due: float) -> Stall:

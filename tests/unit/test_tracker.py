@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from consumer.lifecycle import Stage, Tombstone
-from consumer.stalls import StallPolicy
+from consumer.engine.lifecycle import Stage, Tombstone
+from consumer.engine.stalls import StallPolicy
 from tests.unit.factory import T0, snap, stage_of, statuses, tracker
 
 

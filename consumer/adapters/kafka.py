@@ -35,9 +35,9 @@ from aiokafka.errors import (
 )
 from aiokafka.record import default_records
 
+from consumer.adapters.logs import fields
 from consumer.config import KafkaSettings
 from consumer.errors import AuthenticationError, BrokerError, OutputError
-from consumer.logs import fields
 
 log = logging.getLogger(__name__)
 

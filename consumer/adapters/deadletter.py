@@ -24,8 +24,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from consumer.kafka import Record, Sink
-from consumer.model import Invalid
+from consumer.adapters.kafka import Record, Sink
+from consumer.engine.model import Invalid
 
 
 def headers(record: Record, invalid: Invalid, truncated: bool) -> list[tuple[str, bytes]]:

@@ -18,8 +18,8 @@ from typing import Final, TypeVar
 
 import msgspec
 
-from consumer.lifecycle import Interaction, derive_stage
-from consumer.stalls import Alert, Stall
+from consumer.engine.lifecycle import Interaction, derive_stage
+from consumer.engine.stalls import Alert, Stall
 
 FORMAT: Final = 1
 Fired = tuple[Alert, Stall]

@@ -25,9 +25,9 @@ from typing import Final, Literal
 
 import msgspec
 
-from consumer import lifecycle
-from consumer.lifecycle import LABELS, STAGES, Interaction, Stage
-from consumer.model import iso
+from consumer.engine import lifecycle
+from consumer.engine.lifecycle import LABELS, STAGES, Interaction, Stage
+from consumer.engine.model import iso
 
 CONVERSATION_ENDED: Final = "conversation_ended"
 RULES: Final = (*(stage.label for stage in STAGES), CONVERSATION_ENDED)

@@ -25,7 +25,7 @@ in hand, then commits what was applied. aiokafka does not call the listener on s
 shutdown finishes the batch and commits by itself.
 
 Policy stays out of here: what a record means is the tracker's business, when time
-passes is :class:`~consumer.clock.PartitionClock`'s.
+passes is :class:`~consumer.engine.clock.PartitionClock`'s.
 """
 
 from __future__ import annotations
@@ -42,19 +42,19 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from consumer import config
-from consumer.alertmanager import AlertmanagerSink
-from consumer.alerts import AlertSink, LogSink, TopicSink
-from consumer.clock import PartitionClock
-from consumer.deadletter import DeadLetters
+from consumer.adapters.alertmanager import AlertmanagerSink
+from consumer.adapters.deadletter import DeadLetters
+from consumer.adapters.kafka import Partition, Record, Sink, Source, ensure_topics
+from consumer.adapters.logs import fields
+from consumer.adapters.sinks import AlertSink, LogSink, TopicSink
+from consumer.adapters.statestore import StateRecord, StateStore
+from consumer.engine.clock import PartitionClock
+from consumer.engine.lifecycle import Snapshot, Tombstone
+from consumer.engine.model import Invalid, decode_record
+from consumer.engine.stalls import Alert
+from consumer.engine.tracker import Observations, Tracker
 from consumer.errors import AuthenticationError, BrokerError, OutputError
-from consumer.kafka import Partition, Record, Sink, Source, ensure_topics
-from consumer.lifecycle import Snapshot, Tombstone
-from consumer.logs import fields
 from consumer.metrics import ConsumerMetrics, EngineMetrics, PartitionView
-from consumer.model import Invalid, decode_record
-from consumer.stalls import Alert
-from consumer.state import StateRecord, StateStore
-from consumer.tracker import Observations, Tracker
 
 log = logging.getLogger(__name__)
 

@@ -15,12 +15,12 @@ import logging
 import time
 from typing import Any
 
-from consumer import changelog
+from consumer.adapters.kafka import Sink, read_partition
+from consumer.adapters.logs import fields
 from consumer.config import KafkaSettings
-from consumer.kafka import Sink, read_partition
-from consumer.logs import fields
+from consumer.engine import changelog
+from consumer.engine.tracker import Tracker
 from consumer.metrics import ConsumerMetrics
-from consumer.tracker import Tracker
 
 log = logging.getLogger(__name__)
 

@@ -16,11 +16,11 @@ from typing import Any, Protocol
 
 import msgspec
 
-from consumer.kafka import Sink
-from consumer.logs import fields
-from consumer.stalls import Alert, encode_alert
+from consumer.adapters.kafka import Sink
+from consumer.adapters.logs import fields
+from consumer.engine.stalls import Alert, encode_alert
 
-log = logging.getLogger("consumer.alerts")
+log = logging.getLogger("consumer.alerts")  # a stable name operators filter alert lines on
 
 
 class AlertSink(Protocol):

@@ -19,7 +19,7 @@ import math
 from collections.abc import Callable
 from typing import Final
 
-from consumer.stalls import Stall
+from consumer.engine.stalls import Stall
 
 BUCKETS_PER_SECOND: Final = 10
 # the stall running on an interaction now, if any, by interaction id

@@ -13,7 +13,7 @@ replay or a backlog, the wall clock once caught up). Invariants:
 * a stall fires once: ``stalled`` holds the firing alert of each stalled interaction,
   and the same stall is never fired again while it is there. When the interaction moves
   on, or leaves the tracker for any reason, exactly one ``resolved`` alert follows;
-* stall timers sit in a :class:`~consumer.timers.Timers` wheel; an entry is discarded
+* stall timers sit in a :class:`~consumer.engine.timers.Timers` wheel; an entry is discarded
   when its stall changes or ends, re-checked when due (stale ones, of interactions that
   expired or were evicted, are dropped), and the wheel is rebuilt should stale entries
   ever outnumber live interactions.
@@ -25,10 +25,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Final
 
-from consumer import lifecycle
-from consumer.lifecycle import LABELS, STAGES, Interaction, Snapshot, Stage, Tombstone
-from consumer.stalls import Alert, Resolution, Stall, StallPolicy, make_alert, resolve
-from consumer.timers import Timers
+from consumer.engine import lifecycle
+from consumer.engine.lifecycle import LABELS, STAGES, Interaction, Snapshot, Stage, Tombstone
+from consumer.engine.stalls import Alert, Resolution, Stall, StallPolicy, make_alert, resolve
+from consumer.engine.timers import Timers
 
 KNOWN_MODES: Final = frozenset(
     {"preview", "power", "predictive", "progressive", "agentless", "external", "unknown"}

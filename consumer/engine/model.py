@@ -32,7 +32,7 @@ from typing import Any, Final, Literal, TypeVar
 
 import msgspec
 
-from consumer.lifecycle import STAGES, Snapshot, Tombstone
+from consumer.engine.lifecycle import STAGES, Snapshot, Tombstone
 
 # ---------------------------------------------------------------------------------------
 # wire structs (camelCase, canonical)

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Mapping
 from http import HTTPStatus
 
-from consumer.logs import fields
+from consumer.adapters.logs import fields
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""The daemon: a thin asyncio loop over a pure batch step."""
