@@ -170,6 +170,13 @@ class RuntimeSettings(_Section):
     # not ready when a partition with lag has not moved for this long
     stuck_after_seconds: Annotated[float, msgspec.Meta(gt=0)] = 60.0
     output_retry_max_seconds: Annotated[float, msgspec.Meta(gt=0)] = 30.0
+    # a record timestamp further ahead of the wall clock than this does not move time
+    max_clock_skew_seconds: Annotated[float, msgspec.Meta(ge=0)] = 60.0
+    # heartbeat partitions: how far past a source's last heartbeat time may run (unset:
+    # twice the source's heartbeat interval, at least 20 s)
+    source_grace_seconds: Annotated[float, msgspec.Meta(gt=0)] | None = None
+    # heartbeats missing this long raise one source_silent alert
+    source_silent_seconds: Annotated[float, msgspec.Meta(gt=0)] = 60.0
 
 
 class AlertmanagerSettings(_Section):

@@ -335,6 +335,7 @@ class Daemon:
 
     def _apply(self, part: _Partition, records: list[Record], outputs: _Outputs) -> None:
         tracker, clock, alerts = part.tracker, part.clock, outputs.alerts
+        wall = self.wall()
         check_keys = not self.settings.kafka.repartition
         for record in records:  # the hot loop: per-record work stays inline
             item = self._decode(record)
@@ -345,7 +346,8 @@ class Daemon:
             key = record.key
             if check_keys and key is not None and key != item.interaction_id.encode():
                 self._misrouted(item.interaction_id)
-            now = clock.record(record.timestamp / 1000.0) if record.timestamp > 0 else clock.now
+            clock.record(record.timestamp / 1000.0, wall)
+            now = clock.now
             fired = tracker.ingest(item, now)
             if fired:
                 alerts += fired

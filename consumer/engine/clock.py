@@ -4,17 +4,28 @@ A stall is silence, and silence produces no records, so stall timers must run on
 clock, not only on arriving records. But right after a restart a partition's backlog
 shows interactions that have long since moved on: judged by the wall clock, each one
 would look stalled until the record that moved it on is read. So each partition keeps
-its own clock:
+its own clock, which never goes backwards:
 
 * while the partition is behind (records left to read), its time is the newest record
-  timestamp read from it (event time): the backlog is judged as it happened;
+  timestamp read from it (event time): the backlog is judged as it happened. Time
+  passes *before* each record: the caller ticks the tracker at the record's time, then
+  applies it, so a closing that shares a batch with a threshold still reports the stall;
 * once caught up, its time is the wall clock, so a quiet partition still raises stalls
-  on time.
+  on time, but only as far as the broker confirmed that nothing more was there
+  (``confirmed``, the wall time of the last fetch answer): while the broker is away the
+  monitor sees nothing, and its clock stops instead of firing stalls it cannot judge.
 
-The clock never goes backwards: a producer whose clock runs ahead of ours keeps the
-partition at its timestamps until the wall clock passes them. The skew between record
-timestamps and the wall clock is exported, because it bounds how early or late a stall
-can be seen.
+Three bounds keep one bad timestamp from firing a partition:
+
+* **a producer's clock is evidence, not authority**: a timestamp more than
+  ``max_skew`` seconds ahead of the wall clock does not move the clock (the record is
+  still applied; the caller counts and warns);
+* **only a live source vouches for silence**: on a partition that has received
+  heartbeats, the clock runs no further than the newest heartbeat's ``up_to`` plus the
+  source's grace, whatever record timestamps or the wall clock say. A source that stops
+  publishing stops the clock, and a dead feed is one alert, not a stall for every
+  interaction in flight. A partition that never saw a heartbeat is not bounded so;
+* timestamps at or below zero mean "no timestamp" and move nothing.
 """
 
 from __future__ import annotations
@@ -23,22 +34,60 @@ from __future__ import annotations
 class PartitionClock:
     """The clock of one partition."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_skew: float = 60.0) -> None:
+        self.max_skew = max_skew
         self.now = 0.0
-        self.newest_record = 0.0
+        self.newest_record = 0.0  # newest credible record timestamp, for event-time lag
         self.caught_up = False
+        # heartbeat partitions: the time up to which the source vouches, grace included
+        self.vouched: float | None = None
 
-    def record(self, timestamp: float) -> float:
-        """A record with this broker/producer timestamp was read; returns the time now."""
+    def credible(self, moment: float, wall: float) -> bool:
+        """``moment`` is not further ahead of the wall clock than the skew allowed."""
+        return moment <= wall + self.max_skew
+
+    def record(self, timestamp: float, wall: float) -> bool:
+        """A record stamped ``timestamp`` was read at ``wall``; ``False`` if from the future.
+
+        A credible timestamp advances the clock (never backwards, and on a heartbeat
+        partition no further than the source vouches); one from the future moves nothing.
+        """
+        if timestamp <= 0:
+            return True  # no timestamp: nothing to believe or doubt
+        if timestamp > wall + self.max_skew:
+            return False
         if timestamp > self.newest_record:
             self.newest_record = timestamp
-        if timestamp > self.now:
-            self.now = timestamp
-        return self.now
+        vouched = self.vouched
+        target = timestamp if vouched is None or timestamp < vouched else vouched
+        if target > self.now:
+            self.now = target
+        return True
 
-    def settle(self, wall: float, *, caught_up: bool) -> float:
-        """After a batch: whether the partition has caught up; returns the time now."""
+    def heartbeat(self, up_to: float, grace: float, wall: float) -> bool:
+        """The source published everything it saw up to ``up_to``; ``False`` if from the future.
+
+        From now on the clock runs no further than ``up_to + grace`` until the next one.
+        """
+        if up_to > wall + self.max_skew:
+            return False
+        vouched = up_to + grace
+        if self.vouched is None or vouched > self.vouched:
+            self.vouched = vouched
+        return True
+
+    def settle(self, wall: float, *, caught_up: bool, confirmed: float | None = None) -> float:
+        """After a batch: whether the partition is caught up; returns the time now.
+
+        ``confirmed`` is the wall time at which the broker last answered a fetch of this
+        partition (``None``: take the wall clock's word). A partition that is not caught
+        up keeps its event time.
+        """
         self.caught_up = caught_up
-        if caught_up and wall > self.now:
-            self.now = wall
+        if caught_up:
+            target = wall if confirmed is None or confirmed > wall else confirmed
+            if self.vouched is not None and self.vouched < target:
+                target = self.vouched
+            if target > self.now:
+                self.now = target
         return self.now
