@@ -28,9 +28,9 @@ from typing import Any, Final
 import msgspec
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from consumer.adapters.alerts import Alert
 from consumer.adapters.logs import fields
 from consumer.config import AlertmanagerSettings
-from consumer.engine.stalls import Alert
 
 log = logging.getLogger(__name__)
 

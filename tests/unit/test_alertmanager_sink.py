@@ -7,8 +7,9 @@ import asyncio
 from prometheus_client import CollectorRegistry
 
 from consumer.adapters.alertmanager import ALERTNAME, AlertmanagerSink, to_alertmanager
+from consumer.adapters.alerts import Alert, to_alert
 from consumer.config import AlertmanagerSettings
-from consumer.engine.stalls import Alert, StallPolicy, resolve
+from consumer.engine.stalls import StallPolicy
 from tests.integration.harness import free_port
 from tests.unit.factory import T0, snap, tracker
 
@@ -16,10 +17,10 @@ from tests.unit.factory import T0, snap, tracker
 def stalled_alert() -> tuple[Alert, Alert]:
     """A firing alert and its resolution from a real tracker."""
     t = tracker(StallPolicy({"previewing": 100}))
-    t.apply(snap(previewing=0), T0)
+    t.ingest(snap(previewing=0), T0)
     (firing,) = t.tick(T0 + 150)
-    _, stall = t.stalled["i-1"]
-    return firing, resolve(firing, stall, T0 + 200, T0 + 190, "moved_on")
+    (resolved,) = t.ingest(snap(previewing=0, placed=190), T0 + 200)
+    return to_alert(firing), to_alert(resolved)
 
 
 def test_alert_labels_annotations_and_times() -> None:
