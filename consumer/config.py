@@ -19,8 +19,6 @@ from typing import Annotated, Any, Final, Literal
 
 import msgspec
 
-from consumer.engine.stalls import RULES, StallPolicy
-from consumer.engine.tracker import Limits
 from consumer.errors import ServiceError
 
 ENV_PREFIX: Final = "INTERACTION_CONSUMER_"
@@ -37,25 +35,13 @@ class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     pass
 
 
-def _check_rules(thresholds: Mapping[str, float], where: str) -> None:
-    unknown = sorted(set(thresholds) - set(RULES))
-    if unknown:
-        raise ValueError(
-            f"unknown stall rule {unknown[0]!r} in {where} (known: {', '.join(RULES)})"
-        )
-
-
 class StallSettings(_Section):
     """Stall thresholds in seconds per rule (0 switches one off), per-campaign overrides."""
 
     thresholds: dict[str, Seconds] = {}
     campaigns: dict[str, dict[str, Seconds]] = {}
     watch_all_modes: bool = False
-
-    def __post_init__(self) -> None:
-        _check_rules(self.thresholds, "stalls.thresholds")
-        for campaign, overrides in self.campaigns.items():
-            _check_rules(overrides, f"stalls.campaigns.{campaign}")
+    # rule names are checked where the rules are built (consumer.policy): settings are data
 
 
 class TrackingSettings(_Section):
@@ -327,14 +313,3 @@ def _name_setting(message: str) -> str:
         field = text.split("`")[1]
         return f"{where + '.' if where else ''}{field}: unknown setting"
     return f"{where or 'settings'}: {text}"
-
-
-def stall_policy(settings: Settings) -> StallPolicy:
-    """The stall rules the settings describe."""
-    stalls = settings.stalls
-    return StallPolicy(stalls.thresholds, stalls.campaigns, watch_all_modes=stalls.watch_all_modes)
-
-
-def limits(settings: Settings) -> Limits:
-    """The tracker bounds the settings describe."""
-    return Limits(settings.tracking.ttl_seconds, settings.tracking.max_interactions)

@@ -21,11 +21,12 @@ from prometheus_client import CollectorRegistry
 
 from consumer import config
 from consumer.adapters.alerts import Alert, to_alert
-from consumer.engine.alerting import StallEvent
+from consumer.engine.alerting import REMOVALS, StallEvent
 from consumer.engine.lifecycle import STAGES, Snapshot
 from consumer.engine.model import Invalid, decode_record
 from consumer.engine.tracker import Observations, Tracker
-from consumer.metrics import REMOVAL_REASONS, EngineMetrics
+from consumer.metrics import EngineMetrics
+from consumer.policy import stall_policy, tracker_limits
 
 
 class _Envelope(msgspec.Struct):
@@ -66,7 +67,7 @@ class Replay:
         report: Callable[[str], None],
     ) -> None:
         self.obs = Observations()
-        self.tracker = Tracker(config.stall_policy(settings), config.limits(settings), self.obs)
+        self.tracker = Tracker(stall_policy(settings), tracker_limits(settings), self.obs)
         self.metrics = EngineMetrics(
             registry, lambda: [self.tracker], settings.metrics.max_campaign_labels
         )
@@ -76,7 +77,7 @@ class Replay:
         self.records = 0
         self.invalid = 0
         self.alerts = {"firing": 0, "resolved": 0}
-        self.removed: dict[str, int] = dict.fromkeys(REMOVAL_REASONS, 0)
+        self.removed: dict[str, int] = dict.fromkeys(REMOVALS, 0)
 
     def line(self, where: str, raw: bytes) -> None:
         """Feed one line; ``where`` (file:line) names it in the report of an invalid one."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 from typing import Final
 
 import msgspec
@@ -22,11 +21,14 @@ from prometheus_client import (
     generate_latest,
 )
 
-from consumer import config
+from consumer import config, signals
 from consumer.adapters import kafka, logs
+from consumer.adapters.alertmanager import AlertmanagerSink
 from consumer.adapters.http import Handler, HttpServer, Response
 from consumer.adapters.logs import fields
 from consumer.daemon.loop import Daemon
+from consumer.daemon.outputs import LogSink, TopicSink
+from consumer.daemon.ports import AlertSink, SystemClock
 from consumer.errors import AuthenticationError
 
 log = logging.getLogger(__name__)
@@ -66,23 +68,43 @@ def new_registry() -> CollectorRegistry:
     return registry
 
 
+def daemon(settings: config.Settings, registry: CollectorRegistry) -> Daemon:
+    """The daemon wired to Kafka (and Alertmanager, when configured)."""
+    kafka_settings = settings.kafka
+    producer = kafka.Sink(kafka_settings)
+    sinks: list[AlertSink] = [LogSink(), TopicSink(producer, kafka_settings.alerts_topic)]
+    if settings.alertmanager.urls:
+        sinks.append(AlertmanagerSink(settings.alertmanager, registry))
+    reader = kafka.ChangelogReader(kafka_settings, kafka_settings.state_topic_name)
+    return Daemon(
+        settings,
+        registry,
+        source=kafka.Source(kafka_settings),
+        producer=producer,
+        state_reader=reader,
+        sinks=sinks,
+        clock=SystemClock(),
+        prepare=lambda: kafka.ensure_outputs(kafka_settings),
+    )
+
+
 async def serve(settings: config.Settings) -> int:
     """Run the daemon and its HTTP port until a signal; returns the exit status."""
     registry = new_registry()
-    daemon = Daemon(settings, registry)
-    server = HttpServer(routes(daemon, registry), settings.http.host, settings.http.port)
+    service = daemon(settings, registry)
+    server = HttpServer(routes(service, registry), settings.http.host, settings.http.port)
     await server.start()
-    loop = asyncio.get_running_loop()
     stopped = asyncio.Event()
 
-    def on_signal(name: str) -> None:
-        log.info("signal", extra=fields(signal=name))
-        daemon.stop()
+    def stop() -> None:
+        service.stop()
         stopped.set()
 
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, on_signal, sig.name)
-    task = asyncio.create_task(daemon.run())
+    signals.on_stop(stop)
+    alertmanagers = [s for s in service.delivery.sinks if isinstance(s, AlertmanagerSink)]
+    for sink in alertmanagers:
+        sink.start()
+    task = asyncio.create_task(service.run())
     try:
         await asyncio.wait(
             [task, asyncio.create_task(stopped.wait())], return_when="FIRST_COMPLETED"
@@ -99,6 +121,8 @@ async def serve(settings: config.Settings) -> int:
         log.error("authentication_failed", extra=fields(error=str(exc)))
         return EXIT_AUTH
     finally:
+        for sink in alertmanagers:
+            await sink.stop()
         await server.stop()
 
 

@@ -28,13 +28,14 @@ from typing import Any, Final
 import msgspec
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from consumer.adapters.alerts import Alert
+from consumer.adapters.alerts import AnyAlert, SourceAlert
 from consumer.adapters.logs import fields
 from consumer.config import AlertmanagerSettings
 
 log = logging.getLogger(__name__)
 
 ALERTNAME: Final = "DialerPreviewStalled"
+SOURCE_ALERTNAME: Final = "DialerSourceSilent"
 
 
 class AmAlert(msgspec.Struct, rename="camel", omit_defaults=True):
@@ -50,8 +51,10 @@ def _parse(moment: str) -> datetime:
     return datetime.fromisoformat(moment.replace("Z", "+00:00"))
 
 
-def to_alertmanager(alert: Alert) -> AmAlert:
+def to_alertmanager(alert: AnyAlert) -> AmAlert:
     """The Alertmanager form of one of our alert records."""
+    if isinstance(alert, SourceAlert):
+        return _source_silent(alert)
     crossed = _parse(alert.stalled_since) + timedelta(seconds=alert.threshold_seconds)
     labels = {
         "alertname": ALERTNAME,
@@ -69,6 +72,27 @@ def to_alertmanager(alert: Alert) -> AmAlert:
             f"{alert.stage} (rule {alert.rule}) for over {alert.threshold_seconds:.0f}s "
             f"since {alert.stalled_since}; agent {alert.agent_id or 'unknown'}, "
             f"queue {alert.queue_id or 'unknown'}."
+        ),
+        "alert_id": alert.alert_id,
+    }
+    ends = alert.observed_at if alert.status == "resolved" else None
+    return AmAlert(labels, annotations, crossed.isoformat().replace("+00:00", "Z"), ends)
+
+
+def _source_silent(alert: SourceAlert) -> AmAlert:
+    """A silent source: one alert per topic and source, however many interactions it feeds."""
+    crossed = _parse(alert.last_heartbeat_at) + timedelta(seconds=alert.threshold_seconds)
+    labels = {
+        "alertname": SOURCE_ALERTNAME,
+        "severity": "critical",
+        "topic": alert.topic,
+        "source": alert.source_id,
+    }
+    annotations = {
+        "summary": f"No heartbeat from source {alert.source_id} on {alert.topic}",
+        "description": (
+            f"Source {alert.source_id} has sent no heartbeat on topic {alert.topic} since "
+            f"{alert.last_heartbeat_at}: the feed is down, and stalls are not judged past it."
         ),
         "alert_id": alert.alert_id,
     }
@@ -110,7 +134,7 @@ class AlertmanagerSink:
         )
         self.queued.set_function(lambda: len(self._queue))
 
-    async def publish(self, alerts: Sequence[Alert]) -> list[asyncio.Future[Any]]:
+    async def publish(self, alerts: Sequence[AnyAlert]) -> list[asyncio.Future[Any]]:
         """Queue ``alerts`` for posting; never waits for Alertmanager."""
         for alert in alerts:
             converted = to_alertmanager(alert)

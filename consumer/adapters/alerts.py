@@ -13,12 +13,13 @@ same alert. Ids and stage names only: never phone numbers or contact names.
 from __future__ import annotations
 
 import hashlib
-from typing import Final
+from typing import Final, Literal
 
 import msgspec
 
 from consumer.engine.alerting import Resolution, StallEvent, Status
 from consumer.engine.model import iso
+from consumer.engine.sources import SourceEvent, SourceStatus
 from consumer.engine.stalls import Stall
 
 
@@ -75,6 +76,43 @@ def to_alert(event: StallEvent) -> Alert:
 _encoder: Final = msgspec.json.Encoder()
 
 
-def encode_alert(alert: Alert) -> bytes:
+def encode_alert(alert: Alert | SourceAlert) -> bytes:
     """The alert record as one line of JSON (no trailing newline)."""
     return _encoder.encode(alert)
+
+
+class SourceAlert(msgspec.Struct, frozen=True, rename="camel", gc=False):
+    """A heartbeat source gone silent (``firing``) or heard again (``resolved``).
+
+    The same family as :class:`Alert`: ``status``, ``alertId``, ``rule``, ``observedAt``;
+    one per topic and source, however many interactions are in flight.
+    """
+
+    status: SourceStatus
+    alert_id: str
+    rule: Literal["source_silent"]
+    topic: str
+    source_id: str
+    last_heartbeat_at: str
+    threshold_seconds: float
+    silent_for_seconds: float
+    observed_at: str
+
+
+AnyAlert = Alert | SourceAlert
+
+
+def to_source_alert(event: SourceEvent) -> SourceAlert:
+    """The wire record of one source event; the same silence keeps the same ``alertId``."""
+    key = f"{event.topic}\0{event.source}\0{event.last_up_to!r}".encode()
+    return SourceAlert(
+        status=event.status,
+        alert_id=hashlib.blake2b(key, digest_size=8).hexdigest(),
+        rule="source_silent",
+        topic=event.topic,
+        source_id=event.source,
+        last_heartbeat_at=iso(event.last_up_to),
+        threshold_seconds=event.threshold,
+        silent_for_seconds=round(event.silent_for, 3),
+        observed_at=iso(event.observed_at),
+    )

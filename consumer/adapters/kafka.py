@@ -20,9 +20,15 @@ import asyncio
 import logging
 import ssl
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import (
+    AIOKafkaConsumer,
+    AIOKafkaProducer,
+    ConsumerRebalanceListener,
+    ConsumerRecord,
+    TopicPartition,
+)
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.conn import create_conn
 from aiokafka.errors import (
@@ -41,19 +47,10 @@ from consumer.errors import AuthenticationError, BrokerError, OutputError
 
 log = logging.getLogger(__name__)
 
+# the shapes of consumer.daemon.ports, which this adapter satisfies without importing it
 Partition = tuple[str, int]
 Headers = Sequence[tuple[str, bytes]]
-
-
-class Record(Protocol):
-    """What the runner reads of a consumed record (aiokafka's ``ConsumerRecord``)."""
-
-    topic: str
-    partition: int
-    offset: int
-    timestamp: int
-    key: bytes | None
-    value: bytes | None
+Batch = dict[Partition, list[ConsumerRecord[bytes, bytes]]]
 
 
 _AUTH_ERRORS: Final = (
@@ -156,7 +153,7 @@ class Source:
             raise await diagnose(self.settings, exc, "connecting the consumer") from exc
         self._consumer.subscribe(topics, listener=_Listener(revoked, assigned))
 
-    async def fetch(self, timeout: float, limit: int) -> dict[Partition, list[Record]]:
+    async def fetch(self, timeout: float, limit: int) -> Batch:
         """One batch of records per partition; empty after ``timeout`` seconds of nothing."""
         try:
             batch = await self._consumer.getmany(timeout_ms=int(timeout * 1000), max_records=limit)
@@ -184,6 +181,15 @@ class Source:
         """The partition's end offset as of the last fetch, or ``None`` before one."""
         value: int | None = self._consumer.highwater(TopicPartition(*partition))
         return value
+
+    def confirmed_at(self, partition: Partition) -> float | None:
+        """Wall time of the last fetch answer for ``partition``, empty ones included.
+
+        aiokafka notes it for every answer without error (``last_poll_timestamp``): while
+        the broker is away it stops moving, and so does a caught-up partition's clock.
+        """
+        millis: int | None = self._consumer.last_poll_timestamp(TopicPartition(*partition))
+        return None if millis is None else millis / 1000.0
 
     async def commit(self, offsets: Mapping[Partition, int]) -> bool:
         """Commit next-offsets; ``False`` when a rebalance got in the way (retried later)."""
@@ -339,38 +345,67 @@ async def ensure_topics(
         await admin.close()
 
 
-async def read_partition(
-    settings: KafkaSettings, topic: str, partition: int, progress: Callable[[int], None]
-) -> dict[bytes, bytes | None]:
-    """The latest value per key of one partition, read from its start to its current end.
+async def ensure_outputs(settings: KafkaSettings) -> None:
+    """Create the daemon's missing output topics, when ``kafka.create_topics`` allows.
 
-    Used to restore state from a compacted changelog; ``progress`` hears how many records
-    were read after each fetch.
+    Alerts and dead letters get three partitions; the repartition topic is sized like the
+    input, and the state changelog like the topic whose partitions own interactions.
     """
-    consumer = AIOKafkaConsumer(
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        **client_options(settings),
-    )
-    tp = TopicPartition(topic, partition)
-    latest: dict[bytes, bytes | None] = {}
-    try:
-        await consumer.start()
-        consumer.assign([tp])
-        end = (await consumer.end_offsets([tp]))[tp]
-        await consumer.seek_to_beginning(tp)
-        while await consumer.position(tp) < end:
-            batch = await consumer.getmany(tp, timeout_ms=1000, max_records=10_000)
-            for record in batch.get(tp, ()):
-                if record.key is not None:
-                    latest[record.key] = record.value
-            progress(sum(len(records) for records in batch.values()))
-    except KafkaError as exc:
-        raise _translate(exc, f"reading {topic}[{partition}]") from exc
-    finally:
-        await consumer.stop()
-    return latest
+    if not settings.create_topics:
+        return
+    await ensure_topics(settings, [settings.alerts_topic, settings.dead_letter_topic], 3)
+    if settings.repartition:
+        await ensure_topics(
+            settings, [settings.repartition_topic_name], 0, partitions_like=settings.topic
+        )
+    if settings.persist_state:
+        await ensure_topics(
+            settings,
+            [settings.state_topic_name],
+            0,
+            compact=True,
+            partitions_like=settings.tracked_topic,
+        )
+
+
+class ChangelogReader:
+    """Reads one partition of a compacted changelog back: the latest value per key."""
+
+    def __init__(self, settings: KafkaSettings, topic: str) -> None:
+        self.settings = settings
+        self.topic = topic
+
+    async def read(
+        self, partition: int, progress: Callable[[int], None]
+    ) -> dict[bytes, bytes | None]:
+        """The latest value per key from the partition's start to its current end.
+
+        ``progress`` hears how many records were read after each fetch.
+        """
+        consumer = AIOKafkaConsumer(
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            **client_options(self.settings),
+        )
+        tp = TopicPartition(self.topic, partition)
+        latest: dict[bytes, bytes | None] = {}
+        try:
+            await consumer.start()
+            consumer.assign([tp])
+            end = (await consumer.end_offsets([tp]))[tp]
+            await consumer.seek_to_beginning(tp)
+            while await consumer.position(tp) < end:
+                batch = await consumer.getmany(tp, timeout_ms=1000, max_records=10_000)
+                for record in batch.get(tp, ()):
+                    if record.key is not None:
+                        latest[record.key] = record.value
+                progress(sum(len(records) for records in batch.values()))
+        except KafkaError as exc:
+            raise _translate(exc, f"reading {self.topic}[{partition}]") from exc
+        finally:
+            await consumer.stop()
+        return latest
 
 
 def compiled_records() -> bool:

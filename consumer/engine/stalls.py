@@ -19,7 +19,7 @@ interaction, rule and start time: the same stall always gets the same alert id.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Final
 
 import msgspec
@@ -40,6 +40,11 @@ DEFAULT_THRESHOLDS: Final[Mapping[str, float]] = {
     "wrapped_up": 60.0,  # wrap-up should close the preview at once
     CONVERSATION_ENDED: 300.0,  # after-call work, then wrap-up should close it
 }
+
+
+def unknown_rules(names: Iterable[str]) -> list[str]:
+    """The names among ``names`` that are no stall rule, sorted (the one place they are checked)."""
+    return sorted(set(names) - set(RULES))
 
 
 class Stall(msgspec.Struct, frozen=True, gc=False):
@@ -71,10 +76,10 @@ class StallPolicy:
         *,
         watch_all_modes: bool = False,
     ) -> None:
-        unknown = {*(thresholds or {})}.union(*(c.keys() for c in (campaigns or {}).values()))
-        unknown -= set(RULES)
-        if unknown:
-            raise ValueError(f"unknown stall rule(s): {', '.join(sorted(unknown))}")
+        for rules in (thresholds or {}, *(campaigns or {}).values()):
+            unknown = unknown_rules(rules)
+            if unknown:
+                raise ValueError(f"unknown stall rule(s): {', '.join(unknown)}")
         self.defaults = {**DEFAULT_THRESHOLDS, **(thresholds or {})}
         self.campaigns = {
             campaign: {**self.defaults, **overrides}

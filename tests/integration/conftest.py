@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.harness import ROOT, Broker, create_topic
+from tests.integration.harness import ROOT, STARTED, Broker, create_topic
 
 KAFKA_IMAGE = "confluentinc/cp-kafka:7.6.0"
 
@@ -79,3 +79,11 @@ def topic(broker: Broker) -> str:
     name = f"interactions-{uuid.uuid4().hex[:10]}"
     create_topic(broker, name, partitions=3)
     return name
+
+
+@pytest.fixture(autouse=True)
+def _reap_daemons() -> Iterator[None]:
+    """Daemons a test left running (it failed before stopping them) do not outlive it."""
+    yield
+    while STARTED:
+        STARTED.pop().reap()

@@ -26,6 +26,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 ROOT = Path(__file__).resolve().parents[2]
+# every daemon process started by a test, so that one a failed test left running is reaped
+STARTED: list[Daemon] = []
 
 
 @dataclass(frozen=True)
@@ -223,6 +225,7 @@ class Daemon:
         """Start the process, logging to ``log_path``; returns once it answers HTTP."""
         self.log_path = log_path
         self._log = log_path.open("ab")
+        STARTED.append(self)
         self.process = subprocess.Popen(
             self.command(),
             env=self.env(),
@@ -277,6 +280,14 @@ class Daemon:
         if self._log is not None:
             self._log.close()
         return code
+
+    def reap(self) -> None:
+        """Kill the process if it still runs and close its log (after a failed test)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=30)
+        if self._log is not None and not self._log.closed:
+            self._log.close()
 
     def logs(self) -> str:
         """Everything the process logged so far."""

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from consumer.config import ConfigError, Secret, limits, load_settings, stall_policy
+from consumer.config import ConfigError, Secret, load_settings
 from consumer.engine.stalls import DEFAULT_THRESHOLDS
+from consumer.policy import stall_policy
+from consumer.policy import tracker_limits as limits
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -77,8 +79,6 @@ def test_campaign_overrides(tmp_path: Path) -> None:
         ("[stall]\nx = 1\n", "stall"),
         ("[tracking]\nmax_interactions = 'many'\n", "tracking.max_interactions"),
         ("[stalls.thresholds]\nplaced = -1\n", "stalls.thresholds"),
-        ("[stalls.thresholds]\nbogus = 5\n", "bogus"),
-        ('[stalls.campaigns."c"]\nnope = 5\n', "stalls.campaigns.c"),
         ("[http]\nport = 70000\n", "http.port"),
         ('[kafka]\nsecurity_protocol = "SASL_SSL"\n', "kafka.sasl_mechanism"),
         ("this is = not = toml\n", "not valid TOML"),
@@ -88,6 +88,20 @@ def test_bad_file_settings_are_named(tmp_path: Path, text: str, names: str) -> N
     """Each kind of bad setting stops loading with a message naming it."""
     with pytest.raises(ConfigError, match=names.replace(".", r"\.")):
         load_settings(write(tmp_path, text))
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        ("[stalls.thresholds]\nbogus = 5\n", "stalls.thresholds: unknown stall rule 'bogus'"),
+        ('[stalls.campaigns."c"]\nnope = 5\n', "stalls.campaigns.c: unknown stall rule 'nope'"),
+    ],
+)
+def test_unknown_stall_rules_stop_the_start_named(tmp_path: Path, text: str, names: str) -> None:
+    """A threshold for a rule that does not exist stops building the rules, naming the setting."""
+    settings = load_settings(write(tmp_path, text))
+    with pytest.raises(ConfigError, match=names.replace(".", r"\.")):
+        stall_policy(settings)
 
 
 @pytest.mark.parametrize(
