@@ -359,3 +359,34 @@ class ConsumerMetrics:
         for result in ("ok", "failed"):
             self.commits.labels(result)
         registry.register(_PartitionCollector(partitions))
+
+
+class AlertmanagerMetrics:
+    """The Alertmanager sink's posts, failures, drops and queue, per configured URL."""
+
+    def __init__(
+        self, registry: CollectorRegistry, urls: Iterable[str], queued: Callable[[], int]
+    ) -> None:
+        posted = Counter(
+            "dialer_alertmanager_alerts_posted",
+            "Alerts accepted by an Alertmanager (re-sends included).",
+            ["url"],
+            registry=registry,
+        )
+        errors = Counter(
+            "dialer_alertmanager_errors",
+            "Failed posts to an Alertmanager (each is retried).",
+            ["url"],
+            registry=registry,
+        )
+        # the URLs are fixed by the settings: one child each, made once
+        self.posted = {url: posted.labels(url) for url in urls}
+        self.errors = {url: errors.labels(url) for url in urls}
+        self.dropped = Counter(
+            "dialer_alertmanager_dropped",
+            "Alerts dropped because the queue to Alertmanager was full.",
+            registry=registry,
+        )
+        Gauge(
+            "dialer_alertmanager_queue", "Alerts waiting to be posted.", registry=registry
+        ).set_function(queued)
