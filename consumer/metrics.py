@@ -390,3 +390,29 @@ class AlertmanagerMetrics:
         Gauge(
             "dialer_alertmanager_queue", "Alerts waiting to be posted.", registry=registry
         ).set_function(queued)
+
+
+HTTP_REJECTIONS: Final = (
+    "deadline",  # the request (and its answer) took longer than http.request_timeout_seconds
+    "evicted",  # closed at the connection cap to make room for a new connection
+    "refused",  # a new connection at the cap, every open one busy being answered
+    "request_line_too_long",
+    "headers_too_large",
+    "bad_request",
+)
+
+
+class HttpMetrics:
+    """The HTTP port: open connections, and connections or requests it turned away."""
+
+    def __init__(self, registry: CollectorRegistry, connections: Callable[[], int]) -> None:
+        rejected = Counter(
+            "dialer_http_rejected",
+            "Connections or requests the HTTP port closed or refused, by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        self.rejected = {reason: rejected.labels(reason) for reason in HTTP_REJECTIONS}
+        Gauge(
+            "dialer_http_connections", "Open connections to the HTTP port.", registry=registry
+        ).set_function(connections)

@@ -13,14 +13,7 @@ import signal
 from typing import Final
 
 import msgspec
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    GCCollector,
-    PlatformCollector,
-    ProcessCollector,
-    generate_latest,
-)
+from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 
 from consumer import config
 from consumer.adapters import kafka, logs
@@ -37,11 +30,8 @@ EXIT_AUTH: Final = 3
 _JSON: Final = "application/json"
 
 
-def routes(daemon: Daemon, registry: CollectorRegistry) -> dict[str, Handler]:
-    """The HTTP endpoints, each answering from the daemon's current state."""
-
-    def metrics() -> Response:
-        return 200, CONTENT_TYPE_LATEST, generate_latest(registry)
+def routes(daemon: Daemon) -> dict[str, Handler]:
+    """The HTTP endpoints but ``/metrics`` (the server serves it), from the daemon's state."""
 
     def healthz() -> Response:
         return 200, "text/plain; charset=utf-8", b"ok\n"  # answering proves the loop runs
@@ -54,7 +44,7 @@ def routes(daemon: Daemon, registry: CollectorRegistry) -> dict[str, Handler]:
     def stalled() -> Response:
         return 200, _JSON, msgspec.json.encode(daemon.stalled()) + b"\n"
 
-    return {"/metrics": metrics, "/healthz": healthz, "/readyz": readyz, "/stalled": stalled}
+    return {"/healthz": healthz, "/readyz": readyz, "/stalled": stalled}
 
 
 def new_registry() -> CollectorRegistry:
@@ -70,7 +60,8 @@ async def serve(settings: config.Settings) -> int:
     """Run the daemon and its HTTP port until a signal; returns the exit status."""
     registry = new_registry()
     daemon = Daemon(settings, registry)
-    server = HttpServer(routes(daemon, registry), settings.http.host, settings.http.port)
+    http = settings.http
+    server = HttpServer(routes(daemon), http.host, http.port, registry=registry, limits=http)
     await server.start()
     loop = asyncio.get_running_loop()
     stopped = asyncio.Event()
