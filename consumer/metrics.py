@@ -98,8 +98,10 @@ class _StateCollector(Collector):
         for tracker in self._trackers():
             for stage in STAGES:
                 per_stage[stage] += tracker.stage_counts[stage]
-            for alert, _ in tracker.stalled.values():
-                per_campaign[alert.stage, self._campaigns(alert.campaign_id)] += 1
+            states = tracker.states
+            for iid, fired in tracker.stalled.items():
+                campaign = self._campaigns(states[iid].campaign)
+                per_campaign[fired.stall.stage.label, campaign] += 1
         for stage in STAGES:
             interactions.add_metric([stage.label], per_stage[stage])
         # series that were non-zero once stay, at zero, so graphs and rules see the drop

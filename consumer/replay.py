@@ -20,9 +20,10 @@ import msgspec
 from prometheus_client import CollectorRegistry
 
 from consumer import config
+from consumer.adapters.alerts import Alert, to_alert
+from consumer.engine.alerting import StallEvent
 from consumer.engine.lifecycle import STAGES, Snapshot
 from consumer.engine.model import Invalid, decode_record
-from consumer.engine.stalls import Alert
 from consumer.engine.tracker import Observations, Tracker
 from consumer.metrics import REMOVAL_REASONS, EngineMetrics
 
@@ -92,17 +93,16 @@ class Replay:
         moment = ts if ts is not None else item.version if isinstance(item, Snapshot) else 0.0
         self.clock = max(self.clock, moment)
         self._send(self.tracker.ingest(item, self.clock))
-        self._send(self.tracker.tick(self.clock))
 
     def advance(self, now: float) -> None:
         """Move the clock forward to ``now`` and fire what is due by then."""
         self.clock = max(self.clock, now)
         self._send(self.tracker.tick(self.clock))
 
-    def _send(self, alerts: list[Alert]) -> None:
-        for alert in alerts:
-            self.alerts[alert.status] += 1
-            self.emit(alert)
+    def _send(self, events: list[StallEvent]) -> None:
+        for event in events:
+            self.alerts[event.status] += 1
+            self.emit(to_alert(event))
 
     def finish(self) -> None:
         """Flush what was observed into the metrics."""

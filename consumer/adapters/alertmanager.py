@@ -36,9 +36,9 @@ import msgspec
 from prometheus_client import CollectorRegistry
 from yarl import URL
 
+from consumer.adapters.alerts import Alert
 from consumer.adapters.logs import fields
 from consumer.config import AlertmanagerSettings
-from consumer.engine.stalls import Alert
 from consumer.metrics import AlertmanagerMetrics
 
 log = logging.getLogger(__name__)

@@ -16,9 +16,9 @@ from typing import Any, Protocol
 
 import msgspec
 
+from consumer.adapters.alerts import Alert, encode_alert
 from consumer.adapters.kafka import Sink
 from consumer.adapters.logs import fields
-from consumer.engine.stalls import Alert, encode_alert
 
 log = logging.getLogger("consumer.alerts")  # a stable name operators filter alert lines on
 

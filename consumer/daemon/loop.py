@@ -43,15 +43,16 @@ from prometheus_client import CollectorRegistry
 
 from consumer import config
 from consumer.adapters.alertmanager import AlertmanagerSink
+from consumer.adapters.alerts import Alert, to_alert
 from consumer.adapters.deadletter import DeadLetters
 from consumer.adapters.kafka import Partition, Record, Sink, Source, ensure_topics
 from consumer.adapters.logs import fields
 from consumer.adapters.sinks import AlertSink, LogSink, TopicSink
 from consumer.adapters.statestore import StateRecord, StateStore
+from consumer.engine import alerting
 from consumer.engine.clock import PartitionClock
 from consumer.engine.lifecycle import Snapshot, Tombstone
 from consumer.engine.model import Invalid, decode_record
-from consumer.engine.stalls import Alert
 from consumer.engine.tracker import Observations, Tracker
 from consumer.errors import AuthenticationError, BrokerError, OutputError
 from consumer.metrics import ConsumerMetrics, EngineMetrics, PartitionView
@@ -350,7 +351,7 @@ class Daemon:
             now = clock.now
             fired = tracker.ingest(item, now)
             if fired:
-                alerts += fired
+                alerts += [to_alert(event) for event in fired]
 
     def _misrouted(self, interaction_id: str) -> None:
         """Count a snapshot keyed by something else than its id; warn once per interaction.
@@ -405,7 +406,7 @@ class Daemon:
                 log.info("caught_up", extra=fields(topic=tp[0], partition=tp[1]))
             now = part.clock.settle(wall, caught_up=caught_up)
             if now > 0:
-                outputs.alerts += part.tracker.tick(now)
+                outputs.alerts += [to_alert(e) for e in part.tracker.tick(now)]
             if self.state is not None:
                 changed = part.tracker.take_dirty()
                 if changed:  # encoded now: the next batch changes the trackers
@@ -558,7 +559,11 @@ class Daemon:
 
     def stalled(self) -> list[Alert]:
         """Every interaction stalled now, oldest stall first."""
-        alerts = [a for p in self.partitions.values() for a, _ in p.tracker.stalled.values()]
+        alerts = [
+            to_alert(alerting.firing(iid, p.tracker.states[iid], fired))
+            for p in self.partitions.values()
+            for iid, fired in p.tracker.stalled.items()
+        ]
         return sorted(alerts, key=lambda a: a.stalled_since)
 
 

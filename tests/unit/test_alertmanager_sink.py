@@ -14,8 +14,9 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from consumer.adapters.alertmanager import ALERTNAME, AlertmanagerSink, to_alertmanager
+from consumer.adapters.alerts import Alert, to_alert
 from consumer.config import AlertmanagerSettings
-from consumer.engine.stalls import Alert, StallPolicy, resolve
+from consumer.engine.stalls import StallPolicy
 from tests.integration.harness import free_port
 from tests.unit.factory import T0, snap, tracker
 
@@ -23,18 +24,18 @@ from tests.unit.factory import T0, snap, tracker
 def stalled_alert() -> tuple[Alert, Alert]:
     """A firing alert and its resolution from a real tracker."""
     t = tracker(StallPolicy({"previewing": 100}))
-    t.apply(snap(previewing=0), T0)
+    t.ingest(snap(previewing=0), T0)
     (firing,) = t.tick(T0 + 150)
-    _, stall = t.stalled["i-1"]
-    return firing, resolve(firing, stall, T0 + 200, T0 + 190, "moved_on")
+    (resolved,) = t.ingest(snap(previewing=0, placed=190), T0 + 200)
+    return to_alert(firing), to_alert(resolved)
 
 
 def firings(count: int) -> list[Alert]:
     """``count`` firing alerts of distinct interactions, ``i-0`` onwards."""
     t = tracker(StallPolicy({"previewing": 100}))
     for n in range(count):
-        t.apply(snap(f"i-{n}", previewing=0), T0)
-    alerts = t.tick(T0 + 150)
+        t.ingest(snap(f"i-{n}", previewing=0), T0)
+    alerts = [to_alert(event) for event in t.tick(T0 + 150)]
     assert len(alerts) == count
     return sorted(alerts, key=lambda a: int(a.interaction_id[2:]))
 
