@@ -76,13 +76,15 @@ class HttpServer:
         self.limits = limits or HttpLimits()
         self._registry = registry
         self._server: _Server | None = None
+        # without a registry the counts go nowhere visible, but the code path is the same
+        self.metrics = HttpMetrics(registry or CollectorRegistry(), self._open_connections)
         self._runner: web.ServerRunner | None = None
         paths = [*self.routes, *([_METRICS] if registry is not None else [])]
         self._not_found = f"not found; try {', '.join(paths)}\n".encode()
 
     async def start(self) -> None:
         """Listen; ``port`` 0 picks a free port, readable from :attr:`port` afterwards."""
-        self._server = _Server(self._dispatch, self.limits, self._registry)
+        self._server = _Server(self._dispatch, self.limits, self.metrics)
         self._runner = web.ServerRunner(self._server, shutdown_timeout=_SHUTDOWN_SECONDS)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
@@ -97,6 +99,9 @@ class HttpServer:
         await self._runner.cleanup()
         await self._server.closed()
         self._runner = self._server = None
+
+    def _open_connections(self) -> int:
+        return 0 if self._server is None else self._server.open_connections
 
     async def _dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
         connection = request.protocol
@@ -141,7 +146,7 @@ class _Server(web.Server):
         self,
         handler: Callable[[web.BaseRequest], Any],
         limits: HttpLimits,
-        registry: CollectorRegistry | None,
+        metrics: HttpMetrics,
     ) -> None:
         super().__init__(
             handler,
@@ -158,8 +163,12 @@ class _Server(web.Server):
         self._alive: set[_Connection] = set()  # every transport not yet closed
         self._all_closed = asyncio.Event()
         self._all_closed.set()
-        # without a registry the counts go nowhere visible, but the code path is the same
-        self.metrics = HttpMetrics(registry or CollectorRegistry(), lambda: len(self._open))
+        self.metrics = metrics
+
+    @property
+    def open_connections(self) -> int:
+        """Connections counted under the cap."""
+        return len(self._open)
 
     def __call__(self) -> web.RequestHandler:
         return _Connection(self, loop=self._loop, **self._kwargs)

@@ -417,3 +417,20 @@ def test_stop_closes_every_connection_cleanly(caplog: pytest.LogCaptureFixture) 
     assert len(got) == 5
     assert loop_errors == []
     assert no_trouble_logged(caplog) == []
+
+
+def test_a_stopped_server_starts_again_on_the_same_registry() -> None:
+    """stop() then start() serves again: the port's metrics are registered once, not per start."""
+    registry = CollectorRegistry()
+
+    async def scenario() -> list[int]:
+        server = HttpServer({"/hello": hello}, "127.0.0.1", 0, registry=registry, limits=FAST)
+        statuses = []
+        for _ in range(2):
+            await server.start()
+            statuses.append((await exchange(server.port, get("/hello"))).status)
+            await server.stop()
+        return statuses
+
+    assert asyncio.run(scenario()) == [200, 200]
+    assert registry.get_sample_value("dialer_http_connections") == 0
