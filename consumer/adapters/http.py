@@ -232,6 +232,9 @@ class _Connection(web.RequestHandler):
             return
         self._admitted = True
         self._transport = cast(asyncio.Transport, transport)
+        # pause at any unsent byte: aiohttp then waits for an answer to leave the transport
+        # before it is done with it, so the deadline covers a client that does not read
+        self._transport.set_write_buffer_limits(high=0)
         super().connection_made(transport)
         self._begin()
 
