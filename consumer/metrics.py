@@ -363,27 +363,34 @@ class ConsumerMetrics:
         registry.register(_PartitionCollector(partitions))
 
 
+def _per_value(
+    name: str, documentation: str, label: str, values: Iterable[str], registry: CollectorRegistry
+) -> dict[str, Counter]:
+    """A counter with one label whose values are known up front: each child made once."""
+    counter = Counter(name, documentation, [label], registry=registry)
+    return {value: counter.labels(value) for value in values}
+
+
 class AlertmanagerMetrics:
     """The Alertmanager sink's posts, failures, drops and queue, per configured URL."""
 
     def __init__(
-        self, registry: CollectorRegistry, urls: Iterable[str], queued: Callable[[], int]
+        self, registry: CollectorRegistry, urls: list[str], queued: Callable[[], int]
     ) -> None:
-        posted = Counter(
+        self.posted = _per_value(
             "dialer_alertmanager_alerts_posted",
             "Alerts accepted by an Alertmanager (re-sends included).",
-            ["url"],
-            registry=registry,
+            "url",
+            urls,
+            registry,
         )
-        errors = Counter(
+        self.errors = _per_value(
             "dialer_alertmanager_errors",
             "Failed posts to an Alertmanager (each is retried).",
-            ["url"],
-            registry=registry,
+            "url",
+            urls,
+            registry,
         )
-        # the URLs are fixed by the settings: one child each, made once
-        self.posted = {url: posted.labels(url) for url in urls}
-        self.errors = {url: errors.labels(url) for url in urls}
         self.dropped = Counter(
             "dialer_alertmanager_dropped",
             "Alerts dropped because the queue to Alertmanager was full.",
@@ -408,13 +415,13 @@ class HttpMetrics:
     """The HTTP port: open connections, and connections or requests it turned away."""
 
     def __init__(self, registry: CollectorRegistry, connections: Callable[[], int]) -> None:
-        rejected = Counter(
+        self.rejected = _per_value(
             "dialer_http_rejected",
             "Connections or requests the HTTP port closed or refused, by reason.",
-            ["reason"],
-            registry=registry,
+            "reason",
+            HTTP_REJECTIONS,
+            registry,
         )
-        self.rejected = {reason: rejected.labels(reason) for reason in HTTP_REJECTIONS}
         Gauge(
             "dialer_http_connections", "Open connections to the HTTP port.", registry=registry
         ).set_function(connections)

@@ -110,7 +110,9 @@ class AlertmanagerSink:
         # where to post, and how each URL is shown in logs and labels (no credentials)
         self._endpoints = {url: url.rstrip("/") + "/api/v2/alerts" for url in settings.urls}
         self._shown = {url: str(URL(url).with_user(None)) for url in settings.urls}
-        self.metrics = AlertmanagerMetrics(registry, self._shown.values(), lambda: len(self._queue))
+        self.metrics = AlertmanagerMetrics(
+            registry, list(self._shown.values()), lambda: len(self._queue)
+        )
 
     async def publish(self, alerts: Sequence[Alert]) -> list[asyncio.Future[Any]]:
         """Queue ``alerts`` for posting; never waits for Alertmanager."""
