@@ -188,9 +188,13 @@ class _Server(web.Server):
 
     def reject(self, connection: _Connection, reason: str) -> None:
         """Count why ``connection`` is closed and stop counting it under the cap."""
+        self.count(reason)
+        self._open.pop(connection, None)
+
+    def count(self, reason: str) -> None:
+        """Count a connection or request turned away (DEBUG only: a flood must not flood logs)."""
         self.metrics.rejected[reason].inc()
         log.debug("http_rejected", extra=fields(reason=reason))
-        self._open.pop(connection, None)
 
     def lost(self, connection: _Connection) -> None:
         """``connection``'s transport is closed."""
@@ -279,8 +283,7 @@ class _Connection(web.RequestHandler):
         # replaces aiohttp's, which logs every malformed request with a traceback
         if isinstance(exc, HttpProcessingError):
             reason, status, text = self._rejection(exc)
-            self._server.metrics.rejected[reason].inc()
-            log.debug("http_rejected", extra=fields(reason=reason))
+            self._server.count(reason)
         else:
             log.error("http_request_failed", exc_info=exc)
             status, text = HTTPStatus.INTERNAL_SERVER_ERROR, "internal error\n"
