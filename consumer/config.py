@@ -141,7 +141,29 @@ class KafkaSettings(_Section):
                 )
 
 
-class HttpSettings(_Section):
+class HttpLimits(_Section):
+    """How much the HTTP port gives any one client, and all of them together.
+
+    The port is reachable by anyone on the pod network: without these, a few hundred
+    slow or oversized requests hold file descriptors (the broker connections need them
+    too) and memory. Worst-case memory for request heads is about ``max_connections`` x
+    ``max_headers`` x ``max_header_bytes``.
+    """
+
+    # from accept (or a kept-alive connection's next first byte) to the answer's last
+    # byte; a client trickling header lines does not extend it
+    request_timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=300)] = 5.0
+    # open connections at once; at the cap the oldest still waiting for its request is
+    # closed to make room, or the new one if every connection is being answered
+    max_connections: Annotated[int, msgspec.Meta(ge=2, le=10_000)] = 64
+    # a kept-alive connection with no request for this long is closed
+    keepalive_seconds: Annotated[float, msgspec.Meta(gt=0)] = 75.0
+    max_request_line_bytes: Annotated[int, msgspec.Meta(ge=256)] = 8190  # longer: 400
+    max_header_bytes: Annotated[int, msgspec.Meta(ge=256)] = 8190  # one header line; longer: 431
+    max_headers: Annotated[int, msgspec.Meta(ge=8)] = 32  # more: 431
+
+
+class HttpSettings(HttpLimits):
     """The one port serving /metrics, /healthz, /readyz and /stalled."""
 
     host: str = "0.0.0.0"  # noqa: S104 - a container serves its probes on all interfaces

@@ -415,3 +415,67 @@ class ConsumerMetrics:
         observe = self.record_delay.observe
         for delay in out.applied_delays:
             observe((), delay)
+
+
+def _per_value(
+    name: str, documentation: str, label: str, values: Iterable[str], registry: CollectorRegistry
+) -> dict[str, Counter]:
+    """A counter with one label whose values are known up front: each child made once."""
+    counter = Counter(name, documentation, [label], registry=registry)
+    return {value: counter.labels(value) for value in values}
+
+
+class AlertmanagerMetrics:
+    """The Alertmanager sink's posts, failures, drops and queue, per configured URL."""
+
+    def __init__(
+        self, registry: CollectorRegistry, urls: list[str], queued: Callable[[], int]
+    ) -> None:
+        self.posted = _per_value(
+            "dialer_alertmanager_alerts_posted",
+            "Alerts accepted by an Alertmanager (re-sends included).",
+            "url",
+            urls,
+            registry,
+        )
+        self.errors = _per_value(
+            "dialer_alertmanager_errors",
+            "Failed posts to an Alertmanager (each is retried).",
+            "url",
+            urls,
+            registry,
+        )
+        self.dropped = Counter(
+            "dialer_alertmanager_dropped",
+            "Alerts dropped because the queue to Alertmanager was full.",
+            registry=registry,
+        )
+        Gauge(
+            "dialer_alertmanager_queue", "Alerts waiting to be posted.", registry=registry
+        ).set_function(queued)
+
+
+HTTP_REJECTIONS: Final = (
+    "deadline",  # the request (and its answer) took longer than http.request_timeout_seconds
+    "evicted",  # closed at the connection cap to make room for a new connection
+    "refused",  # a new connection at the cap, every open one busy being answered
+    "request_line_too_long",
+    "headers_too_large",
+    "bad_request",
+)
+
+
+class HttpMetrics:
+    """The HTTP port: open connections, and connections or requests it turned away."""
+
+    def __init__(self, registry: CollectorRegistry, connections: Callable[[], int]) -> None:
+        self.rejected = _per_value(
+            "dialer_http_rejected",
+            "Connections or requests the HTTP port closed or refused, by reason.",
+            "reason",
+            HTTP_REJECTIONS,
+            registry,
+        )
+        Gauge(
+            "dialer_http_connections", "Open connections to the HTTP port.", registry=registry
+        ).set_function(connections)

@@ -12,14 +12,7 @@ import logging
 from typing import Final
 
 import msgspec
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    GCCollector,
-    PlatformCollector,
-    ProcessCollector,
-    generate_latest,
-)
+from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 
 from consumer import config, signals
 from consumer.adapters import kafka, logs
@@ -39,11 +32,8 @@ EXIT_AUTH: Final = 3
 _JSON: Final = "application/json"
 
 
-def routes(daemon: Daemon, registry: CollectorRegistry) -> dict[str, Handler]:
-    """The HTTP endpoints, each answering from the daemon's current state."""
-
-    def metrics() -> Response:
-        return 200, CONTENT_TYPE_LATEST, generate_latest(registry)
+def routes(daemon: Daemon) -> dict[str, Handler]:
+    """The HTTP endpoints but ``/metrics`` (the server serves it), from the daemon's state."""
 
     def healthz() -> Response:
         return 200, "text/plain; charset=utf-8", b"ok\n"  # answering proves the loop runs
@@ -56,7 +46,7 @@ def routes(daemon: Daemon, registry: CollectorRegistry) -> dict[str, Handler]:
     def stalled() -> Response:
         return 200, _JSON, msgspec.json.encode(daemon.stalled()) + b"\n"
 
-    return {"/metrics": metrics, "/healthz": healthz, "/readyz": readyz, "/stalled": stalled}
+    return {"/healthz": healthz, "/readyz": readyz, "/stalled": stalled}
 
 
 def new_registry() -> CollectorRegistry:
@@ -92,7 +82,8 @@ async def serve(settings: config.Settings) -> int:
     """Run the daemon and its HTTP port until a signal; returns the exit status."""
     registry = new_registry()
     service = daemon(settings, registry)
-    server = HttpServer(routes(service, registry), settings.http.host, settings.http.port)
+    http = settings.http
+    server = HttpServer(routes(service), http.host, http.port, registry=registry, limits=http)
     await server.start()
     stopped = asyncio.Event()
 

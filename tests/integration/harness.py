@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
@@ -170,6 +172,17 @@ def offsets(broker: Broker, topic: str, group: str) -> tuple[dict[int, int], dic
 def alerts(records: list[Got]) -> list[dict[str, Any]]:
     """The alert records among ``records``, decoded."""
     return [json.loads(r.value) for r in records if r.value is not None]
+
+
+def tool(name: str) -> str:
+    """The path of a system tool; missing is a failure under CI, a skip elsewhere."""
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed (scripts/setup-tools installs it)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
 
 
 def free_port() -> int:

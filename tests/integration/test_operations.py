@@ -7,9 +7,7 @@ catcher of the test's own, so nothing leaves the machine.
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 import threading
 import time
@@ -23,21 +21,10 @@ from typing import Any, ClassVar
 import pytest
 import yaml
 
-from tests.integration.harness import ROOT, Broker, Daemon, Sent, free_port, produce
+from tests.integration.harness import ROOT, Broker, Daemon, Sent, free_port, produce, tool
 from tests.integration.test_daemon import FAST, alerts_until, snapshot
 
 DEPLOY = ROOT / "deploy"
-
-
-def tool(name: str) -> str:
-    """The path of a system tool; missing is a failure under CI, a skip elsewhere."""
-    path = shutil.which(name)
-    if path is None:
-        message = f"{name} is not installed (scripts/setup-tools installs it)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
 
 
 def run(*argv: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgspec
 import pytest
 
-from consumer.config import ConfigError, Secret, load_settings
+from consumer.config import ConfigError, Secret, Settings, load_settings
 from consumer.engine.stalls import DEFAULT_THRESHOLDS
 from consumer.policy import stall_policy
 from consumer.policy import tracker_limits as limits
@@ -36,6 +37,24 @@ def test_example_file_lists_the_defaults() -> None:
     defaults = load_settings()
     for section in ("kafka", "tracking", "metrics", "http", "runtime", "log", "alertmanager"):
         assert getattr(example, section) == getattr(defaults, section), section
+
+
+def test_example_file_names_every_setting() -> None:
+    """Every setting appears in deploy/config.example.toml, if only commented out."""
+    text = (ROOT / "deploy" / "config.example.toml").read_text()
+    listed: set[str] = set()
+    section = ""
+    for line in text.splitlines():
+        entry = line.removeprefix("#").strip()
+        if entry.startswith("["):
+            section = entry.strip("[]").split("]")[0]
+            listed.add(section.split('."')[0])  # a table setting, e.g. stalls.campaigns."<id>"
+        elif " = " in entry:
+            listed.add(f"{section}.{entry.split(' = ')[0]}")
+    for part in msgspec.structs.fields(Settings):
+        assert isinstance(part.type, type)
+        for setting in msgspec.structs.fields(part.type):
+            assert f"{part.name}.{setting.name}" in listed, f"{part.name}.{setting.name}"
 
 
 def test_file_env_and_flags_in_order_of_precedence(tmp_path: Path) -> None:
