@@ -256,23 +256,41 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         await self._assigned([(tp.topic, tp.partition) for tp in assigned])
 
 
-class Source:
-    """The interactions topic, read in a consumer group with manual commits.
+class _Client:
+    """Base of :class:`Source` and :class:`Sink`: the aiokafka client exists from start on.
 
-    The aiokafka consumer exists from :meth:`start` on: one that never started is never
-    built, so it never needs closing (aiokafka logs an unclosed one at ERROR).
+    A client that never started is never built, so it never needs closing (aiokafka logs
+    an unclosed one at ERROR); a TLS file that cannot load stops the construction.
     """
 
     def __init__(self, settings: KafkaSettings) -> None:
         self.settings = settings
-        self._options = client_options(settings)  # a TLS file that cannot load stops here
-        self._started: AIOKafkaConsumer | None = None
+        self._options = client_options(settings)
+        self._started: Any = None  # the aiokafka consumer or producer, once started
 
     @property
-    def _consumer(self) -> AIOKafkaConsumer:
+    def _client(self) -> Any:
         if self._started is None:
-            raise RuntimeError("the source is used before start()")
+            raise RuntimeError(f"{type(self).__name__} used before start()")
         return self._started
+
+    async def _start(self, client: Any, doing: str) -> None:
+        """Start ``client`` and keep it; closed again, and the cause diagnosed, if it fails."""
+        try:
+            await client.start()
+        except (KafkaError, OSError) as exc:
+            await client.stop()
+            raise await diagnose(self.settings, exc, doing) from exc
+        self._started = client
+
+    async def stop(self) -> None:
+        """Close: a consumer leaves its group, a producer flushes first. Nothing if unstarted."""
+        if self._started is not None:
+            await self._started.stop()
+
+
+class Source(_Client):
+    """The interactions topic, read in a consumer group with manual commits."""
 
     async def start(
         self,
@@ -297,18 +315,13 @@ class Source:
             max_partition_fetch_bytes=max(1_048_576, settings.max_record_bytes + 1024),
             **self._options,
         )
-        try:
-            await consumer.start()
-        except (KafkaError, OSError) as exc:
-            await consumer.stop()
-            raise await diagnose(settings, exc, "connecting the consumer") from exc
+        await self._start(consumer, "connecting the consumer")
         consumer.subscribe(topics, listener=_Listener(revoked, assigned))
-        self._started = consumer
 
     async def fetch(self, timeout: float, limit: int) -> dict[Partition, list[Record]]:
         """One batch of records per partition; empty after ``timeout`` seconds of nothing."""
         try:
-            batch = await self._consumer.getmany(timeout_ms=int(timeout * 1000), max_records=limit)
+            batch = await self._client.getmany(timeout_ms=int(timeout * 1000), max_records=limit)
         except KafkaError as exc:
             raise _translate(exc, "fetching", self.settings) from exc
         return {(tp.topic, tp.partition): records for tp, records in batch.items()}
@@ -316,22 +329,22 @@ class Source:
     async def position(self, partition: Partition) -> int:
         """The offset of the next record to read from ``partition``."""
         try:
-            offset: int = await self._consumer.position(TopicPartition(*partition))
+            offset: int = await self._client.position(TopicPartition(*partition))
         except KafkaError as exc:
             raise _translate(exc, f"reading the position of {partition}", self.settings) from exc
         return offset
 
     def pause(self, partitions: Iterable[Partition]) -> None:
         """Stop fetching from ``partitions`` (while their state is restored)."""
-        self._consumer.pause(*(TopicPartition(*tp) for tp in partitions))
+        self._client.pause(*(TopicPartition(*tp) for tp in partitions))
 
     def resume(self, partitions: Iterable[Partition]) -> None:
         """Fetch from ``partitions`` again."""
-        self._consumer.resume(*(TopicPartition(*tp) for tp in partitions))
+        self._client.resume(*(TopicPartition(*tp) for tp in partitions))
 
     def highwater(self, partition: Partition) -> int | None:
         """The partition's end offset as of the last fetch, or ``None`` before one."""
-        value: int | None = self._consumer.highwater(TopicPartition(*partition))
+        value: int | None = self._client.highwater(TopicPartition(*partition))
         return value
 
     async def commit(self, offsets: Mapping[Partition, int]) -> bool:
@@ -339,7 +352,7 @@ class Source:
         if not offsets:
             return True
         try:
-            await self._consumer.commit({TopicPartition(*tp): o for tp, o in offsets.items()})
+            await self._client.commit({TopicPartition(*tp): o for tp, o in offsets.items()})
         except KafkaError as exc:
             # a rebalance in the way (CommitFailedError) or the broker away: the offsets are
             # committed with the next batch, and redelivery meanwhile is harmless
@@ -354,33 +367,14 @@ class Source:
         away, so readiness asks this directly.
         """
         try:
-            await asyncio.wait_for(self._consumer.topics(), timeout)
+            await asyncio.wait_for(self._client.topics(), timeout)
         except (TimeoutError, KafkaError, OSError):
             return False
         return True
 
-    async def stop(self) -> None:
-        """Leave the group and close connections."""
-        if self._started is not None:
-            await self._started.stop()
 
-
-class Sink:
-    """A producer for the service's outputs (alerts, dead letters); sends are acknowledged.
-
-    Like :class:`Source`, the aiokafka producer exists from :meth:`start` on.
-    """
-
-    def __init__(self, settings: KafkaSettings) -> None:
-        self.settings = settings
-        self._options = client_options(settings)  # a TLS file that cannot load stops here
-        self._started: AIOKafkaProducer | None = None
-
-    @property
-    def _producer(self) -> AIOKafkaProducer:
-        if self._started is None:
-            raise RuntimeError("the sink is used before start()")
-        return self._started
+class Sink(_Client):
+    """A producer for the service's outputs (alerts, dead letters); sends are acknowledged."""
 
     async def start(self) -> None:
         """Connect; does nothing once started."""
@@ -394,12 +388,7 @@ class Sink:
             max_request_size=max(1_048_576, self.settings.dead_letter_max_value_bytes + 65_536),
             **self._options,
         )
-        try:
-            await producer.start()
-        except (KafkaError, OSError) as exc:
-            await producer.stop()
-            raise await diagnose(self.settings, exc, "connecting the producer") from exc
-        self._started = producer
+        await self._start(producer, "connecting the producer")
 
     async def send(
         self,
@@ -412,7 +401,7 @@ class Sink:
     ) -> asyncio.Future[Any]:
         """Queue one record; the returned future resolves when the broker acknowledged it."""
         try:
-            future: asyncio.Future[Any] = await self._producer.send(
+            future: asyncio.Future[Any] = await self._client.send(
                 topic,
                 value=value,
                 key=key,
@@ -434,14 +423,14 @@ class Sink:
         """
         acks: list[asyncio.Future[Any]] = []
         try:
-            batch = self._producer.create_batch()
+            batch = self._client.create_batch()
             for key, value in records:
                 if batch.append(key=key, value=value, timestamp=None) is None:  # full
-                    acks.append(await self._producer.send_batch(batch, topic, partition=partition))
-                    batch = self._producer.create_batch()
+                    acks.append(await self._client.send_batch(batch, topic, partition=partition))
+                    batch = self._client.create_batch()
                     batch.append(key=key, value=value, timestamp=None)  # a fresh one takes any
             if batch.record_count():
-                acks.append(await self._producer.send_batch(batch, topic, partition=partition))
+                acks.append(await self._client.send_batch(batch, topic, partition=partition))
         except KafkaError as exc:
             raise OutputError(f"producing to {topic}: {type(exc).__name__}: {exc}") from exc
         return acks
@@ -452,11 +441,6 @@ class Sink:
             await asyncio.gather(*acks)
         except KafkaError as exc:
             raise OutputError(f"not acknowledged: {type(exc).__name__}: {exc}") from exc
-
-    async def stop(self) -> None:
-        """Flush what is queued and close."""
-        if self._started is not None:
-            await self._started.stop()
 
 
 async def ensure_topics(

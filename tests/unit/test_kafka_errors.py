@@ -211,7 +211,7 @@ def test_clients_that_never_started_need_no_closing() -> None:
         source, sink = Source(KafkaSettings()), Sink(KafkaSettings())
         await source.stop()
         await sink.stop()
-        with pytest.raises(RuntimeError, match="before start"):
+        with pytest.raises(RuntimeError, match=r"Source used before start\(\)"):
             source.highwater(("t", 0))
 
     asyncio.run(run())
