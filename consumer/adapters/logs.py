@@ -12,8 +12,10 @@ as ``***``.
 from __future__ import annotations
 
 import logging
+import math
 import sys
 import time
+from collections.abc import Callable
 from typing import Any, Final
 
 import msgspec
@@ -88,16 +90,32 @@ class LibraryLevels(logging.Filter):
     """Give aiokafka's messages about transient conditions the level they mean to us.
 
     Only the known messages are demoted; anything else aiokafka logs at ERROR stays an
-    ERROR. A demoted message is dropped when its new level is below its logger's.
+    ERROR. While a broker is away aiokafka repeats them on every retry (thousands a
+    minute), so each is said once per ``repeat_seconds`` and its repeats go to DEBUG. A
+    demoted message is dropped when its new level is below its logger's.
     """
+
+    def __init__(
+        self, repeat_seconds: float = 60.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        super().__init__()
+        self._repeat_seconds = repeat_seconds
+        self._clock = clock
+        self._said: dict[str, float] = {}  # template -> when it was last given its level
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Demote a known transient aiokafka message; keep the record unless now too low."""
         if not record.name.startswith("aiokafka") or record.levelno < logging.ERROR:
             return True
-        level = _AIOKAFKA_TRANSIENT.get(str(record.msg))
+        template = str(record.msg)
+        level = _AIOKAFKA_TRANSIENT.get(template)
         if level is None:
             return True
+        now = self._clock()
+        if now - self._said.get(template, -math.inf) < self._repeat_seconds:
+            level = logging.DEBUG
+        else:
+            self._said[template] = now
         record.levelno, record.levelname = level, logging.getLevelName(level)
         return logging.getLogger(record.name).isEnabledFor(level)
 

@@ -61,14 +61,17 @@ def test_every_demoted_message_is_one_aiokafka_logs_at_error() -> None:
     assert not missing, f"aiokafka no longer logs these (update the table): {missing}"
 
 
-def test_coordinator_not_available_is_info_and_hidden_at_info(
-    output: io.StringIO,
-) -> None:
+def test_coordinator_not_available_is_info_and_hidden_at_info(output: io.StringIO) -> None:
     """The coordinator lookup retried on every new cluster becomes INFO, below aiokafka's level."""
     log = logging.getLogger("aiokafka.consumer.group_coordinator")
     log.error("Group Coordinator Request failed: %s", GroupCoordinatorNotAvailableError())
     assert lines(output) == []
-    logging.getLogger("aiokafka").setLevel(logging.INFO)  # someone wants aiokafka's INFO
+
+
+def test_coordinator_not_available_shows_as_info_to_whoever_asks(output: io.StringIO) -> None:
+    """With aiokafka's INFO asked for, the same message shows, at INFO."""
+    logging.getLogger("aiokafka").setLevel(logging.INFO)
+    log = logging.getLogger("aiokafka.consumer.group_coordinator")
     log.error("Group Coordinator Request failed: %s", GroupCoordinatorNotAvailableError())
     (line,) = lines(output)
     assert line["level"] == "INFO"
@@ -88,3 +91,29 @@ def test_unknown_aiokafka_errors_stay_errors(output: io.StringIO) -> None:
     logging.getLogger("aiokafka.consumer.fetcher").error("Unexpected error in fetcher routine")
     logging.getLogger("consumer.service").error("authentication_failed")
     assert [line["level"] for line in lines(output)] == ["ERROR", "ERROR"]
+
+
+def test_a_repeated_transient_message_is_said_once_a_minute() -> None:
+    """Retries while a broker is away repeat a message: one WARNING a minute, the rest dropped."""
+    now = [0.0]
+    buffer = io.StringIO()
+    handler = logging.StreamHandler(buffer)
+    handler.setFormatter(logs.JsonFormatter())
+    handler.addFilter(logs.LibraryLevels(repeat_seconds=60, clock=lambda: now[0]))
+    log = logging.getLogger("aiokafka.repeats")
+    log.addHandler(handler)
+    log.propagate = False
+    log.setLevel(logging.WARNING)  # as the daemon sets aiokafka's
+    try:
+        for moment in (0.0, 1.0, 30.0, 61.0):
+            now[0] = moment
+            log.error("Unable connect to node with id %s: %s", moment, "refused")
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(logging.NOTSET)
+    said = lines(buffer)
+    assert [line["level"] for line in said] == ["WARNING", "WARNING"]
+    assert [line["event"] for line in said] == [
+        "Unable connect to node with id 0.0: refused",
+        "Unable connect to node with id 61.0: refused",
+    ]
