@@ -1,8 +1,10 @@
 """``interaction-consumer run``: wire settings, logs, HTTP and the daemon; handle signals.
 
 Exit status: 0 after a clean stop (SIGTERM/SIGINT), 2 for a bad setting (named on
-stderr), 3 when the broker rejects the credentials, 1 when shutdown overran the grace
-period.
+stderr), 3 when it never connected to the broker: at once when the connection cannot be
+trusted or authenticated (``authentication_failed``), or when stopped before any broker
+answered (``not_connected``); the log line names the cause and the setting. 1 when
+shutdown overran the grace period.
 """
 
 from __future__ import annotations
@@ -22,13 +24,13 @@ from consumer.adapters.logs import fields
 from consumer.daemon.loop import Daemon
 from consumer.daemon.outputs import LogSink, TopicSink
 from consumer.daemon.ports import AlertSink, SystemClock
-from consumer.errors import AuthenticationError
+from consumer.errors import AuthenticationError, BrokerError
 
 log = logging.getLogger(__name__)
 
 EXIT_OK: Final = 0
 EXIT_GRACE_EXCEEDED: Final = 1
-EXIT_AUTH: Final = 3
+EXIT_NOT_CONNECTED: Final = 3
 _JSON: Final = "application/json"
 
 
@@ -109,8 +111,21 @@ async def serve(settings: config.Settings) -> int:
         task.result()  # re-raise what stopped the daemon, if anything did
         return EXIT_OK
     except AuthenticationError as exc:
-        log.error("authentication_failed", extra=fields(error=str(exc)))
-        return EXIT_AUTH
+        # final: the message names the cause and the setting; a traceback would only bury it
+        log.error(
+            "authentication_failed",
+            extra=fields(cause=exc.cause, setting=exc.setting, error=str(exc)),
+        )
+        return EXIT_NOT_CONNECTED
+    except BrokerError as exc:
+        # stopped before any broker answered: the daemon never ran, for a person to look at
+        log.error(
+            "not_connected",
+            extra=fields(
+                cause="no_broker_reachable", setting="kafka.bootstrap_servers", error=str(exc)
+            ),
+        )
+        return EXIT_NOT_CONNECTED
     finally:
         for sink in alertmanagers:
             await sink.stop()

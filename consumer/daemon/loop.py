@@ -124,10 +124,11 @@ class Daemon:
 
         Raises :class:`~consumer.errors.AuthenticationError` if the broker refuses us.
         """
-        await self._connect()
-        probe = asyncio.create_task(self._probe(), name="broker-probe")
         kafka, tick = self.settings.kafka, self.settings.runtime.tick_seconds
+        probe: asyncio.Task[None] | None = None
         try:
+            await self._connect()  # inside: what started of it is stopped if the rest fails
+            probe = asyncio.create_task(self._probe(), name="broker-probe")
             while not self._stopping.is_set():
                 self.last_loop = self.clock.monotonic()
                 try:
@@ -141,7 +142,8 @@ class Daemon:
                 if until_idle and not out.records and self._idle():
                     break
         finally:
-            probe.cancel()
+            if probe is not None:
+                probe.cancel()
             await self._shutdown()
 
     async def _connect(self) -> None:

@@ -7,6 +7,7 @@ aiokafka (an independent client from the daemon's point of view: a separate proc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -18,10 +19,10 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -32,12 +33,51 @@ ROOT = Path(__file__).resolve().parents[2]
 STARTED: list[Daemon] = []
 
 
+SCRIPT = ROOT / "scripts" / "kafka-local"
+
+
 @dataclass(frozen=True)
 class Broker:
     """A running broker: its bootstrap address, and its state dir when we started it."""
 
     bootstrap: str
     state: Path | None = None
+
+    def listener(self, name: str) -> str:
+        """A listener's address (``sasl``, ``ssl``, ``sasl-ssl``, ``misnamed``) or the CA's path.
+
+        ``ssl-cafile`` gives the CA; all as ``scripts/kafka-local`` wrote them in its state.
+        """
+        assert self.state is not None, "only a broker started by scripts/kafka-local has these"
+        file = self.state / (name if name == "ssl-cafile" else f"{name}-bootstrap")
+        return file.read_text().strip()
+
+
+def unavailable(reason: str) -> NoReturn:
+    """No broker for these tests: fail under CI (``CI=true``), else skip with the reason."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"no Kafka broker for the integration tests under CI: {reason}")
+    pytest.skip(f"no Kafka broker: {reason}")
+
+
+@contextlib.contextmanager
+def local_broker(state: Path, **settings: str) -> Iterator[tuple[Broker, dict[str, str]]]:
+    """A ``scripts/kafka-local`` broker in ``state``, stopped afterwards.
+
+    ``settings`` are the script's ``KAFKA_LOCAL_*`` variables (TLS, SCRAM, port); yields the
+    broker and the environment that drives the script for it (to halt and start it again).
+    """
+    env = {k: v for k, v in os.environ.items() if k != "KAFKA_LOCAL_PORT"}
+    env.update(settings, KAFKA_LOCAL_STATE=str(state))
+    started = subprocess.run(
+        [str(SCRIPT), "start"], env=env, capture_output=True, text=True, timeout=600
+    )
+    if started.returncode != 0:
+        unavailable(f"scripts/kafka-local could not start a broker:\n{started.stderr[-3000:]}")
+    try:
+        yield Broker(started.stdout.strip().splitlines()[-1], state=state), env
+    finally:
+        subprocess.run([str(SCRIPT), "stop"], env=env, capture_output=True, timeout=120)
 
 
 @dataclass(frozen=True)
@@ -249,6 +289,21 @@ class Daemon:
         self.wait_http("/healthz", lambda status: status == 200, timeout=60)
         return self
 
+    def run(self, log_path: Path, timeout: float = 120) -> int:
+        """Run the process until it exits by itself (a start meant to fail); its exit status."""
+        self.log_path = log_path
+        with log_path.open("wb") as log:
+            exited = subprocess.run(
+                self.command(),
+                env=self.env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+                timeout=timeout,
+                check=False,
+            )
+        return exited.returncode
+
     def get(self, path: str) -> tuple[int, bytes]:
         """(status, body) of ``GET path`` on the daemon's port."""
         try:
@@ -302,10 +357,21 @@ class Daemon:
         if self._log is not None and not self._log.closed:
             self._log.close()
 
+    def wait_log(self, event: str, timeout: float) -> dict[str, Any]:
+        """The first log line with ``event``, once the process has written it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = [e for e in self.log_events() if e["event"] == event]
+            if found:
+                return found[0]
+            time.sleep(0.2)
+        raise AssertionError(f"no {event} logged after {timeout}s:\n{self.logs()[-4000:]}")
+
     def logs(self) -> str:
         """Everything the process logged so far."""
         return "" if self.log_path is None else self.log_path.read_text(errors="replace")
 
     def log_events(self) -> list[dict[str, Any]]:
-        """The process's JSON log lines, decoded."""
-        return [json.loads(line) for line in self.logs().splitlines() if line.startswith("{")]
+        """The process's JSON log lines, decoded (a line still being written is left out)."""
+        lines = self.logs().splitlines(keepends=True)
+        return [json.loads(line) for line in lines if line.startswith("{") and line.endswith("\n")]
