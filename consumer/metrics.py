@@ -26,7 +26,8 @@ from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Met
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import Collector
 
-from consumer.daemon.step import Outputs, PartitionView
+from consumer.daemon.outputs import Outputs
+from consumer.daemon.step import PartitionView
 from consumer.engine.alerting import REMOVALS
 from consumer.engine.lifecycle import STAGES
 from consumer.engine.model import INVALID_REASONS

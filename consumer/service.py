@@ -22,8 +22,8 @@ from consumer.adapters.alertmanager import AlertmanagerSink
 from consumer.adapters.http import Handler, HttpServer, Response
 from consumer.adapters.logs import fields
 from consumer.daemon.loop import Daemon
-from consumer.daemon.outputs import LogSink, TopicSink
 from consumer.daemon.ports import AlertSink, SystemClock
+from consumer.daemon.sinks import LogSink, TopicSink
 from consumer.errors import AuthenticationError, BrokerError
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ def routes(daemon: Daemon) -> dict[str, Handler]:
         return (503 if problems else 200), _JSON, body + b"\n"
 
     def stalled() -> Response:
-        return 200, _JSON, msgspec.json.encode(daemon.stalled()) + b"\n"
+        return 200, _JSON, msgspec.json.encode(daemon.step.stalled()) + b"\n"
 
     return {"/healthz": healthz, "/readyz": readyz, "/stalled": stalled}
 

@@ -26,9 +26,10 @@ from dataclasses import dataclass
 from consumer.adapters.alerts import Alert
 from consumer.adapters.logs import fields
 from consumer.backoff import Backoff
-from consumer.daemon.outputs import send_dead_letter
+from consumer.config import KafkaSettings
+from consumer.daemon.outputs import Outputs
 from consumer.daemon.ports import Ack, AlertSink, Clock, Producer, StateRecord
-from consumer.daemon.step import Outputs
+from consumer.daemon.sinks import send_dead_letter
 from consumer.errors import OutputError
 from consumer.metrics import ConsumerMetrics
 
@@ -145,3 +146,13 @@ class Topics:
     dead_letter_max: int  # dead-letter copies are cut to this many bytes
     repartition: str
     state: str | None  # None: state is not persisted
+
+    @classmethod
+    def of(cls, kafka: KafkaSettings, *, persist_state: bool) -> Topics:
+        """The output topics the settings name."""
+        return cls(
+            kafka.dead_letter_topic,
+            kafka.dead_letter_max_value_bytes,
+            kafka.repartition_topic_name,
+            kafka.state_topic_name if persist_state else None,
+        )

@@ -28,12 +28,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from prometheus_client import CollectorRegistry
 
 from consumer import config
-from consumer.adapters.alerts import Alert, to_alert
 from consumer.adapters.logs import fields
 from consumer.backoff import Backoff
 from consumer.daemon import readiness, restore
+from consumer.daemon.commits import Commits
 from consumer.daemon.delivery import Delivery, Topics
 from consumer.daemon.ledger import OffsetLedger
+from consumer.daemon.outputs import Outputs
 from consumer.daemon.ports import (
     AlertSink,
     Batch,
@@ -43,17 +44,14 @@ from consumer.daemon.ports import (
     Source,
     StateReader,
 )
-from consumer.daemon.step import Facts, Outputs, Step, StepSettings
-from consumer.engine import alerting
-from consumer.engine.sources import SourceWatch
+from consumer.daemon.probe import BrokerProbe
+from consumer.daemon.step import Facts
 from consumer.engine.tracker import Observations, Tracker
 from consumer.errors import AuthenticationError, BrokerError
 from consumer.metrics import ConsumerMetrics, EngineMetrics
-from consumer.policy import stall_policy, tracker_limits
+from consumer.policy import batch_step
 
 log = logging.getLogger(__name__)
-
-PROBE_EVERY = 2.0  # seconds between broker probes, for readiness and the clocks
 
 
 class Daemon:
@@ -76,43 +74,26 @@ class Daemon:
         self._prepare = prepare  # e.g. create missing topics; retried like connecting
         self.state_reader = state_reader if kafka.persist_state else None
         self.obs = Observations()
-        policy, limits = stall_policy(settings), tracker_limits(settings)
-        self.step = Step(
-            StepSettings(
-                max_record_bytes=kafka.max_record_bytes,
-                check_keys=not kafka.repartition,
-                max_clock_skew=runtime.max_clock_skew_seconds,
-                source_grace=runtime.source_grace_seconds,
-                source_silent=runtime.source_silent_seconds,
-                persist_state=self.state_reader is not None,
-            ),
-            lambda: Tracker(policy, limits, self.obs),
-            lambda topic: SourceWatch(topic, runtime.source_silent_seconds),
-        )
+        self.step = batch_step(settings, self.obs, persist_state=self.state_reader is not None)
         self.engine_metrics = EngineMetrics(
             registry,
             lambda: [p.tracker for p in self.step.partitions.values()],
             settings.metrics.max_campaign_labels,
         )
-        self.metrics = ConsumerMetrics(registry, lambda: self.step.views, self._silent)
+        self.metrics = ConsumerMetrics(registry, lambda: self.step.views, self.step.silent)
         self.ledger = OffsetLedger()
+        self.commits = Commits(source, self.ledger, self.metrics, clock)
         self._stopping = asyncio.Event()
-        topics = Topics(
-            kafka.dead_letter_topic,
-            kafka.dead_letter_max_value_bytes,
-            kafka.repartition_topic_name,
-            kafka.state_topic_name if self.state_reader is not None else None,
-        )
+        topics = Topics.of(kafka, persist_state=self.state_reader is not None)
         backoff = Backoff(0.5, runtime.output_retry_max_seconds)
         self.delivery = Delivery(
             producer, sinks, topics, self.metrics, clock, backoff, self._stopping
         )
         self.joined = False
-        self.broker_down_since: float | None = None
+        self.probe = BrokerProbe(source, clock)
         self.last_loop = clock.monotonic()
         self._lock = asyncio.Lock()
         self._delivering: asyncio.Task[bool] | None = None
-        self._committing: asyncio.Task[None] | None = None
         self._restores: dict[Partition, asyncio.Task[None]] = {}
 
     def stop(self) -> None:
@@ -128,7 +109,7 @@ class Daemon:
         probe: asyncio.Task[None] | None = None
         try:
             await self._connect()  # inside: what started of it is stopped if the rest fails
-            probe = asyncio.create_task(self._probe(), name="broker-probe")
+            probe = asyncio.create_task(self.probe.run(), name="broker-probe")
             while not self._stopping.is_set():
                 self.last_loop = self.clock.monotonic()
                 try:
@@ -170,18 +151,6 @@ class Daemon:
                 await self._sleep(delay)
         log.info("consuming", extra=fields(topic=kafka.topic, group=kafka.group_id))
 
-    async def _probe(self) -> None:
-        """Ask the brokers for metadata every few seconds: readiness, and the clocks' trust."""
-        while True:
-            if await self.source.reachable(timeout=5.0):
-                if self.broker_down_since is not None:
-                    log.info("broker_reachable")
-                self.broker_down_since = None
-            elif self.broker_down_since is None:
-                self.broker_down_since = self.clock.monotonic()
-                log.warning("broker_unreachable")
-            await asyncio.sleep(PROBE_EVERY)
-
     async def _step(self, batch: Batch) -> Outputs:
         """Step one batch, then hand its outputs to delivery once the previous one is done."""
         for tp in self.step.unpositioned():
@@ -189,7 +158,7 @@ class Daemon:
                 with contextlib.suppress(TimeoutError, BrokerError):
                     self.step.position(tp, await asyncio.wait_for(self.source.position(tp), 5))
         facts = Facts(
-            self.source.highwater, self.source.confirmed_at, self.broker_down_since is None
+            self.source.highwater, self.source.confirmed_at, self.probe.down_since is None
         )
         out = self.step.step(batch, facts, self.clock.wall(), self.clock.monotonic())
         for notice in out.notices:
@@ -199,7 +168,7 @@ class Daemon:
         await self._delivered()  # one batch in delivery at a time, in order
         if out.empty:  # nothing to acknowledge: its offsets are durable as they are
             self.ledger.delivered(out.offsets)
-            self._commit_soon()
+            self.commits.soon()
         else:
             self._delivering = asyncio.create_task(self._deliver(out))
         return out
@@ -210,7 +179,7 @@ class Daemon:
             self.ledger.give_up()  # at stop: this batch's offsets, and later ones, stay
             return False
         self.ledger.delivered(out.offsets)
-        self._commit_soon()
+        self.commits.soon()
         if out.records:
             self.metrics.batch_seconds.observe(self.clock.monotonic() - started)
         return True
@@ -225,33 +194,10 @@ class Daemon:
         delivered = self._delivering is None or self._delivering.done()
         return delivered and not self._restores and self.joined
 
-    def _commit_soon(self) -> None:
-        """Commit what is durable without waiting for the broker's answer.
-
-        One commit runs at a time: a batch that finds one running leaves its offsets to
-        the next.
-        """
-        if self._committing is None or self._committing.done():
-            offsets = self.ledger.to_commit()
-            if offsets:
-                self._committing = asyncio.create_task(self._commit_offsets(offsets))
-
     async def _commit(self) -> None:
         """Deliver the batch handed over, commit what is durable, wait (rebalance, shutdown)."""
         await self._delivered()
-        if self._committing is not None:
-            await self._committing
-        offsets = self.ledger.to_commit()
-        if offsets:
-            await self._commit_offsets(offsets)
-
-    async def _commit_offsets(self, offsets: dict[Partition, int]) -> None:
-        if await self.source.commit(offsets):
-            self.ledger.committed(offsets)
-            self.metrics.commits.labels("ok").inc()
-            self.metrics.last_commit.set(self.clock.wall())
-        else:
-            self.metrics.commits.labels("failed").inc()
+        await self.commits.now()
 
     # -- rebalances -------------------------------------------------------------------
 
@@ -320,24 +266,11 @@ class Daemon:
             joined=self.joined,
             now=self.clock.monotonic(),
             last_loop=self.last_loop,
-            broker_down_since=self.broker_down_since,
+            broker_down_since=self.probe.down_since,
             delivering_since=self.delivery.delivering_since,
             views=self.step.views,
             stuck_after=self.settings.runtime.stuck_after_seconds,
         )
-
-    def stalled(self) -> list[Alert]:
-        """Every interaction stalled now, oldest stall first."""
-        alerts = [
-            to_alert(alerting.firing(iid, p.tracker.states[iid], fired))
-            for p in self.step.partitions.values()
-            for iid, fired in p.tracker.stalled.items()
-        ]
-        return sorted(alerts, key=lambda a: a.stalled_since)
-
-    def _silent(self) -> dict[str, int]:
-        """Silent sources per topic, for the gauge."""
-        return {topic: watch.silent for topic, watch in self.step.watches.items()}
 
 
 def _names(partitions: list[Partition]) -> list[str]:

@@ -20,12 +20,13 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 
-from consumer.adapters.alerts import AnyAlert, to_alert, to_source_alert
-from consumer.daemon.ports import Partition, Record, StateRecord
-from consumer.engine import changelog, heartbeat
+from consumer.adapters.alerts import Alert, AnyAlert, to_alert, to_source_alert
+from consumer.daemon.outputs import DeadLetter, Notice, Outputs
+from consumer.daemon.ports import Partition, Record
+from consumer.engine import alerting, changelog, heartbeat
 from consumer.engine.alerting import StallEvent
 from consumer.engine.clock import PartitionClock
 from consumer.engine.lifecycle import Snapshot, Tombstone
@@ -39,21 +40,6 @@ MISROUTED_REMEMBERED: Final = 10_000
 FUTURE_WARNING_EVERY: Final = 60.0
 # a heartbeat source's tolerated silence past its heartbeat: twice its interval, at least
 GRACE_FLOOR: Final = 20.0
-
-
-class Notice(NamedTuple):
-    """One log line the step asks for: level, event name, fields."""
-
-    level: int
-    event: str
-    fields: dict[str, Any]
-
-
-class DeadLetter(NamedTuple):
-    """An input record that cannot be tracked, and why."""
-
-    record: Record
-    invalid: Invalid
 
 
 class PartitionView(NamedTuple):
@@ -92,34 +78,6 @@ class PartitionState:
     next_offset: int | None = None  # after the last applied record
     progressed_at: float = 0.0
     future_warned_at: float = float("-inf")
-
-
-@dataclass
-class Outputs:
-    """What one batch caused; its offsets may be committed once the rest is acknowledged."""
-
-    alerts: list[AnyAlert] = field(default_factory=list)
-    dead_letters: list[DeadLetter] = field(default_factory=list)
-    # (key, value, timestamp ms) to re-key into the repartition topic
-    forwards: list[tuple[bytes, bytes | None, int]] = field(default_factory=list)
-    # changelog records by partition: the state as this batch left it
-    states: dict[int, list[StateRecord]] = field(default_factory=dict)
-    offsets: dict[Partition, int] = field(default_factory=dict)
-    notices: list[Notice] = field(default_factory=list)
-    records: int = 0
-    heartbeats: int = 0
-    # partition -> records with a timestamp (record or snapshot) from the future
-    future: dict[Partition, int] = field(default_factory=dict)
-    misrouted: int = 0
-    # wall time applied minus record timestamp, of each record applied (seconds)
-    applied_delays: list[float] = field(default_factory=list)
-    # when each stall fired in this batch came due, for the threshold-to-alert delay
-    fired_due: list[float] = field(default_factory=list)
-
-    @property
-    def empty(self) -> bool:
-        """Nothing to deliver: only offsets (or nothing) to commit."""
-        return not (self.alerts or self.dead_letters or self.forwards or self.states)
 
 
 class Facts(NamedTuple):
@@ -187,6 +145,19 @@ class Step:
             return False
         state.restoring = False
         return True
+
+    def stalled(self) -> list[Alert]:
+        """Every interaction stalled now, oldest stall first (``/stalled``)."""
+        alerts = [
+            to_alert(alerting.firing(iid, p.tracker.states[iid], fired))
+            for p in self.partitions.values()
+            for iid, fired in p.tracker.stalled.items()
+        ]
+        return sorted(alerts, key=lambda a: a.stalled_since)
+
+    def silent(self) -> dict[str, int]:
+        """Silent heartbeat sources now, per topic."""
+        return {topic: watch.silent for topic, watch in self.watches.items()}
 
     # -- one batch ------------------------------------------------------------------
 

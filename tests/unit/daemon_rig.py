@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 from consumer.config import Settings, load_settings
 from consumer.daemon.fakes import FakeClock, FakeProducer, FakeSource, FakeStateReader
 from consumer.daemon.loop import Daemon
-from consumer.daemon.outputs import TopicSink
+from consumer.daemon.sinks import TopicSink
 from consumer.engine import heartbeat
 from consumer.engine.model import WIRE_TIMES, iso
 
