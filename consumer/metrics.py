@@ -19,15 +19,13 @@ import bisect
 import time
 from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Iterator
-from typing import Final, TypeVar
+from typing import Final, Protocol, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import Collector
 
-from consumer.daemon.outputs import Outputs
-from consumer.daemon.step import PartitionView
 from consumer.engine.alerting import REMOVALS
 from consumer.engine.lifecycle import STAGES
 from consumer.engine.model import INVALID_REASONS
@@ -227,6 +225,44 @@ class EngineMetrics:
             self._child(self.removed, reason).inc(n)
 
 
+class PartitionView(Protocol):
+    """What the consumer-health gauges read of one assigned partition at scrape time."""
+
+    @property
+    def topic(self) -> str:
+        """The partition's topic."""
+
+    @property
+    def partition(self) -> int:
+        """The partition number."""
+
+    @property
+    def lag(self) -> int | None:
+        """End offset minus next offset, when both are known."""
+
+    @property
+    def event_time_lag(self) -> float | None:
+        """Wall clock minus the newest record timestamp read."""
+
+    @property
+    def caught_up(self) -> bool:
+        """Judged on the wall clock (not a backlog on event time)."""
+
+    @property
+    def heartbeat(self) -> float | None:
+        """The newest heartbeat's up-to time, on a partition with heartbeats."""
+
+
+class BatchCounts(Protocol):
+    """What :meth:`ConsumerMetrics.record` reads of one batch step's outputs."""
+
+    records: int
+    heartbeats: int
+    misrouted: int
+    future: dict[tuple[str, int], int]
+    applied_delays: list[float]
+
+
 class _PartitionCollector(Collector):
     """Per-partition consumer health and source liveness, computed at scrape time."""
 
@@ -403,7 +439,7 @@ class ConsumerMetrics:
             self.commits.labels(result)
         registry.register(_PartitionCollector(partitions, silent, wall))
 
-    def record(self, out: Outputs) -> None:
+    def record(self, out: BatchCounts) -> None:
         """Count what one batch step saw (its deliveries are counted when acknowledged)."""
         if out.records:
             self.batch_records.observe(out.records)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 
 from consumer.daemon.ledger import OffsetLedger
-from consumer.daemon.ports import Clock, Partition, Source
+from consumer.daemon.ports import Clock, Source
+from consumer.daemon.records import Partition
 from consumer.metrics import ConsumerMetrics
 
 

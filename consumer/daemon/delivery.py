@@ -28,7 +28,8 @@ from consumer.adapters.logs import fields
 from consumer.backoff import Backoff
 from consumer.config import KafkaSettings
 from consumer.daemon.outputs import Outputs
-from consumer.daemon.ports import Ack, AlertSink, Clock, Producer, StateRecord
+from consumer.daemon.ports import Ack, AlertSink, Clock, Producer
+from consumer.daemon.records import StateRecord
 from consumer.daemon.sinks import send_dead_letter
 from consumer.errors import OutputError
 from consumer.metrics import ConsumerMetrics

@@ -16,7 +16,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from consumer.daemon.ports import Ack, Batch, Headers, Partition, Rebalance, StateRecord
+from consumer.daemon.ports import Ack, Rebalance
+from consumer.daemon.records import Batch, Headers, Partition, StateRecord
 from consumer.errors import BrokerError, OutputError
 
 

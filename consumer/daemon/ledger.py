@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from consumer.daemon.ports import Partition
+from consumer.daemon.records import Partition
 
 
 class OffsetLedger:

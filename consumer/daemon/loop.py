@@ -35,16 +35,9 @@ from consumer.daemon.commits import Commits
 from consumer.daemon.delivery import Delivery, Topics
 from consumer.daemon.ledger import OffsetLedger
 from consumer.daemon.outputs import Outputs
-from consumer.daemon.ports import (
-    AlertSink,
-    Batch,
-    Clock,
-    Partition,
-    Producer,
-    Source,
-    StateReader,
-)
+from consumer.daemon.ports import AlertSink, Clock, Producer, Source, StateReader
 from consumer.daemon.probe import BrokerProbe
+from consumer.daemon.records import Batch, Partition
 from consumer.daemon.step import Facts
 from consumer.engine.tracker import Observations, Tracker
 from consumer.errors import AuthenticationError, BrokerError

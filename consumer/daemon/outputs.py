@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from consumer.adapters.alerts import AnyAlert
-from consumer.daemon.ports import Partition, Record, StateRecord
+from consumer.daemon.records import Partition, Record, StateRecord
 from consumer.engine.model import Invalid
 
 

@@ -14,29 +14,10 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from consumer.adapters.alerts import AnyAlert
+from consumer.daemon.records import Batch, Headers, Partition, StateRecord
 
-Partition = tuple[str, int]
-Headers = Sequence[tuple[str, bytes]]
 Ack = asyncio.Future[Any]
-# (interaction id, saved state or None for a tombstone), as written to the changelog
-StateRecord = tuple[bytes, bytes | None]
 Rebalance = Callable[[list[Partition]], Awaitable[None]]
-
-
-class Record(Protocol):
-    """What the daemon reads of a consumed record (aiokafka's ``ConsumerRecord``)."""
-
-    topic: str
-    partition: int
-    offset: int
-    timestamp: int  # epoch milliseconds; 0 or less: none
-    key: bytes | None
-    value: bytes | None
-    headers: Headers
-
-
-# one fetch: the records read, per partition
-Batch = Mapping[Partition, Sequence[Record]]
 
 
 class Source(Protocol):

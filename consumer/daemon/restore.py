@@ -16,7 +16,8 @@ import time
 
 from consumer.adapters.logs import fields
 from consumer.backoff import Backoff
-from consumer.daemon.ports import Partition, StateReader
+from consumer.daemon.ports import StateReader
+from consumer.daemon.records import Partition
 from consumer.engine import changelog
 from consumer.engine.alerting import Fired
 from consumer.engine.lifecycle import Interaction

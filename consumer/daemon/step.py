@@ -25,7 +25,7 @@ from typing import Any, Final, NamedTuple
 
 from consumer.adapters.alerts import Alert, AnyAlert, to_alert, to_source_alert
 from consumer.daemon.outputs import DeadLetter, Notice, Outputs
-from consumer.daemon.ports import Partition, Record
+from consumer.daemon.records import Partition, Record
 from consumer.engine import alerting, changelog, heartbeat
 from consumer.engine.alerting import StallEvent
 from consumer.engine.clock import PartitionClock
