@@ -142,7 +142,12 @@ class Daemon:
                 delay = backoff.next()
                 log.warning("broker_unavailable", extra=fields(error=str(exc), retry_in=delay))
                 await self._sleep(delay)
-        log.info("consuming", extra=fields(topic=kafka.topic, group=kafka.group_id))
+        log.info(
+            "consuming",
+            extra=fields(
+                topic=kafka.topic, group=kafka.group_id, bootstrap=kafka.bootstrap_servers
+            ),
+        )
 
     async def _step(self, batch: Batch) -> Outputs:
         """Step one batch, then hand its outputs to delivery once the previous one is done."""
