@@ -343,7 +343,7 @@ class Daemon:
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
         """Signal the process (SIGKILL: kill -9) and wait for its exit status."""
         assert self.process is not None
-        self.process.send_signal(sig)
+        self.send_signal(sig)
         code = self.process.wait(timeout=timeout)
         if self._log is not None:
             self._log.close()
@@ -366,6 +366,11 @@ class Daemon:
                 return found[0]
             time.sleep(0.2)
         raise AssertionError(f"no {event} logged after {timeout}s:\n{self.logs()[-4000:]}")
+
+    def send_signal(self, sig: int) -> None:
+        """Send ``sig`` to the daemon's process."""
+        assert self.process is not None
+        self.process.send_signal(sig)
 
     def logs(self) -> str:
         """Everything the process logged so far."""
