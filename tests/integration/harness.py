@@ -88,6 +88,7 @@ class Sent:
     value: bytes | None
     timestamp: float | None = None
     partition: int | None = None
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -134,7 +135,12 @@ def produce(
                 ts = None if r.timestamp is None else int(r.timestamp * 1000)
                 acks.append(
                     await producer.send(
-                        topic, r.value, key=r.key, timestamp_ms=ts, partition=r.partition
+                        topic,
+                        r.value,
+                        key=r.key,
+                        timestamp_ms=ts,
+                        partition=r.partition,
+                        headers=list(r.headers) or None,
                     )
                 )
             await asyncio.gather(*acks)
