@@ -10,9 +10,7 @@ import asyncio
 import contextlib
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +25,8 @@ from typing import IO, Any, NoReturn
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from tests.machine import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 # every daemon process started by a test, so that one a failed test left running is reaped
@@ -218,25 +218,6 @@ def offsets(broker: Broker, topic: str, group: str) -> tuple[dict[int, int], dic
 def alerts(records: list[Got]) -> list[dict[str, Any]]:
     """The alert records among ``records``, decoded."""
     return [json.loads(r.value) for r in records if r.value is not None]
-
-
-def tool(name: str) -> str:
-    """The path of a system tool; missing is a failure under CI, a skip elsewhere."""
-    path = shutil.which(name)
-    if path is None:
-        message = f"{name} is not installed (scripts/setup-tools installs it)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 
-from tests.integration.harness import ROOT, Broker, free_port
+from tests.integration.harness import ROOT, Broker
+from tests.machine import free_port
 
 
 def test_demo_shows_alerts_and_dead_letters(broker: Broker) -> None:

@@ -6,17 +6,9 @@ import signal
 import time
 from pathlib import Path
 
-from tests.integration.harness import (
-    Broker,
-    Daemon,
-    Sent,
-    alerts,
-    free_port,
-    produce,
-    read_topic,
-    wait_for,
-)
+from tests.integration.harness import Broker, Daemon, Sent, alerts, produce, read_topic, wait_for
 from tests.integration.test_daemon import FAST, committed_everything, snapshot
+from tests.machine import free_port
 
 
 def test_start_batch_and_sigterm_log_no_error(broker: Broker, topic: str, tmp_path: Path) -> None:

@@ -22,8 +22,9 @@ import pytest
 import yaml
 
 from consumer.engine import heartbeat
-from tests.integration.harness import ROOT, Broker, Daemon, Sent, free_port, produce, tool
+from tests.integration.harness import ROOT, Broker, Daemon, Sent, produce
 from tests.integration.test_daemon import FAST, alerts_until, snapshot
+from tests.machine import free_port, tool
 
 DEPLOY = ROOT / "deploy"
 SOURCE = "poller-test"

@@ -17,7 +17,7 @@ from consumer.adapters.alertmanager import ALERTNAME, AlertmanagerSink, to_alert
 from consumer.adapters.alerts import Alert, to_alert
 from consumer.config import AlertmanagerSettings
 from consumer.engine.stalls import StallPolicy
-from tests.integration.harness import free_port
+from tests.machine import free_port
 from tests.unit.factory import T0, snap, tracker
 
 

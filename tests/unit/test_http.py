@@ -25,7 +25,7 @@ from consumer.adapters.http import Handler, HttpServer, Response
 from consumer.config import HttpLimits
 from consumer.metrics import AlertmanagerMetrics, ConsumerMetrics, EngineMetrics
 from consumer.service import new_registry
-from tests.integration.harness import tool
+from tests.machine import tool
 
 # short enough to keep the tests quick, long enough for a loaded two-core machine
 FAST = HttpLimits(request_timeout_seconds=1.0, max_connections=8)

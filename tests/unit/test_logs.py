@@ -17,7 +17,11 @@ def test_json_log_line_carries_context() -> None:
     log = logging.getLogger("test.json")
     log.addHandler(handler)
     log.propagate = False
-    log.warning("dead_letter", extra=logs.fields(topic="t", partition=2, offset=41))
+    try:
+        log.warning("dead_letter", extra=logs.fields(topic="t", partition=2, offset=41))
+    finally:  # leave logging as it was for the tests after this one
+        log.removeHandler(handler)
+        log.propagate = True
     line = json.loads(stream.getvalue())
     assert line["event"] == "dead_letter"
     assert line["level"] == "WARNING"
