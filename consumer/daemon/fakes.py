@@ -151,7 +151,13 @@ class FakeSource:
         return self._highwater.get(partition)
 
     def confirmed_at(self, partition: Partition) -> float | None:
-        """When the last fetch answered for ``partition``."""
+        """When the broker last answered for ``partition``: now, while it answers.
+
+        A real broker answers an idle partition's fetch every half second; the fake clock
+        jumps, and a jump must not look like the broker going away.
+        """
+        if self.answering and partition in self._answered:
+            return self.clock.wall()
         return self._answered.get(partition)
 
     async def position(self, partition: Partition) -> int:

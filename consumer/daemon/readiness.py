@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final
 
-from consumer.daemon.step import PartitionView
+from consumer.daemon.partition import PartitionView
 
 # acknowledgements normally take milliseconds: seconds mean an output refuses records
 ACK_PATIENCE: Final = 5.0

@@ -25,6 +25,7 @@ from typing import Any, Final, NamedTuple
 
 from consumer.adapters.alerts import Alert, AnyAlert, to_alert, to_source_alert
 from consumer.daemon.outputs import DeadLetter, Notice, Outputs
+from consumer.daemon.partition import PartitionState, PartitionView
 from consumer.daemon.records import Partition, Record
 from consumer.engine import alerting, changelog, heartbeat
 from consumer.engine.alerting import StallEvent
@@ -42,19 +43,6 @@ FUTURE_WARNING_EVERY: Final = 60.0
 GRACE_FLOOR: Final = 20.0
 
 
-class PartitionView(NamedTuple):
-    """One assigned partition as metrics and readiness see it, computed once per batch."""
-
-    topic: str
-    partition: int
-    lag: int | None
-    event_time_lag: float | None
-    caught_up: bool
-    heartbeat: float | None  # the newest heartbeat's up_to, if the partition has any
-    progressed_at: float  # monotonic time of the last record or catch-up
-    restoring: bool
-
-
 @dataclass(frozen=True)
 class StepSettings:
     """What the step needs of the settings: plain values."""
@@ -65,19 +53,6 @@ class StepSettings:
     source_grace: float | None = None  # None: from the heartbeat's interval
     source_silent: float = 60.0
     persist_state: bool = True
-
-
-@dataclass
-class PartitionState:
-    """The step's bookkeeping for one assigned partition."""
-
-    tracker: Tracker
-    clock: PartitionClock
-    forward: bool = False  # an input partition re-keyed into the repartition topic
-    restoring: bool = False  # its state is being restored: not processed meanwhile
-    next_offset: int | None = None  # after the last applied record
-    progressed_at: float = 0.0
-    future_warned_at: float = float("-inf")
 
 
 class Facts(NamedTuple):
@@ -324,7 +299,7 @@ class Step:
             lag = None
             if highwater is not None and state.next_offset is not None:
                 lag = max(0, highwater - state.next_offset)
-            confirmed = facts.confirmed_at(tp)
+            confirmed = state.confirmed(facts.confirmed_at(tp), wall)
             # the monitor's own outage: only a broker's recent answer shows it caught up
             caught_up = lag == 0 and facts.reachable and confirmed is not None
             clock = state.clock

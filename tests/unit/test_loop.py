@@ -239,6 +239,10 @@ def test_while_the_broker_is_away_the_clock_stops() -> None:
         await asyncio.sleep(0.1)
         assert rig.alerts() == []
         rig.source.answering = True
+        await until(lambda: rig.source.committed.get(TP) == 3)  # b's move, held, is in
+        await asyncio.sleep(0.05)
+        assert rig.alerts() == []  # producers get a grace to flush what they held
+        rig.clock.advance(5)
         await until(lambda: rig.alerts() == [("a", "firing", "previewing")])
         await asyncio.sleep(0.05)
         daemon.stop()

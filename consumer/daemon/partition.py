@@ -1,0 +1,67 @@
+"""One assigned partition as the batch step keeps it: tracker, clock, position, trust.
+
+The broker's answers are the monitor's eyes. :meth:`PartitionState.confirmed` says when
+the broker last confirmed the partition's end, if that can be trusted now: not while its
+answers have stopped (the broker is away), and not during a short grace after they come
+back, while producers flush what they held meanwhile.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final, NamedTuple
+
+from consumer.engine.clock import PartitionClock
+from consumer.engine.tracker import Tracker
+
+# fetch answers come every half second or faster (the broker's fetch wait): an answer older
+# than this means the broker is away; after it, producers get this long to flush
+ANSWER_GAP: Final = 2.0
+RESUME_GRACE: Final = 5.0
+
+
+class PartitionView(NamedTuple):
+    """One assigned partition as metrics and readiness see it, computed once per batch."""
+
+    topic: str
+    partition: int
+    lag: int | None
+    event_time_lag: float | None
+    caught_up: bool
+    heartbeat: float | None  # the newest heartbeat's up_to, if the partition has any
+    progressed_at: float  # monotonic time of the last record or catch-up
+    restoring: bool
+
+
+@dataclass
+class PartitionState:
+    """The step's bookkeeping for one assigned partition."""
+
+    tracker: Tracker
+    clock: PartitionClock
+    forward: bool = False  # an input partition re-keyed into the repartition topic
+    restoring: bool = False  # its state is being restored: not processed meanwhile
+    next_offset: int | None = None  # after the last applied record
+    progressed_at: float = 0.0
+    future_warned_at: float = float("-inf")
+    away: bool = False  # the broker's answers stopped (an outage)
+    resumed: float | None = None  # when they came back
+
+    def confirmed(self, answered: float | None, wall: float) -> float | None:
+        """When the broker last confirmed the partition's end, if that can be trusted now.
+
+        An answer older than :data:`ANSWER_GAP` means the broker is away: nothing is
+        confirmed. When answers resume, producers flush what they held meanwhile: for
+        :data:`RESUME_GRACE` seconds the partition runs on its records' own times, so a move
+        made during the outage is applied before time passes it.
+        """
+        if answered is None:
+            return None  # not fetched yet: nothing confirmed, nothing held back either
+        if wall - answered > ANSWER_GAP:
+            self.away = True
+            return None
+        if self.away:
+            self.away, self.resumed = False, answered
+        if self.resumed is not None and answered - self.resumed < RESUME_GRACE:
+            return None
+        return answered
