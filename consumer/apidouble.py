@@ -23,10 +23,13 @@ the requests served, for counting.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
 import json
+import logging
 import secrets
+import signal
 import time
 import zlib
 from collections.abc import Callable
@@ -37,8 +40,11 @@ import msgspec
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from consumer.adapters.logs import fields
 from consumer.engine.campaigns import BUCKETS
 from consumer.simulate import Simulator, TrafficSettings
+
+log = logging.getLogger(__name__)
 
 CAMPAIGNS_PATH: Final = "/api/v2/outbound/campaigns"
 MAX_PAGE_SIZE: Final = 100
@@ -206,7 +212,7 @@ class ApiDouble:
             {
                 "access_token": token,
                 "token_type": "bearer",
-                "expires_in": self.faults.token_seconds,
+                "expires_in": round(self.faults.token_seconds),
             },
         )
 
@@ -408,3 +414,28 @@ class SimulatedDialer:
                 "selfUri": campaign["selfUri"],
             }
             self.dialer.put(campaign["id"], json.dumps(snapshot).encode(), bucket)
+
+
+async def serve(
+    traffic: TrafficSettings, host: str, port: int, client_id: str, client_secret: str
+) -> int:
+    """Serve the simulator's traffic as the Platform API until SIGTERM/SIGINT; exit status."""
+    simulated = SimulatedDialer(traffic, time.time())
+    double = ApiDouble(
+        simulated.dialer,
+        client_id=client_id,
+        client_secret=client_secret,
+        before_answer=simulated.advance,
+    )
+    await double.start(host, port)
+    log.info("api_serving", extra=fields(url=f"http://{host}:{double.port}", client_id=client_id))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await double.stop()
+        log.info("api_stopped", extra=fields(requests=len(double.served)))
+    return 0
