@@ -32,7 +32,8 @@ the daemon reads. The rules, in one place:
   every poll failed sends none, so the daemon reports the source silent instead of
   stalls.
 * **Stopping.** :meth:`Poller.stop` (SIGTERM) lets the round in hand finish, without
-  waiting between its remaining polls, then :meth:`Poller.run` returns.
+  waiting between its remaining polls nor backing off (a failing poll fails at once),
+  then :meth:`Poller.run` returns.
 
 Publishing goes through :class:`~consumer.adapters.producing.Publisher`; a record is
 counted as published once acknowledged, and a poll whose records were not acknowledged
@@ -159,8 +160,9 @@ class Poller:
     # -- operating -------------------------------------------------------------------------
 
     def stop(self) -> None:
-        """Finish the round in hand, then return from :meth:`run`."""
+        """Finish the round in hand (without back-off pauses), then return from :meth:`run`."""
         self._stopping.set()
+        self.client.hurry()
 
     def readiness(self) -> list[str]:
         """Why the poller is not ready (empty: ready)."""

@@ -161,6 +161,7 @@ class PlatformClient:
         self._renew_reason = "start"  # why the next token is fetched, for the metric
         self._paused_until = 0.0  # shared by every request: the limit is per client
         self._failures = 0  # consecutive transient failures: the back-off doubles with them
+        self._hurrying = False
 
     async def start(self) -> None:
         """Open the connection pool."""
@@ -223,10 +224,14 @@ class PlatformClient:
         """The body of ``GET path`` (200), after login, budget and back-off; see the module."""
         failure: PlatformError = PlatformUnavailableError(f"{endpoint}: not tried")
         renewed = False
-        for _ in range(ATTEMPTS):
+        for attempt in range(ATTEMPTS):
+            if attempt and self._hurrying:
+                break
             await self._wait_turn()
             wait = self.budget.delay(self.clock.time())
             while wait > 0:
+                if self._hurrying:
+                    raise PlatformUnavailableError(f"{endpoint}: stopping, over the budget")
                 await self.clock.sleep(wait)
                 wait = self.budget.delay(self.clock.time())
             token = await self.token()
@@ -269,7 +274,9 @@ class PlatformClient:
         reason = self._renew_reason if self._token is None else "expiry"
         refused = 0
         failure: PlatformError = PlatformUnavailableError("token: not tried")
-        for _ in range(ATTEMPTS):
+        for attempt in range(ATTEMPTS):
+            if attempt and self._hurrying:
+                break
             await self._wait_turn()
             headers = {"Authorization": self._basic.reveal()}
             try:
@@ -312,10 +319,18 @@ class PlatformClient:
 
     # -- the wire --------------------------------------------------------------------------
 
+    def hurry(self) -> None:
+        """The process is stopping: no more back-off pauses, retries or budget waits.
+
+        A request that would wait fails at once instead, so that a shutdown during an
+        outage takes a request's time-out at most, not minutes of back-off.
+        """
+        self._hurrying = True
+
     async def _wait_turn(self) -> None:
         """Wait out a back-off in force (a 429's Retry-After, an outage's pause)."""
         wait = self._paused_until - self.clock.time()
-        if wait > 0:
+        if wait > 0 and not self._hurrying:
             await self.clock.sleep(wait)
 
     def _back_off(self, asked: float | None, cause: str) -> None:

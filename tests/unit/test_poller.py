@@ -286,6 +286,22 @@ def test_stop_finishes_the_round_in_hand() -> None:
     assert p.poller.rounds == 1
 
 
+def test_stop_during_an_outage_does_not_retry() -> None:
+    """Stopping while the API answers 503: each remaining poll is tried once, no back-off."""
+    entities = [campaign_entity(f"c-{n}", "C", "preview", "on") for n in range(3)]
+
+    async def scenario(p: Platform) -> None:
+        await p.poller.round()
+        p.double.faults.unavailable = 100
+        p.poller.stop()  # as SIGTERM does, with this round still to finish
+        assert not await p.poller.round()
+
+    p = run(scenario, entities)
+    statuses = [s.status for s in p.double.served if "/interactions" in s.path]
+    assert statuses == [200, 200, 200, 503, 503, 503]
+    assert p.metric("genesys_poller_backoffs_total", cause="unavailable") == 3
+
+
 def test_refused_writes_republish_next_round() -> None:
     """Records the broker refused are not remembered as published: the next round sends them."""
 
