@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -11,20 +10,13 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer
 
 from consumer.engine import campaigns, heartbeat
-from tests.integration.harness import (
-    ROOT,
-    Broker,
-    Got,
-    create_topic,
-    free_port,
-)
+from tests.integration.harness import ROOT, Broker, Got, create_topic, free_port, read_until
 
 CLIENT_ID = "it-client"
 SECRET = "it-secret-never-logged"  # noqa: S105 - made up for this test, then looked for in the logs
@@ -89,39 +81,6 @@ def poller_env(broker: Broker, secret: str = SECRET) -> dict[str, str]:
         "GENESYS_CLIENT_SECRET": secret,
         "INTERACTION_CONSUMER_HTTP_HOST": "127.0.0.1",
     }
-
-
-def read_until(
-    broker: Broker, topic: str, done: Callable[[list[Got]], bool], timeout: float
-) -> list[Got]:
-    """Records of ``topic`` from its start until ``done`` says they are all there, or timeout.
-
-    The harness's ``read_topic`` waits for a quiet topic, which one with heartbeats never is.
-    """
-
-    async def read() -> list[Got]:
-        consumer = AIOKafkaConsumer(
-            topic,
-            bootstrap_servers=broker.bootstrap,
-            group_id=None,
-            auto_offset_reset="earliest",
-            enable_auto_commit=False,
-        )
-        await consumer.start()
-        got: list[Got] = []
-        deadline = time.monotonic() + timeout
-        try:
-            while not done(got) and time.monotonic() < deadline:
-                batch = await consumer.getmany(timeout_ms=200)
-                for records in batch.values():
-                    got += [
-                        Got(r.partition, r.offset, r.key, r.value, dict(r.headers)) for r in records
-                    ]
-        finally:
-            await consumer.stop()
-        return got
-
-    return asyncio.run(read())
 
 
 def metric(port: int, name: str, **labels: str) -> float:
@@ -246,3 +205,29 @@ def test_simulator_sends_heartbeats_to_every_partition(broker: Broker) -> None:
     assert all(b is not None and b.source == "simulator" for b in decoded)
     assert all(b is not None and b.up_to_epoch >= began - 1 for b in decoded)
     assert len(beats) >= 6  # a round of three every second, for two seconds and the drain
+
+
+def test_demo_with_the_api_source_shows_alerts(broker: Broker, tmp_path: Path) -> None:
+    """The api demo (DEMO_SOURCE=api): double -> poll -> broker -> daemon prints stalls."""
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
+        "DEMO_SOURCE": "api",
+        "DEMO_SECONDS": "30",
+        "DEMO_RATE": "10",
+        "DEMO_PORT": str(free_port()),
+        "DEMO_API_PORT": str(free_port()),
+        "DEMO_POLL_PORT": str(free_port()),
+        "DEMO_TOPIC": f"demo-api-{uuid.uuid4().hex[:8]}",
+        "TMPDIR": str(tmp_path),
+    }
+    done = subprocess.run(
+        [str(ROOT / "scripts" / "demo")], env=env, capture_output=True, text=True, timeout=240
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-3000:]
+    assert "stall_firing" in output
+    assert "+1555" not in output
+    poll_log = (tmp_path / "interaction-consumer-demo" / "poll.log").read_text()
+    assert "campaign_added" in poll_log
+    assert "demo-secret" not in poll_log + output
