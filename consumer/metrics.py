@@ -409,7 +409,8 @@ class PollerMetrics:
         )
         self.invalid = Counter(
             "genesys_poller_invalid_interactions",
-            "Interactions skipped: not an object, or no id to key them by.",
+            "Interactions skipped: not an object, no id to key them by, or larger than "
+            "kafka.max_record_bytes.",
             registry=registry,
         )
         self.published = Counter(

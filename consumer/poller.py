@@ -17,7 +17,8 @@ the daemon reads. The rules, in one place:
   the exact bytes the API returned for it (decoded as ``msgspec.Raw``: no field renamed,
   dropped or re-formatted), with ``campaign`` added from the answer's own ``campaign``
   when the object has none; only when those bytes differ from what was last published
-  for the id. Headers: ``genesys.bucket`` (which list) and ``genesys.polled.at`` (when
+  for the id (an entry that is not an object, has no id or is larger than
+  ``kafka.max_record_bytes`` is skipped and counted). Headers: ``genesys.bucket`` (which list) and ``genesys.polled.at`` (when
   the poll began, ISO-8601 UTC). An interaction absent from two consecutive successful
   polls of its campaign gets a tombstone (one miss may be the API's own hiccup); so do
   those of a campaign that is dropped. Nothing of an interaction is remembered but a
@@ -145,6 +146,7 @@ class Poller:
     ) -> None:
         self.settings = settings.genesys
         self.topic = settings.kafka.topic
+        self.max_value_bytes = settings.kafka.max_record_bytes
         self.campaigns_topic = campaign_records.topic_for(self.topic)
         self.client = client
         self.publisher = publisher
@@ -343,6 +345,10 @@ class Poller:
                 value = bytes(raw)
                 if not _present(probe.campaign):
                     value = with_campaign(value, campaign_ref)
+                if len(value) > self.max_value_bytes:
+                    # the broker would refuse it, failing the whole campaign every round
+                    invalid += 1
+                    continue
                 seen[bucket] += 1
                 digest = current[probe.id] = _digest(value)
                 if watched.published.get(probe.id) != digest:

@@ -317,17 +317,19 @@ def test_refused_writes_republish_next_round() -> None:
 
 
 def test_invalid_interactions_are_counted_and_skipped() -> None:
-    """Entries that are not objects or have no id are skipped and counted; the rest published."""
+    """Non-objects, no id, or over kafka.max_record_bytes: skipped and counted; rest published."""
 
     async def scenario(p: Platform) -> None:
         p.dialer.interactions["c-1"]["x"] = ("pending", b"42")
         p.dialer.interactions["c-1"]["y"] = ("pending", b'{"name":"no id"}')
         p.dialer.put("c-1", interaction("i-1", campaign={"id": "c-1"}), "pending")
+        big = interaction("big", campaign={"id": "c-1"}, padding="x" * 2_000_000)
+        p.dialer.put("c-1", big, "pending")
         await p.poller.round()
 
     p = run(scenario)
     assert [r.key for r in p.publisher.on(TOPIC)] == [b"i-1"]
-    assert p.metric("genesys_poller_invalid_interactions_total") == 2
+    assert p.metric("genesys_poller_invalid_interactions_total") == 3
 
 
 def test_secret_absent_from_logs_metrics_and_errors(caplog: pytest.LogCaptureFixture) -> None:
