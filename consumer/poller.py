@@ -18,10 +18,11 @@ the daemon reads. The rules, in one place:
   dropped or re-formatted), with ``campaign`` added from the answer's own ``campaign``
   when the object has none; only when those bytes differ from what was last published
   for the id (an entry that is not an object, has no id or is larger than
-  ``kafka.max_record_bytes`` is skipped and counted). Headers: ``genesys.bucket`` (which list) and ``genesys.polled.at`` (when
-  the poll began, ISO-8601 UTC). An interaction absent from two consecutive successful
-  polls of its campaign gets a tombstone (one miss may be the API's own hiccup); so do
-  those of a campaign that is dropped. Nothing of an interaction is remembered but a
+  ``kafka.max_record_bytes`` is skipped and counted). Headers: ``genesys.bucket``
+  (which list) and ``genesys.polled.at`` (when the poll began, ISO-8601 UTC). An
+  interaction absent from two consecutive successful polls of its campaign gets a
+  tombstone (one miss may be the API's own hiccup); so do those of a campaign that is
+  dropped. Nothing of an interaction is remembered but a
   16-byte digest of what was published and its miss count.
 * **Campaign settings** go to ``<topic>.campaigns`` (compacted, keyed by campaign id;
   format in :mod:`consumer.engine.campaigns`) whenever they change; a deleted campaign
