@@ -21,11 +21,12 @@ test: tools check
 tools:
 	scripts/setup-tools
 
-# Static checks only (ruff, mypy --strict, hadolint).
+# Static checks only (ruff, mypy --strict, the layers' import contracts, hadolint).
 check lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/hadolint Dockerfile
 
 # Unit tests only: no broker, seconds.

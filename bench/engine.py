@@ -40,9 +40,10 @@ def engine(records: list[tuple[float, Record]]) -> int:
     tracker = Tracker(StallPolicy(), Limits(), Observations())
     for moment, record in records:
         item = decode_record(record.key, record.value)
-        if not isinstance(item, Invalid):
-            tracker.ingest(item, moment)
-        tracker.tick(moment)
+        if isinstance(item, Invalid):
+            tracker.tick(moment)
+        else:
+            tracker.ingest(item, moment)  # time passes first: it ticks to ``moment`` itself
     return len(tracker)
 
 

@@ -22,46 +22,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import statistics
 import sys
 import time
 import uuid
-from datetime import datetime
 
 from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry
 
 from bench.broker import broker, service_settings
-from consumer import config
 from consumer.adapters import logs
-from consumer.adapters.kafka import Partition, Record, ensure_topics
-from consumer.daemon.loop import Daemon, _Outputs, _Partition
+from consumer.adapters.kafka import ensure_topics
+from consumer.service import daemon as wire
 from consumer.simulate import Simulator, TrafficSettings, demo_thresholds
 
 SPEED = 20.0
 RECORDS_PER_INTERACTION = 6.0  # what the simulator makes on average
-
-
-class TimedDaemon(Daemon):
-    """The daemon, noting when records are applied and alerts acknowledged."""
-
-    def __init__(self, settings: config.Settings) -> None:
-        super().__init__(settings, CollectorRegistry())
-        self.to_state: list[float] = []
-        self.to_alert: list[float] = []
-
-    def _apply(self, part: _Partition, records: list[Record], outputs: _Outputs) -> None:
-        for record in records:  # one at a time, to see when each one's state is applied
-            super()._apply(part, [record], outputs)
-            self.to_state.append(time.time() - record.timestamp / 1000)
-
-    async def _deliver(self, outputs: _Outputs) -> None:
-        await super()._deliver(outputs)
-        now = time.time()
-        for alert in outputs.alerts:
-            if alert.status == "firing":
-                since = datetime.fromisoformat(alert.stalled_since).timestamp()
-                self.to_alert.append(now - (since + alert.threshold_seconds))
 
 
 async def produce(bootstrap: str, topic: str, rate: float, seconds: float) -> None:
@@ -92,21 +67,47 @@ async def produce(bootstrap: str, topic: str, rate: float, seconds: float) -> No
         await producer.stop()
 
 
-def percentiles(values: list[float]) -> tuple[float, float, float]:
-    """p50, p99 and max of ``values``, in milliseconds."""
-    cuts = statistics.quantiles(values, n=100, method="inclusive")
-    return cuts[49] * 1000, cuts[98] * 1000, max(values) * 1000
+Figures = tuple[float, float, float, int]  # p50, p99, max bound (ms), samples
 
 
-async def measure(bootstrap: str, rate: float, seconds: float) -> dict[str, list[float]]:
-    """Run the daemon against a steady producer; return the latency samples."""
+def percentiles(registry: CollectorRegistry, name: str) -> Figures:
+    """p50, p99 and the bound of the highest non-empty bucket of a histogram, in ms."""
+    buckets = sorted(
+        (float(sample.labels["le"]), sample.value)
+        for family in registry.collect()
+        if family.name == name
+        for sample in family.samples
+        if sample.name == f"{name}_bucket"
+    )
+    total = buckets[-1][1] if buckets else 0.0
+
+    def quantile(q: float) -> float:
+        low, below = 0.0, 0.0
+        for bound, count in buckets:
+            if count >= q * total:
+                if bound == float("inf"):
+                    return low
+                share = (q * total - below) / (count - below) if count > below else 1.0
+                return low + (bound - low) * share
+            low, below = bound, count
+        return low
+
+    top = next(bound for bound, count in buckets if count >= total) if buckets else 0.0
+    return quantile(0.5) * 1000, quantile(0.99) * 1000, top * 1000, int(total)
+
+
+async def measure(bootstrap: str, rate: float, seconds: float) -> CollectorRegistry:
+    """Run the daemon against a steady producer; return its registry."""
     topic = f"bench-{uuid.uuid4().hex[:8]}.interactions"
     settings = service_settings(bootstrap, topic, stalls={"thresholds": demo_thresholds(SPEED)})
     await ensure_topics(settings.kafka, [topic], 4)
-    daemon = TimedDaemon(settings)
+    registry = CollectorRegistry()
+    daemon = wire(settings, registry)
     task = asyncio.create_task(daemon.run())
     try:
-        while len(daemon.partitions) < 4 or not all(_ready(daemon, tp) for tp in daemon.partitions):
+        while len(daemon.step.views) < 4 or not all(
+            v.caught_up and not v.restoring for v in daemon.step.views
+        ):
             await asyncio.sleep(0.1)
         producer = await asyncio.create_subprocess_exec(
             *(sys.executable, "-m", "bench.latency", "--produce", bootstrap, topic),
@@ -119,12 +120,7 @@ async def measure(bootstrap: str, rate: float, seconds: float) -> dict[str, list
     finally:
         daemon.stop()
         await task
-    return {"to_state": daemon.to_state, "to_alert": daemon.to_alert}
-
-
-def _ready(daemon: Daemon, tp: Partition) -> bool:
-    part = daemon.partitions[tp]
-    return part.restoring is None and part.clock.caught_up
+    return registry
 
 
 def run(rate: float, seconds: float) -> dict[str, tuple[float, float, float]]:
@@ -138,18 +134,22 @@ def run(rate: float, seconds: float) -> dict[str, tuple[float, float, float]]:
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - the daemon's logs go nowhere
         try:
             logs.configure("INFO", "json")
-            samples = asyncio.run(measure(bootstrap, rate, seconds))
+            registry = asyncio.run(measure(bootstrap, rate, seconds))
         finally:
             sys.stdout = result_to
     figures = {}
-    for name, label in (("to_state", "record to state"), ("to_alert", "threshold to alert")):
-        values = samples[name]
-        if len(values) < 2:
-            raise RuntimeError(f"{label}: only {len(values)} samples")
-        figures[name] = p50, p99, top = percentiles(values)
+    histograms = (
+        ("to_state", "dialer_record_delay_seconds", "record to state"),
+        ("to_alert", "dialer_stall_alert_delay_seconds", "threshold to alert"),
+    )
+    for key, metric, label in histograms:
+        p50, p99, top, samples = percentiles(registry, metric)
+        if samples < 2:
+            raise RuntimeError(f"{label}: only {samples} samples")
+        figures[key] = p50, p99, top
         print(
-            f"  {label:>18}: p50 {p50:7.1f} ms  p99 {p99:7.1f} ms  max {top:7.1f} ms "
-            f"({len(values):,} samples)"
+            f"  {label:>18}: p50 {p50:7.1f} ms  p99 {p99:7.1f} ms  all <= {top:7.1f} ms "
+            f"({samples:,} samples)"
         )
     return figures
 

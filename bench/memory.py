@@ -263,7 +263,7 @@ def measure(size: int) -> Result:
     now = T0
     for n in range(size):
         now = T0 + LOAD_SECONDS * n / size
-        tracker.apply(loaded_snapshot(n, now), now)
+        tracker.ingest(loaded_snapshot(n, now), now)
         if n % BATCH == BATCH - 1:
             end_batch(tracker, now)
     end_batch(tracker, now)
@@ -273,7 +273,7 @@ def measure(size: int) -> Result:
     gc.collect()
     loaded = rss()
     gc_tracked = len(gc.get_objects())
-    timers, stalled = len(tracker._timers), len(tracker.stalled)
+    timers, stalled = tracker.timers, len(tracker.stalled)
     assert len(tracker) == size, "every interaction must still be tracked"
 
     gc.callbacks.append(timed)
@@ -302,7 +302,7 @@ def measure(size: int) -> Result:
         loaded_rss=loaded,
         updated_rss=rss(),
         timers=timers,
-        timers_updated=len(tracker._timers),
+        timers_updated=tracker.timers,
         stalled=stalled,
         gc_tracked=gc_tracked,
         load_runs=load_runs,

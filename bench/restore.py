@@ -26,9 +26,9 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from prometheus_client import CollectorRegistry
 
 from bench.broker import broker
-from consumer.adapters.kafka import Sink, read_partition
-from consumer.adapters.statestore import StateStore
+from consumer.adapters.kafka import ChangelogReader
 from consumer.config import KafkaSettings
+from consumer.daemon.restore import restore
 from consumer.engine import changelog
 from consumer.engine.lifecycle import Snapshot, merge, new_interaction
 from consumer.engine.stalls import StallPolicy
@@ -90,25 +90,23 @@ async def measure(bootstrap: str, size: int) -> None:
     filled = await fill(bootstrap, topic, size)
     settings = KafkaSettings(bootstrap_servers=bootstrap, state_topic=topic)
 
+    reader = ChangelogReader(settings, topic)
     started = time.perf_counter()
-    latest = await read_partition(settings, topic, 0, lambda n: None)
+    latest = await reader.read(0, lambda n: None)
     baseline = time.perf_counter() - started
     assert len(latest) == size
     del latest
 
-    registry = CollectorRegistry()
-    sink = Sink(settings)  # the store writes through it; a restore never does
-    store = StateStore(settings, sink, ConsumerMetrics(registry, lambda: []))
+    metrics = ConsumerMetrics(CollectorRegistry(), lambda: [])
     tracker = Tracker(StallPolicy(), Limits(max_interactions=size + 1), Observations())
     started = time.perf_counter()
-    restored = await store.restore(0, tracker)
-    restore = time.perf_counter() - started
-    await sink.stop()
+    restored = await restore(reader, (topic, 0), tracker, metrics)
+    took = time.perf_counter() - started
     assert restored == len(tracker) == size
     print(
         f"{size:>9,} interactions | fill {filled:6.1f}s | baseline read {baseline:6.2f}s "
-        f"({size / baseline:>9,.0f}/s) | restore {restore:6.2f}s ({size / restore:>9,.0f}/s) "
-        f"| restore / baseline {restore / baseline:4.2f}"
+        f"({size / baseline:>9,.0f}/s) | restore {took:6.2f}s ({size / took:>9,.0f}/s) "
+        f"| restore / baseline {took / baseline:4.2f}"
     )
 
 

@@ -40,7 +40,7 @@ from bench.broker import broker, service_settings
 from bench.naive import NaiveTracker
 from bench.progress import Progress
 from consumer.adapters import logs
-from consumer.daemon.loop import Daemon
+from consumer.service import daemon as wire
 
 CONTENDERS = ("ceiling", "service", "naive", "quix")
 
@@ -87,13 +87,12 @@ async def service(bootstrap: str, topic: str, progress: Progress) -> None:
     """The daemon with default settings, until everything is applied and committed."""
     settings = service_settings(bootstrap, topic)
     logs.configure(settings.log.level, settings.log.format)  # logging is part of the cost
-    daemon = Daemon(settings, CollectorRegistry())
+    daemon = wire(settings, CollectorRegistry())
     task = asyncio.create_task(daemon.run())
     try:
         while not task.done():
-            parts = daemon.partitions.values()
-            committed = sum(p.committed or 0 for p in parts)
-            applied = sum(p.next_offset or 0 for p in parts)
+            committed = sum(daemon.ledger.committed_offsets.values())
+            applied = sum(p.next_offset or 0 for p in daemon.step.partitions.values())
             progress.add(applied - progress.records)
             if committed >= progress.expected:
                 break

@@ -17,8 +17,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from consumer import apidouble, config, poll, service
 from consumer.adapters import logs
+from consumer.adapters.alerts import Alert, encode_alert
 from consumer.engine.model import to_epoch
-from consumer.engine.stalls import RULES, Alert, encode_alert
+from consumer.engine.stalls import RULES
 from consumer.publish import publish
 from consumer.replay import Replay
 from consumer.simulate import Simulator, TrafficSettings, kcat_lines

@@ -20,8 +20,6 @@ from typing import Annotated, Any, Final, Literal
 
 import msgspec
 
-from consumer.engine.stalls import RULES, StallPolicy
-from consumer.engine.tracker import Limits
 from consumer.errors import ServiceError
 
 ENV_PREFIX: Final = "INTERACTION_CONSUMER_"
@@ -43,14 +41,6 @@ class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     pass
 
 
-def _check_rules(thresholds: Mapping[str, float], where: str) -> None:
-    unknown = sorted(set(thresholds) - set(RULES))
-    if unknown:
-        raise ValueError(
-            f"unknown stall rule {unknown[0]!r} in {where} (known: {', '.join(RULES)})"
-        )
-
-
 class StallSettings(_Section):
     """Stall thresholds in seconds per rule (0 switches one off), per-campaign overrides."""
 
@@ -60,11 +50,7 @@ class StallSettings(_Section):
     # a campaign whose previews auto-place after previewTimeOutSeconds (the campaigns topic)
     # and that has no explicit override: its previewing threshold is that timeout plus this
     preview_timeout_grace_seconds: Seconds = 30.0
-
-    def __post_init__(self) -> None:
-        _check_rules(self.thresholds, "stalls.thresholds")
-        for campaign, overrides in self.campaigns.items():
-            _check_rules(overrides, f"stalls.campaigns.{campaign}")
+    # rule names are checked where the rules are built (consumer.policy): settings are data
 
 
 class TrackingSettings(_Section):
@@ -234,7 +220,29 @@ class GenesysSettings(_Section):
         return f"{scheme}://login.{rest[4:]}" if rest.startswith("api.") else api
 
 
-class HttpSettings(_Section):
+class HttpLimits(_Section):
+    """How much the HTTP port gives any one client, and all of them together.
+
+    The port is reachable by anyone on the pod network: without these, a few hundred
+    slow or oversized requests hold file descriptors (the broker connections need them
+    too) and memory. Worst-case memory for request heads is about ``max_connections`` x
+    ``max_headers`` x ``max_header_bytes``.
+    """
+
+    # from accept (or a kept-alive connection's next first byte) to the answer's last
+    # byte; a client trickling header lines does not extend it
+    request_timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=300)] = 5.0
+    # open connections at once; at the cap the oldest still waiting for its request is
+    # closed to make room, or the new one if every connection is being answered
+    max_connections: Annotated[int, msgspec.Meta(ge=2, le=10_000)] = 64
+    # a kept-alive connection with no request for this long is closed
+    keepalive_seconds: Annotated[float, msgspec.Meta(gt=0)] = 75.0
+    max_request_line_bytes: Annotated[int, msgspec.Meta(ge=256)] = 8190  # longer: 400
+    max_header_bytes: Annotated[int, msgspec.Meta(ge=256)] = 8190  # one header line; longer: 431
+    max_headers: Annotated[int, msgspec.Meta(ge=8)] = 32  # more: 431
+
+
+class HttpSettings(HttpLimits):
     """The one port serving /metrics, /healthz, /readyz and /stalled."""
 
     host: str = "0.0.0.0"  # noqa: S104 - a container serves its probes on all interfaces
@@ -410,14 +418,3 @@ def _name_setting(message: str) -> str:
         field = text.split("`")[1]
         return f"{where + '.' if where else ''}{field}: unknown setting"
     return f"{where or 'settings'}: {text}"
-
-
-def stall_policy(settings: Settings) -> StallPolicy:
-    """The stall rules the settings describe."""
-    stalls = settings.stalls
-    return StallPolicy(stalls.thresholds, stalls.campaigns, watch_all_modes=stalls.watch_all_modes)
-
-
-def limits(settings: Settings) -> Limits:
-    """The tracker bounds the settings describe."""
-    return Limits(settings.tracking.ttl_seconds, settings.tracking.max_interactions)

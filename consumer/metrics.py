@@ -16,30 +16,24 @@ never become labels.
 from __future__ import annotations
 
 import bisect
+import time
 from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Iterator
-from typing import Final, NamedTuple, TypeVar
+from typing import Final, Protocol, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import Collector
 
+from consumer.engine.alerting import REMOVALS
 from consumer.engine.campaigns import BUCKETS
 from consumer.engine.lifecycle import STAGES
 from consumer.engine.model import INVALID_REASONS
-from consumer.engine.tracker import Observations, Tracker
+from consumer.engine.tracker import OUTCOMES, Observations, Tracker
 
 _M = TypeVar("_M", bound=MetricWrapperBase)
 
-OUTCOMES: Final = ("applied", "duplicate", "late", "ended", "tombstone", "invalid")
-REMOVAL_REASONS: Final = (
-    "tombstone",
-    "wrapped_up",
-    "conversation_ended",
-    "expired",
-    "evicted",
-)
 OVERFLOW_CAMPAIGN: Final = "other"
 NO_CAMPAIGN: Final = "none"
 # Stage latencies span agent think time (seconds to minutes) and talk time (up to hours).
@@ -99,8 +93,10 @@ class _StateCollector(Collector):
         for tracker in self._trackers():
             for stage in STAGES:
                 per_stage[stage] += tracker.stage_counts[stage]
-            for alert, _ in tracker.stalled.values():
-                per_campaign[alert.stage, self._campaigns(alert.campaign_id)] += 1
+            states = tracker.states
+            for iid, fired in tracker.stalled.items():
+                campaign = self._campaigns(states[iid].campaign)
+                per_campaign[fired.stall.stage.label, campaign] += 1
         for stage in STAGES:
             interactions.add_metric([stage.label], per_stage[stage])
         # series that were non-zero once stay, at zero, so graphs and rules see the drop
@@ -111,45 +107,44 @@ class _StateCollector(Collector):
         yield stalled
 
 
-class _LatencyHistogram(Collector):
-    """``dialer_stage_latency_seconds``: a histogram by transition and dialing mode.
+class _PlainHistogram(Collector):
+    """A histogram counted in plain lists and exposed at scrape time.
 
-    Counted in plain lists, exposed at scrape time: an observation is a bisection and two
-    additions, where a prometheus-client ``Histogram`` takes a lock for its sum and for
-    its bucket, a few per cent of the daemon's time at tens of thousands of records a
-    second. The daemon observes and scrapes in one thread, so no lock is needed.
+    An observation is a bisection and two additions, where a prometheus-client
+    ``Histogram`` takes a lock for its sum and for its bucket: a few per cent of the
+    daemon's time when it observes most records at tens of thousands a second. The daemon
+    observes and scrapes in one thread, so no lock is needed.
     """
 
-    # the "le" of each bucket, as prometheus-client writes it
-    _LE: Final = (*(repr(float(bound)) for bound in LATENCY_BUCKETS), "+Inf")
+    def __init__(
+        self, name: str, documentation: str, labels: list[str], buckets: tuple[float, ...]
+    ) -> None:
+        self._name, self._documentation, self._labels = name, documentation, labels
+        self._buckets = buckets
+        # the "le" of each bucket, as prometheus-client writes it
+        self._le = (*(repr(float(bound)) for bound in buckets), "+Inf")
+        # label values -> observations per bucket (not cumulative), then their sum
+        self._series: dict[tuple[str, ...], list[float]] = {}
 
-    def __init__(self) -> None:
-        # (transition, mode) -> observations per bucket (not cumulative), then their sum
-        self._series: dict[tuple[str, str], list[float]] = {}
-
-    def observe(self, transition: str, mode: str, seconds: float) -> None:
-        """Count one duration of ``transition`` in ``mode``."""
-        series = self._series.get((transition, mode))
+    def observe(self, labels: tuple[str, ...], seconds: float) -> None:
+        """Count one observation for ``labels``."""
+        series = self._series.get(labels)
         if series is None:
-            series = self._series[transition, mode] = [0.0] * (len(self._LE) + 1)
-        series[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1  # le: bound >= seconds
+            series = self._series[labels] = [0.0] * (len(self._le) + 1)
+        series[bisect.bisect_left(self._buckets, seconds)] += 1  # le: bound >= seconds
         series[-1] += seconds
 
     def describe(self) -> Iterator[Metric]:
         yield self._family()
 
     def _family(self) -> HistogramMetricFamily:
-        return HistogramMetricFamily(
-            "dialer_stage_latency_seconds",
-            "Time between two stages of the same call, from the snapshots' own times.",
-            labels=["transition", "dialing_mode"],
-        )
+        return HistogramMetricFamily(self._name, self._documentation, labels=self._labels)
 
     def collect(self) -> Iterator[Metric]:
         family = self._family()
         for labels, series in sorted(self._series.items()):
             buckets, total = [], 0.0
-            for le, count in zip(self._LE, series, strict=False):
+            for le, count in zip(self._le, series, strict=False):
                 total += count
                 buckets.append((le, total))
             family.add_metric(list(labels), buckets, sum_value=series[-1])
@@ -180,7 +175,12 @@ class EngineMetrics:
             ["stage", "dialing_mode"],
             registry=registry,
         )
-        self.latency = _LatencyHistogram()
+        self.latency = _PlainHistogram(
+            "dialer_stage_latency_seconds",
+            "Time between two stages of the same call, from the snapshots' own times.",
+            ["transition", "dialing_mode"],
+            LATENCY_BUCKETS,
+        )
         registry.register(self.latency)
         self.stall_alerts = Counter(
             "dialer_stall_alerts",
@@ -198,7 +198,7 @@ class EngineMetrics:
         # Known label values exist from the start, so rate() sees the first increment.
         for outcome in OUTCOMES:
             self.events.labels(outcome)
-        for reason in REMOVAL_REASONS:
+        for reason in REMOVALS:
             self.removed.labels(reason)
         for stage in STAGES:
             self.stall_alerts.labels(stage.label)
@@ -219,33 +219,68 @@ class EngineMetrics:
         for (stage, mode), n in obs.transitions.items():
             self._child(self.transitions, stage, mode).inc(n)
         for name, mode, seconds in obs.latencies:
-            self.latency.observe(name, mode, seconds)
+            self.latency.observe((name, mode), seconds)
         for stage, n in obs.firings.items():
             self._child(self.stall_alerts, stage).inc(n)
         for reason, n in obs.removals.items():
             self._child(self.removed, reason).inc(n)
 
 
-class PartitionView(NamedTuple):
+class PartitionView(Protocol):
     """What the consumer-health gauges read of one assigned partition at scrape time."""
 
-    topic: str
-    partition: int
-    lag: int | None
-    event_time_lag: float | None
-    caught_up: bool
+    @property
+    def topic(self) -> str:
+        """The partition's topic."""
+
+    @property
+    def partition(self) -> int:
+        """The partition number."""
+
+    @property
+    def lag(self) -> int | None:
+        """End offset minus next offset, when both are known."""
+
+    @property
+    def event_time_lag(self) -> float | None:
+        """Wall clock minus the newest record timestamp read."""
+
+    @property
+    def caught_up(self) -> bool:
+        """Judged on the wall clock (not a backlog on event time)."""
+
+    @property
+    def heartbeat(self) -> float | None:
+        """The newest heartbeat's up-to time, on a partition with heartbeats."""
+
+
+class BatchCounts(Protocol):
+    """What :meth:`ConsumerMetrics.record` reads of one batch step's outputs."""
+
+    records: int
+    heartbeats: int
+    misrouted: int
+    future: dict[tuple[str, int], int]
+    applied_delays: list[float]
 
 
 class _PartitionCollector(Collector):
-    """Per-partition consumer health, computed at scrape time."""
+    """Per-partition consumer health and source liveness, computed at scrape time."""
 
-    def __init__(self, partitions: Callable[[], Iterable[PartitionView]]) -> None:
+    def __init__(
+        self,
+        partitions: Callable[[], Iterable[PartitionView]],
+        silent: Callable[[], dict[str, int]],
+        wall: Callable[[], float],
+    ) -> None:
         self._partitions = partitions
+        self._silent = silent
+        self._wall = wall
 
     def describe(self) -> Iterator[Metric]:
         yield from self._families()
 
-    def _families(self) -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
+    def _families(self) -> tuple[GaugeMetricFamily, ...]:
         labels = ["topic", "partition"]
         return (
             GaugeMetricFamily(
@@ -264,10 +299,22 @@ class _PartitionCollector(Collector):
                 "0 while it reads a backlog on event time.",
                 labels=labels,
             ),
+            GaugeMetricFamily(
+                "dialer_source_heartbeat_age_seconds",
+                "Wall clock minus the newest heartbeat's up-to time, on partitions that "
+                "have heartbeats.",
+                labels=labels,
+            ),
+            GaugeMetricFamily(
+                "dialer_source_silent",
+                "Heartbeat sources silent for longer than runtime.source_silent_seconds.",
+                labels=["topic"],
+            ),
         )
 
     def collect(self) -> Iterator[Metric]:
-        lag, event_lag, caught_up = self._families()
+        lag, event_lag, caught_up, heartbeat_age, silent = self._families()
+        wall = self._wall()
         for view in self._partitions():
             labels = [view.topic, str(view.partition)]
             if view.lag is not None:
@@ -275,14 +322,22 @@ class _PartitionCollector(Collector):
             if view.event_time_lag is not None:
                 event_lag.add_metric(labels, view.event_time_lag)
             caught_up.add_metric(labels, 1 if view.caught_up else 0)
-        yield from (lag, event_lag, caught_up)
+            if view.heartbeat is not None:
+                heartbeat_age.add_metric(labels, max(0.0, wall - view.heartbeat))
+        for topic, count in sorted(self._silent().items()):
+            silent.add_metric([topic], count)
+        yield from (lag, event_lag, caught_up, heartbeat_age, silent)
 
 
 class ConsumerMetrics:
     """The daemon's own health: lag, commits, rebalances, batches, outputs."""
 
     def __init__(
-        self, registry: CollectorRegistry, partitions: Callable[[], Iterable[PartitionView]]
+        self,
+        registry: CollectorRegistry,
+        partitions: Callable[[], Iterable[PartitionView]],
+        silent: Callable[[], dict[str, int]] = dict,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.dead_letters = Counter(
             "dialer_dead_letters",
@@ -355,11 +410,113 @@ class ConsumerMetrics:
             "Snapshots whose record key is not their interaction id (bad producer keying).",
             registry=registry,
         )
+        self.future_timestamps = Counter(
+            "dialer_future_timestamps",
+            "Records whose timestamp, or whose snapshot's times, lie further ahead of the "
+            "wall clock than runtime.max_clock_skew_seconds (applied, their time not believed).",
+            ["topic", "partition"],
+            registry=registry,
+        )
+        self.heartbeats = Counter(
+            "dialer_heartbeats", "Heartbeat records read from sources.", registry=registry
+        )
+        self.alert_delay = Histogram(
+            "dialer_stall_alert_delay_seconds",
+            "From a stall coming due (its start plus threshold) to its firing alert being "
+            "acknowledged by every durable output.",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+            registry=registry,
+        )
+        self.record_delay = _PlainHistogram(
+            "dialer_record_delay_seconds",
+            "From a record's timestamp to its snapshot being applied to the tracked state.",
+            [],
+            (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60, 600),
+        )
+        registry.register(self.record_delay)
         for reason in INVALID_REASONS:
             self.dead_letters.labels(reason)
         for result in ("ok", "failed"):
             self.commits.labels(result)
-        registry.register(_PartitionCollector(partitions))
+        registry.register(_PartitionCollector(partitions, silent, wall))
+
+    def record(self, out: BatchCounts) -> None:
+        """Count what one batch step saw (its deliveries are counted when acknowledged)."""
+        if out.records:
+            self.batch_records.observe(out.records)
+        if out.heartbeats:
+            self.heartbeats.inc(out.heartbeats)
+        if out.misrouted:
+            self.misrouted.inc(out.misrouted)
+        for (topic, partition), n in out.future.items():
+            self.future_timestamps.labels(topic, str(partition)).inc(n)
+        observe = self.record_delay.observe
+        for delay in out.applied_delays:
+            observe((), delay)
+
+
+def _per_value(
+    name: str, documentation: str, label: str, values: Iterable[str], registry: CollectorRegistry
+) -> dict[str, Counter]:
+    """A counter with one label whose values are known up front: each child made once."""
+    counter = Counter(name, documentation, [label], registry=registry)
+    return {value: counter.labels(value) for value in values}
+
+
+class AlertmanagerMetrics:
+    """The Alertmanager sink's posts, failures, drops and queue, per configured URL."""
+
+    def __init__(
+        self, registry: CollectorRegistry, urls: list[str], queued: Callable[[], int]
+    ) -> None:
+        self.posted = _per_value(
+            "dialer_alertmanager_alerts_posted",
+            "Alerts accepted by an Alertmanager (re-sends included).",
+            "url",
+            urls,
+            registry,
+        )
+        self.errors = _per_value(
+            "dialer_alertmanager_errors",
+            "Failed posts to an Alertmanager (each is retried).",
+            "url",
+            urls,
+            registry,
+        )
+        self.dropped = Counter(
+            "dialer_alertmanager_dropped",
+            "Alerts dropped because the queue to Alertmanager was full.",
+            registry=registry,
+        )
+        Gauge(
+            "dialer_alertmanager_queue", "Alerts waiting to be posted.", registry=registry
+        ).set_function(queued)
+
+
+HTTP_REJECTIONS: Final = (
+    "deadline",  # the request (and its answer) took longer than http.request_timeout_seconds
+    "evicted",  # closed at the connection cap to make room for a new connection
+    "refused",  # a new connection at the cap, every open one busy being answered
+    "request_line_too_long",
+    "headers_too_large",
+    "bad_request",
+)
+
+
+class HttpMetrics:
+    """The HTTP port: open connections, and connections or requests it turned away."""
+
+    def __init__(self, registry: CollectorRegistry, connections: Callable[[], int]) -> None:
+        self.rejected = _per_value(
+            "dialer_http_rejected",
+            "Connections or requests the HTTP port closed or refused, by reason.",
+            "reason",
+            HTTP_REJECTIONS,
+            registry,
+        )
+        Gauge(
+            "dialer_http_connections", "Open connections to the HTTP port.", registry=registry
+        ).set_function(connections)
 
 
 class PollerMetrics:

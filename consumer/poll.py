@@ -13,7 +13,6 @@ import signal
 from typing import Final
 
 import msgspec
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from consumer import config
 from consumer.adapters import logs
@@ -46,11 +45,8 @@ def check(settings: config.GenesysSettings) -> None:
         raise config.ConfigError("genesys.client_secret: not set (GENESYS_CLIENT_SECRET)")
 
 
-def routes(poller: Poller, registry: CollectorRegistry) -> dict[str, Handler]:
-    """``/metrics``, ``/healthz`` and ``/readyz`` of the poller."""
-
-    def metrics() -> Response:
-        return 200, CONTENT_TYPE_LATEST, generate_latest(registry)
+def routes(poller: Poller) -> dict[str, Handler]:
+    """``/healthz`` and ``/readyz`` of the poller (the server serves ``/metrics`` itself)."""
 
     def healthz() -> Response:
         return 200, "text/plain; charset=utf-8", b"ok\n"  # answering proves the loop runs
@@ -60,7 +56,7 @@ def routes(poller: Poller, registry: CollectorRegistry) -> dict[str, Handler]:
         body = msgspec.json.encode({"ready": not problems, "problems": problems})
         return (503 if problems else 200), "application/json", body + b"\n"
 
-    return {"/metrics": metrics, "/healthz": healthz, "/readyz": readyz}
+    return {"/healthz": healthz, "/readyz": readyz}
 
 
 async def serve(settings: config.Settings) -> int:
@@ -83,7 +79,10 @@ async def serve(settings: config.Settings) -> int:
     try:
         async with PlatformClient(settings.genesys, metrics) as client:
             poller = Poller(settings, client, sink, metrics, SystemClock())
-            server = HttpServer(routes(poller, registry), settings.http.host, settings.http.port)
+            http = settings.http
+            server = HttpServer(
+                routes(poller), http.host, http.port, registry=registry, limits=http
+            )
             await server.start()
             loop = asyncio.get_running_loop()
 

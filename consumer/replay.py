@@ -20,11 +20,13 @@ import msgspec
 from prometheus_client import CollectorRegistry
 
 from consumer import config
+from consumer.adapters.alerts import Alert, to_alert
+from consumer.engine.alerting import REMOVALS, StallEvent
 from consumer.engine.lifecycle import STAGES, Snapshot
 from consumer.engine.model import Invalid, decode_record
-from consumer.engine.stalls import Alert
 from consumer.engine.tracker import Observations, Tracker
-from consumer.metrics import REMOVAL_REASONS, EngineMetrics
+from consumer.metrics import EngineMetrics
+from consumer.policy import stall_policy, tracker_limits
 
 
 class _Envelope(msgspec.Struct):
@@ -65,7 +67,7 @@ class Replay:
         report: Callable[[str], None],
     ) -> None:
         self.obs = Observations()
-        self.tracker = Tracker(config.stall_policy(settings), config.limits(settings), self.obs)
+        self.tracker = Tracker(stall_policy(settings), tracker_limits(settings), self.obs)
         self.metrics = EngineMetrics(
             registry, lambda: [self.tracker], settings.metrics.max_campaign_labels
         )
@@ -75,7 +77,7 @@ class Replay:
         self.records = 0
         self.invalid = 0
         self.alerts = {"firing": 0, "resolved": 0}
-        self.removed: dict[str, int] = dict.fromkeys(REMOVAL_REASONS, 0)
+        self.removed: dict[str, int] = dict.fromkeys(REMOVALS, 0)
 
     def line(self, where: str, raw: bytes) -> None:
         """Feed one line; ``where`` (file:line) names it in the report of an invalid one."""
@@ -92,17 +94,16 @@ class Replay:
         moment = ts if ts is not None else item.version if isinstance(item, Snapshot) else 0.0
         self.clock = max(self.clock, moment)
         self._send(self.tracker.ingest(item, self.clock))
-        self._send(self.tracker.tick(self.clock))
 
     def advance(self, now: float) -> None:
         """Move the clock forward to ``now`` and fire what is due by then."""
         self.clock = max(self.clock, now)
         self._send(self.tracker.tick(self.clock))
 
-    def _send(self, alerts: list[Alert]) -> None:
-        for alert in alerts:
-            self.alerts[alert.status] += 1
-            self.emit(alert)
+    def _send(self, events: list[StallEvent]) -> None:
+        for event in events:
+            self.alerts[event.status] += 1
+            self.emit(to_alert(event))
 
     def finish(self) -> None:
         """Flush what was observed into the metrics."""

@@ -1,47 +1,41 @@
 """``interaction-consumer run``: wire settings, logs, HTTP and the daemon; handle signals.
 
 Exit status: 0 after a clean stop (SIGTERM/SIGINT), 2 for a bad setting (named on
-stderr), 3 when the broker rejects the credentials, 1 when shutdown overran the grace
-period.
+stderr), 3 when it never connected to the broker: at once when the connection cannot be
+trusted or authenticated (``authentication_failed``), or when stopped before any broker
+answered (``not_connected``); the log line names the cause and the setting. 1 when
+shutdown overran the grace period.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 from typing import Final
 
 import msgspec
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    GCCollector,
-    PlatformCollector,
-    ProcessCollector,
-    generate_latest,
-)
+from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 
-from consumer import config
+from consumer import config, signals
 from consumer.adapters import kafka, logs
+from consumer.adapters.alertmanager import AlertmanagerSink
 from consumer.adapters.http import Handler, HttpServer, Response
 from consumer.adapters.logs import fields
 from consumer.daemon.loop import Daemon
-from consumer.errors import AuthenticationError
+from consumer.daemon.ports import AlertSink, SystemClock
+from consumer.daemon.sinks import LogSink, TopicSink
+from consumer.errors import AuthenticationError, BrokerError
 
 log = logging.getLogger(__name__)
 
 EXIT_OK: Final = 0
 EXIT_GRACE_EXCEEDED: Final = 1
-EXIT_AUTH: Final = 3
+EXIT_NOT_CONNECTED: Final = 3
 _JSON: Final = "application/json"
 
 
-def routes(daemon: Daemon, registry: CollectorRegistry) -> dict[str, Handler]:
-    """The HTTP endpoints, each answering from the daemon's current state."""
-
-    def metrics() -> Response:
-        return 200, CONTENT_TYPE_LATEST, generate_latest(registry)
+def routes(daemon: Daemon) -> dict[str, Handler]:
+    """The HTTP endpoints but ``/metrics`` (the server serves it), from the daemon's state."""
 
     def healthz() -> Response:
         return 200, "text/plain; charset=utf-8", b"ok\n"  # answering proves the loop runs
@@ -52,9 +46,9 @@ def routes(daemon: Daemon, registry: CollectorRegistry) -> dict[str, Handler]:
         return (503 if problems else 200), _JSON, body + b"\n"
 
     def stalled() -> Response:
-        return 200, _JSON, msgspec.json.encode(daemon.stalled()) + b"\n"
+        return 200, _JSON, msgspec.json.encode(daemon.step.stalled()) + b"\n"
 
-    return {"/metrics": metrics, "/healthz": healthz, "/readyz": readyz, "/stalled": stalled}
+    return {"/healthz": healthz, "/readyz": readyz, "/stalled": stalled}
 
 
 def new_registry() -> CollectorRegistry:
@@ -66,23 +60,44 @@ def new_registry() -> CollectorRegistry:
     return registry
 
 
+def daemon(settings: config.Settings, registry: CollectorRegistry) -> Daemon:
+    """The daemon wired to Kafka (and Alertmanager, when configured)."""
+    kafka_settings = settings.kafka
+    producer = kafka.Sink(kafka_settings)
+    sinks: list[AlertSink] = [LogSink(), TopicSink(producer, kafka_settings.alerts_topic)]
+    if settings.alertmanager.urls:
+        sinks.append(AlertmanagerSink(settings.alertmanager, registry))
+    reader = kafka.ChangelogReader(kafka_settings, kafka_settings.state_topic_name)
+    return Daemon(
+        settings,
+        registry,
+        source=kafka.Source(kafka_settings),
+        producer=producer,
+        state_reader=reader,
+        sinks=sinks,
+        clock=SystemClock(),
+        prepare=lambda: kafka.ensure_outputs(kafka_settings),
+    )
+
+
 async def serve(settings: config.Settings) -> int:
     """Run the daemon and its HTTP port until a signal; returns the exit status."""
     registry = new_registry()
-    daemon = Daemon(settings, registry)
-    server = HttpServer(routes(daemon, registry), settings.http.host, settings.http.port)
+    service = daemon(settings, registry)
+    http = settings.http
+    server = HttpServer(routes(service), http.host, http.port, registry=registry, limits=http)
     await server.start()
-    loop = asyncio.get_running_loop()
     stopped = asyncio.Event()
 
-    def on_signal(name: str) -> None:
-        log.info("signal", extra=fields(signal=name))
-        daemon.stop()
+    def stop() -> None:
+        service.stop()
         stopped.set()
 
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, on_signal, sig.name)
-    task = asyncio.create_task(daemon.run())
+    signals.on_stop(stop)
+    alertmanagers = [s for s in service.delivery.sinks if isinstance(s, AlertmanagerSink)]
+    for sink in alertmanagers:
+        sink.start()
+    task = asyncio.create_task(service.run())
     try:
         await asyncio.wait(
             [task, asyncio.create_task(stopped.wait())], return_when="FIRST_COMPLETED"
@@ -96,9 +111,24 @@ async def serve(settings: config.Settings) -> int:
         task.result()  # re-raise what stopped the daemon, if anything did
         return EXIT_OK
     except AuthenticationError as exc:
-        log.error("authentication_failed", extra=fields(error=str(exc)))
-        return EXIT_AUTH
+        # final: the message names the cause and the setting; a traceback would only bury it
+        log.error(
+            "authentication_failed",
+            extra=fields(cause=exc.cause, setting=exc.setting, error=str(exc)),
+        )
+        return EXIT_NOT_CONNECTED
+    except BrokerError as exc:
+        # stopped before any broker answered: the daemon never ran, for a person to look at
+        log.error(
+            "not_connected",
+            extra=fields(
+                cause="no_broker_reachable", setting="kafka.bootstrap_servers", error=str(exc)
+            ),
+        )
+        return EXIT_NOT_CONNECTED
     finally:
+        for sink in alertmanagers:
+            await sink.stop()
         await server.stop()
 
 

@@ -11,30 +11,44 @@ re-sent within its ``resolve_timeout``, so active alerts are re-sent every
 Best effort, by design: the sink is not durable, never blocks consumption, and never
 grows without bound. Alerts wait in a bounded queue; when it is full the oldest are
 dropped and counted; posts are retried with back-off; the set of active alerts is
-capped too. Only ids, stage and campaign go out: no phone numbers, no names.
+capped too. No post carries more than ``queue_size`` alerts (nor :data:`MAX_BATCH`):
+the re-send walks the active alerts a batch at a time, after whatever is queued, and
+skips those that resolved meanwhile. Only ids, stage and campaign go out: no phone
+numbers, no names.
+
+Posts go through one pooled :class:`aiohttp.ClientSession` in the daemon's event loop
+(kept-alive connections, a timeout per request, no threads), closed on :meth:`stop`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
-import urllib.request
 from collections import OrderedDict, deque
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final
 
+import aiohttp
 import msgspec
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry
+from yarl import URL
 
+from consumer.adapters.alerts import AnyAlert, SourceAlert
 from consumer.adapters.logs import fields
 from consumer.config import AlertmanagerSettings
-from consumer.engine.stalls import Alert
+from consumer.metrics import AlertmanagerMetrics
 
 log = logging.getLogger(__name__)
 
 ALERTNAME: Final = "DialerPreviewStalled"
+SOURCE_ALERTNAME: Final = "DialerSourceSilent"
+# Alerts in one post at most (fewer if queue_size is smaller): about 600 bytes each, so
+# a post stays well under a megabyte however many alerts are active.
+MAX_BATCH: Final = 1000
+_JSON: Final = {"Content-Type": "application/json"}
 
 
 class AmAlert(msgspec.Struct, rename="camel", omit_defaults=True):
@@ -50,8 +64,10 @@ def _parse(moment: str) -> datetime:
     return datetime.fromisoformat(moment.replace("Z", "+00:00"))
 
 
-def to_alertmanager(alert: Alert) -> AmAlert:
+def to_alertmanager(alert: AnyAlert) -> AmAlert:
     """The Alertmanager form of one of our alert records."""
+    if isinstance(alert, SourceAlert):
+        return _source_silent(alert)
     crossed = _parse(alert.stalled_since) + timedelta(seconds=alert.threshold_seconds)
     labels = {
         "alertname": ALERTNAME,
@@ -76,6 +92,27 @@ def to_alertmanager(alert: Alert) -> AmAlert:
     return AmAlert(labels, annotations, crossed.isoformat().replace("+00:00", "Z"), ends)
 
 
+def _source_silent(alert: SourceAlert) -> AmAlert:
+    """A silent source: one alert per topic and source, however many interactions it feeds."""
+    crossed = _parse(alert.last_heartbeat_at) + timedelta(seconds=alert.threshold_seconds)
+    labels = {
+        "alertname": SOURCE_ALERTNAME,
+        "severity": "critical",
+        "topic": alert.topic,
+        "source": alert.source_id,
+    }
+    annotations = {
+        "summary": f"No heartbeat from source {alert.source_id} on {alert.topic}",
+        "description": (
+            f"Source {alert.source_id} has sent no heartbeat on topic {alert.topic} since "
+            f"{alert.last_heartbeat_at}: the feed is down, and stalls are not judged past it."
+        ),
+        "alert_id": alert.alert_id,
+    }
+    ends = alert.observed_at if alert.status == "resolved" else None
+    return AmAlert(labels, annotations, crossed.isoformat().replace("+00:00", "Z"), ends)
+
+
 class AlertmanagerSink:
     """Queues alerts and posts them from a background task; see the module docstring."""
 
@@ -84,33 +121,24 @@ class AlertmanagerSink:
 
     def __init__(self, settings: AlertmanagerSettings, registry: CollectorRegistry) -> None:
         self.settings = settings
-        self._queue: deque[AmAlert] = deque()
+        self._batch = min(settings.queue_size, MAX_BATCH)
+        # (sequence number, alert): a post removes exactly what it carried, even when
+        # publish dropped the oldest entries while the post was in flight
+        self._queue: deque[tuple[int, AmAlert]] = deque()
+        self._sequence = itertools.count()
         self._active: OrderedDict[str, AmAlert] = OrderedDict()
+        self._resend: deque[str] = deque()  # alert ids still to re-send in this round
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self.posted = Counter(
-            "dialer_alertmanager_alerts_posted",
-            "Alerts accepted by an Alertmanager (re-sends included).",
-            ["url"],
-            registry=registry,
+        self._session: aiohttp.ClientSession | None = None
+        # where to post, and how each URL is shown in logs and labels (no credentials)
+        self._endpoints = {url: url.rstrip("/") + "/api/v2/alerts" for url in settings.urls}
+        self._shown = {url: str(URL(url).with_user(None)) for url in settings.urls}
+        self.metrics = AlertmanagerMetrics(
+            registry, list(self._shown.values()), lambda: len(self._queue)
         )
-        self.errors = Counter(
-            "dialer_alertmanager_errors",
-            "Failed posts to an Alertmanager (each is retried).",
-            ["url"],
-            registry=registry,
-        )
-        self.dropped = Counter(
-            "dialer_alertmanager_dropped",
-            "Alerts dropped because the queue to Alertmanager was full.",
-            registry=registry,
-        )
-        self.queued = Gauge(
-            "dialer_alertmanager_queue", "Alerts waiting to be posted.", registry=registry
-        )
-        self.queued.set_function(lambda: len(self._queue))
 
-    async def publish(self, alerts: Sequence[Alert]) -> list[asyncio.Future[Any]]:
+    async def publish(self, alerts: Sequence[AnyAlert]) -> list[asyncio.Future[Any]]:
         """Queue ``alerts`` for posting; never waits for Alertmanager."""
         for alert in alerts:
             converted = to_alertmanager(alert)
@@ -122,25 +150,31 @@ class AlertmanagerSink:
                 self._active.pop(alert.alert_id, None)
             if len(self._queue) >= self.settings.queue_size:
                 self._queue.popleft()
-                self.dropped.inc()
-            self._queue.append(converted)
+                self.metrics.dropped.inc()
+            self._queue.append((next(self._sequence), converted))
         if alerts:
             self._wake.set()
         return []
 
     def start(self) -> None:
-        """Start the posting task."""
+        """Open the connection pool and start the posting task."""
+        self._session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=self.settings.timeout_seconds)
+        )
         self._task = asyncio.create_task(self._run(), name="alertmanager-sink")
 
     async def stop(self) -> None:
-        """Try once more to post what is queued (bounded by the timeout), then stop."""
-        if self._task is None:
+        """Try once more to post what is queued (bounded by the timeout), then close."""
+        if self._task is None or self._session is None:
             return
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
+        self._resend.clear()  # re-sends only matter to an Alertmanager we keep talking to
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._flush(), self.settings.timeout_seconds)
+        await self._session.close()
+        self._task = self._session = None
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -152,43 +186,60 @@ class AlertmanagerSink:
                 await asyncio.wait_for(self._wake.wait(), timeout)
             self._wake.clear()
             if loop.time() >= next_resend:
-                self._queue.extend(self._active.values())  # keep them alive in Alertmanager
+                # keep them alive in Alertmanager; a round not finished yet starts over
+                self._resend = deque(self._active)
                 next_resend = loop.time() + self.settings.resend_seconds
             if await self._flush():
                 delay = 1.0
             else:
-                await asyncio.sleep(delay)  # back off, then retry what is still queued
+                await asyncio.sleep(delay)  # back off, then retry what is still to post
                 delay = min(delay * 2, 60.0)
                 self._wake.set()
 
     async def _flush(self) -> bool:
-        """Post the queue to every URL; ``True`` when all accepted it."""
-        if not self._queue:
-            return True
-        batch = list(self._queue)
-        body = msgspec.json.encode(batch)
-        results = await asyncio.gather(*(self._post(url, body) for url in self.settings.urls))
-        if any(results):
-            # one member of the cluster is enough: they gossip. The rest retry on resend.
-            for _ in batch:
-                self._queue.popleft()
-            return all(results)
-        return False
+        """Post the queue, then the re-sends due, a batch at a time; ``False`` on failure.
 
-    async def _post(self, url: str, body: bytes) -> bool:
-        endpoint = url.rstrip("/") + "/api/v2/alerts"
-        request = urllib.request.Request(  # noqa: S310 - the URL scheme comes from settings
-            endpoint, data=body, headers={"Content-Type": "application/json"}, method="POST"
-        )
-        try:
-            await asyncio.to_thread(
-                urllib.request.urlopen,
-                request,
-                timeout=self.settings.timeout_seconds,
-            )
-        except OSError as exc:
-            self.errors.labels(url).inc()
-            log.warning("alertmanager_post_failed", extra=fields(url=url, error=str(exc)))
-            return False
-        self.posted.labels(url).inc(body.count(b'"startsAt"'))
+        Newly queued alerts go before the rest of a re-send round.
+        """
+        while self._queue or self._resend:
+            if self._queue:
+                batch = list(itertools.islice(self._queue, self._batch))
+                if not await self._post([alert for _, alert in batch]):
+                    return False
+                last = batch[-1][0]
+                while self._queue and self._queue[0][0] <= last:
+                    self._queue.popleft()
+                continue
+            ids = [self._resend.popleft() for _ in range(min(self._batch, len(self._resend)))]
+            still = [self._active[i] for i in ids if i in self._active]  # not resolved since
+            if still and not await self._post(still):
+                self._resend.extendleft(reversed(ids))
+                return False
         return True
+
+    async def _post(self, alerts: list[AmAlert]) -> bool:
+        """Post ``alerts`` to every URL; ``True`` when one accepted them.
+
+        One member of a cluster is enough: they gossip. The others get them again on
+        the next re-send.
+        """
+        body = msgspec.json.encode(alerts)
+        accepted = await asyncio.gather(*(self._post_to(url, body) for url in self._endpoints))
+        for url, ok in zip(self._endpoints, accepted, strict=True):
+            if ok:
+                self.metrics.posted[self._shown[url]].inc(len(alerts))
+        return any(accepted)
+
+    async def _post_to(self, url: str, body: bytes) -> bool:
+        assert self._session is not None  # posts happen between start and stop
+        shown = self._shown[url]
+        try:
+            async with self._session.post(self._endpoints[url], data=body, headers=_JSON) as answer:
+                if answer.status < 300:
+                    return True
+                error = f"HTTP {answer.status}"
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            error = str(exc) or type(exc).__name__
+        self.metrics.errors[shown].inc()
+        log.warning("alertmanager_post_failed", extra=fields(url=shown, error=error))
+        return False

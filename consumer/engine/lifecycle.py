@@ -318,16 +318,16 @@ def entered_at(state: Interaction) -> float | None:
 def moved_since(state: Interaction, stage: Stage, since: float) -> float | None:
     """The first moment after ``since`` at which the snapshots show a move from ``stage``.
 
-    A move is another stage entered (or the same one re-entered), the preview closed, or
-    the conversation ended. ``None`` when nothing shows it moved.
+    A move is another stage entered (or the same one re-entered), or the conversation
+    ended. ``None`` when no time shows it moved. A closed preview is no evidence of when:
+    a snapshot saying ``activePreviewCall`` false carries the time of its newest stage,
+    not of the closing (an admin's "disconnect interactions" adds no time at all).
     """
     moments = [
         moment
         for s, moment in zip(STAGES, state.times, strict=True)
         if moment is not None and (moment > since if s is stage else moment >= since)
     ]
-    if state.closed and state.closed_version >= since:
-        moments.append(state.closed_version)
     if state.conversation_ended is not None and state.conversation_ended > since:
         moments.append(state.conversation_ended)
     return min(moments, default=None)

@@ -136,7 +136,14 @@ _MULTIWORD_FIELDS: Final = tuple(
 
 
 InvalidReason = Literal[
-    "not_utf8", "not_json", "too_deep", "not_object", "invalid_field", "missing_id", "too_large"
+    "not_utf8",
+    "not_json",
+    "too_deep",
+    "not_object",
+    "invalid_field",
+    "missing_id",
+    "too_large",
+    "engine_error",
 ]
 INVALID_REASONS: Final[tuple[InvalidReason, ...]] = typing.get_args(InvalidReason)
 

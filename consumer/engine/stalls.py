@@ -1,4 +1,4 @@
-"""Stall rules, thresholds and the alert record. Pure: the clock is an argument.
+"""Stall rules and thresholds: which stall is running on an interaction. Pure.
 
 An interaction is *watched* when its dialing mode is ``preview`` or a preview call is
 known to be active on it (``watch_all_modes`` extends this to every mode). A watched
@@ -12,22 +12,20 @@ interaction has at most one stall rule running at any moment:
   snapshots state it. ``wrapped_up`` only runs while the preview is still active, since
   a wrapped-up, inactive interaction has ended.
 
-The rule fires once its threshold has passed. A threshold of 0 switches that rule off.
-The same stall (interaction, rule, start time) always has the same ``alertId``, so a
-replayed or re-sent alert is recognisably the same alert.
+The rule fires once its threshold has passed (see :mod:`consumer.engine.alerting` for
+what happens then). A threshold of 0 switches that rule off. A stall is identified by its
+interaction, rule and start time: the same stall always gets the same alert id.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Mapping
-from typing import Final, Literal
+from collections.abc import Iterable, Mapping
+from typing import Final
 
 import msgspec
 
 from consumer.engine import lifecycle
 from consumer.engine.lifecycle import LABELS, STAGES, Interaction, Stage
-from consumer.engine.model import iso
 
 CONVERSATION_ENDED: Final = "conversation_ended"
 RULES: Final = (*(stage.label for stage in STAGES), CONVERSATION_ENDED)
@@ -43,35 +41,10 @@ DEFAULT_THRESHOLDS: Final[Mapping[str, float]] = {
     CONVERSATION_ENDED: 300.0,  # after-call work, then wrap-up should close it
 }
 
-Status = Literal["firing", "resolved"]
-# Why a stall stopped: the interaction moved on, or why it left the tracker.
-Resolution = Literal[
-    "moved_on", "tombstone", "wrapped_up", "conversation_ended", "expired", "evicted"
-]
 
-
-class Alert(msgspec.Struct, frozen=True, rename="camel", gc=False):
-    """One stall alert record, as it is written to logs and the alerts topic.
-
-    Ids and stage names only: never phone numbers or contact names.
-    """
-
-    status: Status
-    alert_id: str
-    interaction_id: str
-    campaign_id: str | None
-    campaign_name: str | None
-    agent_id: str | None
-    queue_id: str | None
-    dialing_mode: str | None
-    stage: str
-    rule: str
-    stage_entered_at: str | None
-    stalled_since: str
-    threshold_seconds: float
-    stalled_for_seconds: float
-    observed_at: str
-    resolution: Resolution | None = None
+def unknown_rules(names: Iterable[str]) -> list[str]:
+    """The names among ``names`` that are no stall rule, sorted (the one place they are checked)."""
+    return sorted(set(names) - set(RULES))
 
 
 class Stall(msgspec.Struct, frozen=True, gc=False):
@@ -92,11 +65,6 @@ class Stall(msgspec.Struct, frozen=True, gc=False):
         """``other`` is this very stall (same rule and start): the alert ids are equal."""
         return other is not None and self.rule == other.rule and self.since == other.since
 
-    def alert_id(self, interaction_id: str) -> str:
-        """Stable id of this stall: same interaction, rule and start, same id."""
-        key = f"{interaction_id}\0{self.rule}\0{self.since!r}".encode()
-        return hashlib.blake2b(key, digest_size=8).hexdigest()
-
 
 class StallPolicy:
     """Thresholds per rule with per-campaign overrides, and which interactions are watched."""
@@ -108,10 +76,10 @@ class StallPolicy:
         *,
         watch_all_modes: bool = False,
     ) -> None:
-        unknown = {*(thresholds or {})}.union(*(c.keys() for c in (campaigns or {}).values()))
-        unknown -= set(RULES)
-        if unknown:
-            raise ValueError(f"unknown stall rule(s): {', '.join(sorted(unknown))}")
+        for rules in (thresholds or {}, *(campaigns or {}).values()):
+            unknown = unknown_rules(rules)
+            if unknown:
+                raise ValueError(f"unknown stall rule(s): {', '.join(unknown)}")
         self.defaults = {**DEFAULT_THRESHOLDS, **(thresholds or {})}
         self.campaigns = {
             campaign: {**self.defaults, **overrides}
@@ -146,49 +114,3 @@ class StallPolicy:
             return None  # no time to measure from: the snapshots never said when
         threshold = self.threshold(state.campaign, rule)
         return Stall(rule, state.stage, entered, since, threshold) if threshold > 0 else None
-
-
-def make_alert(
-    status: Status,
-    interaction_id: str,
-    state: Interaction,
-    stall: Stall,
-    now: float,
-) -> Alert:
-    """The alert record for ``stall`` of the interaction ``state`` as observed at ``now``."""
-    return Alert(
-        status=status,
-        alert_id=stall.alert_id(interaction_id),
-        interaction_id=interaction_id,
-        campaign_id=state.campaign,
-        campaign_name=state.campaign_name,
-        agent_id=state.agent,
-        queue_id=state.queue,
-        dialing_mode=state.mode,
-        stage=stall.stage.label,
-        rule=stall.rule,
-        stage_entered_at=None if stall.entered is None else iso(stall.entered),
-        stalled_since=iso(stall.since),
-        threshold_seconds=stall.threshold,
-        stalled_for_seconds=round(max(0.0, now - stall.since), 3),
-        observed_at=iso(now),
-    )
-
-
-def resolve(alert: Alert, stall: Stall, now: float, until: float, why: Resolution) -> Alert:
-    """The ``resolved`` twin of a firing alert: same id, the stall lasted until ``until``."""
-    return msgspec.structs.replace(
-        alert,
-        status="resolved",
-        stalled_for_seconds=round(max(0.0, until - stall.since), 3),
-        observed_at=iso(now),
-        resolution=why,
-    )
-
-
-_encoder: Final = msgspec.json.Encoder()
-
-
-def encode_alert(alert: Alert) -> bytes:
-    """The alert record as one line of JSON (no trailing newline)."""
-    return _encoder.encode(alert)

@@ -4,31 +4,40 @@ A :class:`Tracker` owns the interactions of one partition (or of one replay). It
 reads a clock: every call takes ``now``, the caller's notion of time (event time in a
 replay or a backlog, the wall clock once caught up). Invariants:
 
+* time passes before each record: :meth:`Tracker.ingest` first fires every stall due by
+  the record's time, then applies the record, so a closing that shares a batch with a
+  threshold still reports the stall (and resolves it with its real duration);
 * an interaction is in ``states`` from its first snapshot until it ends (tombstone,
   wrapped up and inactive, conversation over and inactive), idles past the TTL, or is
   evicted as the least recently updated when the cap is reached. Every removal is
-  counted by reason in :class:`Observations`;
+  counted by reason in :class:`Observations`, and a stall due by then fires first;
 * an ended interaction is remembered (id and how far it got) for the TTL, so a late echo
   of it is ignored instead of resurrecting it; only a newer preview or call reopens it;
-* a stall fires once: ``stalled`` holds the firing alert of each stalled interaction,
-  and the same stall is never fired again while it is there. When the interaction moves
-  on, or leaves the tracker for any reason, exactly one ``resolved`` alert follows;
-* stall timers sit in a :class:`~consumer.engine.timers.Timers` wheel; an entry is discarded
-  when its stall changes or ends, re-checked when due (stale ones, of interactions that
-  expired or were evicted, are dropped), and the wheel is rebuilt should stale entries
-  ever outnumber live interactions.
+* each stall's alert follows the table of :mod:`consumer.engine.alerting`: ``stalled``
+  holds the fired stall of each stalled interaction, it fires once, and exactly one
+  resolved event follows when the interaction moves on or leaves;
+* stall timers sit in a :class:`~consumer.engine.timers.Timers` wheel; an entry is
+  discarded when its stall changes or ends, re-checked when due (stale ones, of
+  interactions that expired or were evicted, are dropped), and the wheel is rebuilt should
+  stale entries ever outnumber live interactions.
 """
 
 from __future__ import annotations
 
+import typing
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Literal
 
-from consumer.engine import lifecycle
+from consumer.engine import alerting, lifecycle
+from consumer.engine.alerting import Fired, Removal, Resolution, StallEvent
 from consumer.engine.lifecycle import LABELS, STAGES, Interaction, Snapshot, Stage, Tombstone
-from consumer.engine.stalls import Alert, Resolution, Stall, StallPolicy, make_alert, resolve
+from consumer.engine.stalls import Stall, StallPolicy
 from consumer.engine.timers import Timers
+
+# What became of one consumed record (``invalid``, dead-lettered, is counted by the caller).
+Outcome = Literal["applied", "duplicate", "late", "ended", "tombstone", "invalid"]
+OUTCOMES: Final[tuple[Outcome, ...]] = typing.get_args(Outcome)
 
 KNOWN_MODES: Final = frozenset(
     {"preview", "power", "predictive", "progressive", "agentless", "external", "unknown"}
@@ -46,10 +55,10 @@ def mode_label(mode: str | None) -> str:
 class Observations:
     """What happened since the metrics last looked: plain counts, drained once per batch."""
 
-    events: Counter[str] = field(default_factory=Counter)
+    events: Counter[Outcome] = field(default_factory=Counter)
     transitions: Counter[tuple[str, str]] = field(default_factory=Counter)
     latencies: list[tuple[str, str, float]] = field(default_factory=list)
-    removals: Counter[str] = field(default_factory=Counter)
+    removals: Counter[Removal] = field(default_factory=Counter)
     firings: Counter[str] = field(default_factory=Counter)
 
     def drain(self) -> Observations:
@@ -70,6 +79,10 @@ class Limits:
     max_interactions: int = 1_000_000
 
 
+# the alert of one interaction before a change: fired, pending (a stall running), or none
+_Alert = Fired | Stall | None
+
+
 class Tracker:
     """The interactions of one partition, their stages and their stalls."""
 
@@ -81,7 +94,7 @@ class Tracker:
         self.states: dict[str, Interaction] = {}
         # id -> (version it ended at, tracker time it ended), oldest first
         self.ended: dict[str, tuple[float, float]] = {}
-        self.stalled: dict[str, tuple[Alert, Stall]] = {}
+        self.stalled: dict[str, Fired] = {}
         self.stage_counts = [0] * len(STAGES)
         # ids whose persisted form changed since the owner last took them (see changelog)
         self.dirty: set[str] = set()
@@ -90,53 +103,23 @@ class Tracker:
     def __len__(self) -> int:
         return len(self.states)
 
+    @property
+    def timers(self) -> int:
+        """Stall timers held, stale ones included (for the memory benchmark)."""
+        return len(self._timers)
+
     # -- input ----------------------------------------------------------------------
 
-    def apply(self, snap: Snapshot, now: float) -> list[Alert]:
-        """Merge one snapshot observed at ``now``; return the alerts it fires or resolves."""
-        iid = snap.interaction_id
-        state = self.states.get(iid)
-        if state is None:
-            return self._first(snap, now)
-        stage_before = state.stage
-        pending = self._pending(iid, state)
-        reached = lifecycle.merge(state, snap)
-        self._touch(iid, state, now)
-        if reached is None:
-            self.obs.events["late" if snap.version < state.version else "duplicate"] += 1
-            return []
-        self.obs.events["applied"] += 1
-        if state.stage is not stage_before:
-            self.stage_counts[stage_before] -= 1
-            self.stage_counts[state.stage] += 1
-        self._observe(state, reached)
-        return self._settle(iid, state, now, pending)
-
-    def ingest(self, item: Snapshot | Tombstone, now: float) -> list[Alert]:
-        """Apply a snapshot or a tombstone observed at ``now``."""
+    def ingest(self, item: Snapshot | Tombstone, now: float) -> list[StallEvent]:
+        """Time passes to ``now``, then the record: what fell due fires, then ``item`` applies."""
+        events = self.tick(now)
         if isinstance(item, Tombstone):
-            return self.end(item.interaction_id, now)
-        return self.apply(item, now)
+            events += self._end(item.interaction_id, now)
+        else:
+            events += self._apply(item, now)
+        return events
 
-    def end(self, interaction_id: str, now: float) -> list[Alert]:
-        """A tombstone: the producer deleted the interaction."""
-        self.obs.events["tombstone"] += 1
-        state = self.states.get(interaction_id)
-        version = now if state is None else max(now, state.version)
-        self._remember_end(interaction_id, version, now)
-        if state is None:
-            return []
-        pending = self._pending(interaction_id, state)
-        if pending is not None:
-            self._timers.discard(interaction_id, pending.due)
-        missed = (
-            []
-            if pending is None
-            else self._missed(interaction_id, state, pending, now, "tombstone")
-        )
-        return missed + self._remove(interaction_id, "tombstone", now)
-
-    def restore(self, saved: dict[str, tuple[Interaction, tuple[Alert, Stall] | None]]) -> None:
+    def restore(self, saved: dict[str, tuple[Interaction, Fired | None]]) -> None:
         """Take back interactions saved by a previous owner, with the stalls they had fired.
 
         Fired stalls stay fired (they are not raised again); unfired ones get timers, so a
@@ -154,9 +137,9 @@ class Tracker:
         dirty, self.dirty = self.dirty, set()
         return dirty
 
-    def tick(self, now: float) -> list[Alert]:
+    def tick(self, now: float) -> list[StallEvent]:
         """Advance to ``now``: fire the stalls that are due, expire idle interactions."""
-        alerts = [
+        events = [
             self._fire(iid, self.states[iid], stall, now)
             for iid, stall in self._timers.pop_due(now, self._running)
         ]
@@ -167,7 +150,7 @@ class Tracker:
                 break
             idle.append(iid)
         for iid in idle:
-            alerts += self._remove(iid, "expired", now)
+            events += self._remove(iid, "expired", now)
         forgotten = []
         for iid, (_, at) in self.ended.items():
             if at >= horizon:
@@ -175,11 +158,38 @@ class Tracker:
             forgotten.append(iid)
         for iid in forgotten:
             del self.ended[iid]
-        return alerts
+        return events
 
     # -- inside ---------------------------------------------------------------------
 
-    def _first(self, snap: Snapshot, now: float) -> list[Alert]:
+    def _apply(self, snap: Snapshot, now: float) -> list[StallEvent]:
+        iid = snap.interaction_id
+        state = self.states.get(iid)
+        if state is None:
+            return self._first(snap, now)
+        stage_before = state.stage
+        before = self._alert(iid, state)
+        reached = lifecycle.merge(state, snap)
+        self._touch(iid, state, now)
+        if reached is None:
+            self.obs.events["late" if snap.version < state.version else "duplicate"] += 1
+            return []
+        self.obs.events["applied"] += 1
+        if state.stage is not stage_before:
+            self.stage_counts[stage_before] -= 1
+            self.stage_counts[state.stage] += 1
+        self._observe(state, reached)
+        return self._settle(iid, state, now, before)
+
+    def _end(self, interaction_id: str, now: float) -> list[StallEvent]:
+        """A tombstone: the producer deleted the interaction."""
+        self.obs.events["tombstone"] += 1
+        state = self.states.get(interaction_id)
+        version = now if state is None else max(now, state.version)
+        self._remember_end(interaction_id, version, now)
+        return [] if state is None else self._remove(interaction_id, "tombstone", now)
+
+    def _first(self, snap: Snapshot, now: float) -> list[StallEvent]:
         iid = snap.interaction_id
         ended = self.ended.get(iid)
         if ended is not None:
@@ -193,13 +203,13 @@ class Tracker:
         if Stage.CREATED not in reached:
             reached.insert(0, Stage.CREATED)
         self._observe(state, reached)
-        alerts: list[Alert] = []
+        events: list[StallEvent] = []
         if len(self.states) >= self.limits.max_interactions:
-            alerts += self._remove(next(iter(self.states)), "evicted", now)
+            events += self._remove(next(iter(self.states)), "evicted", now)
         self.states[iid] = state
         state.seen = now
         self.stage_counts[state.stage] += 1
-        return alerts + self._settle(iid, state, now, None)
+        return events + self._settle(iid, state, now, None)
 
     def _touch(self, iid: str, state: Interaction, now: float) -> None:
         """Mark ``state`` as just updated: newest in the TTL and eviction order."""
@@ -217,84 +227,76 @@ class Tracker:
     def _running(self, iid: str) -> Stall | None:
         """The unfired stall running on ``iid`` now, if it is tracked (for the timers)."""
         state = self.states.get(iid)
-        return None if state is None else self._pending(iid, state)
+        return None if state is None or iid in self.stalled else self.policy.stall(state)
 
-    def _pending(self, iid: str, state: Interaction) -> Stall | None:
-        """The stall running on ``state`` that has not fired (yet)."""
-        return None if iid in self.stalled else self.policy.stall(state)
+    def _alert(self, iid: str, state: Interaction) -> _Alert:
+        """The alert of ``iid`` now: the stall it fired, else the stall running, if any."""
+        fired = self.stalled.get(iid)
+        return fired if fired is not None else self.policy.stall(state)
 
-    def _settle(
-        self, iid: str, state: Interaction, now: float, pending: Stall | None
-    ) -> list[Alert]:
-        """After a change: judge the stall it interrupted, end the interaction or re-time it.
-
-        ``pending`` is the stall that was running, unfired, before the change.
-        """
+    def _settle(self, iid: str, state: Interaction, now: float, before: _Alert) -> list[StallEvent]:
+        """After a change: move the alert along the table, end the interaction or re-time it."""
         self.dirty.add(iid)
         reason = lifecycle.ending(state)
-        stall = None if reason is not None else self.policy.stall(state)
-        if pending is not None and (stall is None or stall.due != pending.due):
-            self._timers.discard(iid, pending.due)
-        alerts: list[Alert] = []
-        if pending is not None and not pending.same(stall):
-            alerts += self._missed(iid, state, pending, now, reason or "moved_on")
+        after = None if reason is not None else self.policy.stall(state)
+        events = self._change(iid, state, before, after, now, reason or "moved_on")
         if reason is not None:
             self._remember_end(iid, state.version, now)
-            return alerts + self._remove(iid, reason, now)
-        firing = self.stalled.get(iid)
-        if firing is not None:
-            alert, fired = firing
-            if fired.same(stall):
-                return alerts  # still the same stall: it stays fired, once
+            self._drop(iid, reason)
+        elif after is not None and iid not in self.stalled:
+            if after.due <= now:  # already due: time has passed it, the table's *due* row
+                events.append(self._fire(iid, state, after, now))
+            else:
+                self._timers.set(iid, after.due)
+                if len(self._timers) > 2 * len(self.states) + 1024:
+                    self._rebuild_timers()
+        return events
+
+    def _change(
+        self,
+        iid: str,
+        state: Interaction,
+        before: _Alert,
+        after: Stall | None,
+        now: float,
+        why: Resolution,
+    ) -> list[StallEvent]:
+        """The *changed* rows of the alert table: ``before`` the change, ``after`` it."""
+        if isinstance(before, Fired):
+            if before.stall.same(after):
+                return []  # the same stall still runs: it stays fired, once
             del self.stalled[iid]
-            alerts.append(resolve(alert, fired, now, self._until(state, fired, now), "moved_on"))
-        if stall is not None:
-            self._timers.set(iid, stall.due)
-            if len(self._timers) > 2 * len(self.states) + 1024:
-                self._rebuild_timers()
-        return alerts
-
-    def _missed(
-        self, iid: str, state: Interaction, stall: Stall, now: float, why: Resolution
-    ) -> list[Alert]:
-        """Judge a stall that a change interrupted before any tick saw it come due.
-
-        If it came due before the interaction moved on, by the snapshots' own times, it
-        did happen: it fires and resolves at once. If the move came in time, it is no
-        stall, however late the news of the move arrived.
-        """
-        if stall.due > now:
-            return []  # not due even now, so not by the time it stopped either
-        until = self._until(state, stall, now)
-        if stall.due > until:
+            return [alerting.resolve(iid, state, before, now, why)]
+        if before is None:
             return []
-        alert = self._fire(iid, state, stall, now)
-        del self.stalled[iid]
-        return [alert, resolve(alert, stall, now, until, why)]
+        if after is None or after.due != before.due:
+            self._timers.discard(iid, before.due)
+        if before.same(after):
+            return []
+        events = alerting.interrupt(iid, state, before, now, why)
+        if events:
+            self.obs.firings[LABELS[before.stage]] += 1
+        return events
 
-    @staticmethod
-    def _until(state: Interaction, stall: Stall, now: float) -> float:
-        """When ``stall`` stopped: the first move the snapshots show, at the latest now."""
-        moved = lifecycle.moved_since(state, stall.stage, stall.since)
-        return now if moved is None else min(moved, now)
-
-    def _fire(self, iid: str, state: Interaction, stall: Stall, now: float) -> Alert:
-        alert = make_alert("firing", iid, state, stall, now)
-        self.stalled[iid] = (alert, stall)
+    def _fire(self, iid: str, state: Interaction, stall: Stall, now: float) -> StallEvent:
+        fired, event = alerting.fire(iid, state, stall, now)
+        self.stalled[iid] = fired
         self.dirty.add(iid)
         self.obs.firings[LABELS[stall.stage]] += 1
-        return alert
+        return event
 
-    def _remove(self, iid: str, reason: Resolution, now: float) -> list[Alert]:
+    def _remove(self, iid: str, reason: Removal, now: float) -> list[StallEvent]:
+        """Take ``iid`` out of the tracker; its alert is judged as the table says."""
+        state = self.states[iid]
+        events = self._change(iid, state, self._alert(iid, state), None, now, reason)
+        self._drop(iid, reason)
+        return events
+
+    def _drop(self, iid: str, reason: Removal) -> None:
         state = self.states.pop(iid)
         self.dirty.add(iid)
         self.stage_counts[state.stage] -= 1
         self.obs.removals[reason] += 1
-        firing = self.stalled.pop(iid, None)
-        if firing is None:
-            return []
-        alert, stall = firing
-        return [resolve(alert, stall, now, self._until(state, stall, now), reason)]
 
     def _remember_end(self, iid: str, version: float, now: float) -> None:
         self.ended.pop(iid, None)
@@ -304,7 +306,7 @@ class Tracker:
 
     def _rebuild_timers(self) -> None:
         self._timers = timers = Timers()
-        for iid, state in self.states.items():
-            stall = self._pending(iid, state)
+        for iid in self.states:
+            stall = self._running(iid)
             if stall is not None:
                 timers.set(iid, stall.due)

@@ -15,11 +15,10 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.integration.harness import ROOT, Broker, create_topic
+from tests.integration.harness import STARTED, Broker, create_topic, local_broker
 
 KAFKA_IMAGE = "confluentinc/cp-kafka:7.6.0"
 
@@ -40,12 +39,6 @@ def _docker_answers() -> bool:
         return False
 
 
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"no Kafka broker for the integration tests under CI: {reason}")
-    pytest.skip(f"no Kafka broker: {reason}")
-
-
 @pytest.fixture(scope="session")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     """The session's Kafka broker (see the module docstring for how it is chosen)."""
@@ -59,18 +52,11 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
         with KafkaContainer(KAFKA_IMAGE).with_kraft() as container:
             yield Broker(container.get_bootstrap_server())
         return
-    state = tmp_path_factory.mktemp("kafka-local")
-    env = {**os.environ, "KAFKA_LOCAL_STATE": str(state)}
-    script = ROOT / "scripts" / "kafka-local"
-    started = subprocess.run(
-        [str(script), "start"], env=env, capture_output=True, text=True, timeout=600
-    )
-    if started.returncode != 0:
-        _unavailable(f"scripts/kafka-local start failed:\n{started.stderr[-3000:]}")
-    try:
-        yield Broker(started.stdout.strip().splitlines()[-1], state=Path(state))
-    finally:
-        subprocess.run([str(script), "stop"], env=env, capture_output=True, timeout=120)
+    port = os.environ.get("KAFKA_LOCAL_PORT")
+    with local_broker(
+        tmp_path_factory.mktemp("kafka-local"), **({"KAFKA_LOCAL_PORT": port} if port else {})
+    ) as (started, _):
+        yield started
 
 
 @pytest.fixture
@@ -79,3 +65,11 @@ def topic(broker: Broker) -> str:
     name = f"interactions-{uuid.uuid4().hex[:10]}"
     create_topic(broker, name, partitions=3)
     return name
+
+
+@pytest.fixture(autouse=True)
+def _reap_daemons() -> Iterator[None]:
+    """Daemons a test left running (it failed before stopping them) do not outlive it."""
+    yield
+    while STARTED:
+        STARTED.pop().reap()

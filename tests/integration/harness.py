@@ -7,8 +7,10 @@ aiokafka (an independent client from the daemon's point of view: a separate proc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -17,15 +19,21 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
+import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 ROOT = Path(__file__).resolve().parents[2]
+# every daemon process started by a test, so that one a failed test left running is reaped
+STARTED: list[Daemon] = []
+
+
+SCRIPT = ROOT / "scripts" / "kafka-local"
 
 
 @dataclass(frozen=True)
@@ -34,6 +42,42 @@ class Broker:
 
     bootstrap: str
     state: Path | None = None
+
+    def listener(self, name: str) -> str:
+        """A listener's address (``sasl``, ``ssl``, ``sasl-ssl``, ``misnamed``) or the CA's path.
+
+        ``ssl-cafile`` gives the CA; all as ``scripts/kafka-local`` wrote them in its state.
+        """
+        assert self.state is not None, "only a broker started by scripts/kafka-local has these"
+        file = self.state / (name if name == "ssl-cafile" else f"{name}-bootstrap")
+        return file.read_text().strip()
+
+
+def unavailable(reason: str) -> NoReturn:
+    """No broker for these tests: fail under CI (``CI=true``), else skip with the reason."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"no Kafka broker for the integration tests under CI: {reason}")
+    pytest.skip(f"no Kafka broker: {reason}")
+
+
+@contextlib.contextmanager
+def local_broker(state: Path, **settings: str) -> Iterator[tuple[Broker, dict[str, str]]]:
+    """A ``scripts/kafka-local`` broker in ``state``, stopped afterwards.
+
+    ``settings`` are the script's ``KAFKA_LOCAL_*`` variables (TLS, SCRAM, port); yields the
+    broker and the environment that drives the script for it (to halt and start it again).
+    """
+    env = {k: v for k, v in os.environ.items() if k != "KAFKA_LOCAL_PORT"}
+    env.update(settings, KAFKA_LOCAL_STATE=str(state))
+    started = subprocess.run(
+        [str(SCRIPT), "start"], env=env, capture_output=True, text=True, timeout=600
+    )
+    if started.returncode != 0:
+        unavailable(f"scripts/kafka-local could not start a broker:\n{started.stderr[-3000:]}")
+    try:
+        yield Broker(started.stdout.strip().splitlines()[-1], state=state), env
+    finally:
+        subprocess.run([str(SCRIPT), "stop"], env=env, capture_output=True, timeout=120)
 
 
 @dataclass(frozen=True)
@@ -44,6 +88,7 @@ class Sent:
     value: bytes | None
     timestamp: float | None = None
     partition: int | None = None
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -90,7 +135,12 @@ def produce(
                 ts = None if r.timestamp is None else int(r.timestamp * 1000)
                 acks.append(
                     await producer.send(
-                        topic, r.value, key=r.key, timestamp_ms=ts, partition=r.partition
+                        topic,
+                        r.value,
+                        key=r.key,
+                        timestamp_ms=ts,
+                        partition=r.partition,
+                        headers=list(r.headers) or None,
                     )
                 )
             await asyncio.gather(*acks)
@@ -186,6 +236,17 @@ def alerts(records: list[Got]) -> list[dict[str, Any]]:
     return [json.loads(r.value) for r in records if r.value is not None]
 
 
+def tool(name: str) -> str:
+    """The path of a system tool; missing is a failure under CI, a skip elsewhere."""
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed (scripts/setup-tools installs it)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 right now."""
     with socket.socket() as s:
@@ -239,6 +300,7 @@ class Daemon:
         """Start the process, logging to ``log_path``; returns once it answers HTTP."""
         self.log_path = log_path
         self._log = log_path.open("ab")
+        STARTED.append(self)
         self.process = subprocess.Popen(
             self.command(),
             env=self.env(),
@@ -248,6 +310,21 @@ class Daemon:
         )
         self.wait_http("/healthz", lambda status: status == 200, timeout=60)
         return self
+
+    def run(self, log_path: Path, timeout: float = 120) -> int:
+        """Run the process until it exits by itself (a start meant to fail); its exit status."""
+        self.log_path = log_path
+        with log_path.open("wb") as log:
+            exited = subprocess.run(
+                self.command(),
+                env=self.env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+                timeout=timeout,
+                check=False,
+            )
+        return exited.returncode
 
     def get(self, path: str) -> tuple[int, bytes]:
         """(status, body) of ``GET path`` on the daemon's port."""
@@ -288,16 +365,40 @@ class Daemon:
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
         """Signal the process (SIGKILL: kill -9) and wait for its exit status."""
         assert self.process is not None
-        self.process.send_signal(sig)
+        self.send_signal(sig)
         code = self.process.wait(timeout=timeout)
         if self._log is not None:
             self._log.close()
         return code
+
+    def reap(self) -> None:
+        """Kill the process if it still runs and close its log (after a failed test)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=30)
+        if self._log is not None and not self._log.closed:
+            self._log.close()
+
+    def wait_log(self, event: str, timeout: float) -> dict[str, Any]:
+        """The first log line with ``event``, once the process has written it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = [e for e in self.log_events() if e["event"] == event]
+            if found:
+                return found[0]
+            time.sleep(0.2)
+        raise AssertionError(f"no {event} logged after {timeout}s:\n{self.logs()[-4000:]}")
+
+    def send_signal(self, sig: int) -> None:
+        """Send ``sig`` to the daemon's process."""
+        assert self.process is not None
+        self.process.send_signal(sig)
 
     def logs(self) -> str:
         """Everything the process logged so far."""
         return "" if self.log_path is None else self.log_path.read_text(errors="replace")
 
     def log_events(self) -> list[dict[str, Any]]:
-        """The process's JSON log lines, decoded."""
-        return [json.loads(line) for line in self.logs().splitlines() if line.startswith("{")]
+        """The process's JSON log lines, decoded (a line still being written is left out)."""
+        lines = self.logs().splitlines(keepends=True)
+        return [json.loads(line) for line in lines if line.startswith("{") and line.endswith("\n")]

@@ -1,14 +1,13 @@
-"""Faults that need a broker of their own: it goes away, an output refuses, SASL/SCRAM.
+"""Faults that need a broker of their own: it goes away, an output refuses.
 
-These always run on a ``scripts/kafka-local`` broker started here (with a SCRAM-SHA-256
-user on a SASL_PLAINTEXT listener), whatever broker the rest of the suite uses, because
-they stop it and reconfigure it.
+These always run on a ``scripts/kafka-local`` broker started here, whatever broker the
+rest of the suite uses, because they stop it and reconfigure it. SASL/SCRAM and TLS, with
+a broker of their own too, are in ``test_tls.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import time
 import uuid
@@ -20,12 +19,13 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from tests.integration.harness import (
-    ROOT,
+    SCRIPT,
     Broker,
     Daemon,
     Sent,
     alerts,
     create_topic,
+    local_broker,
     offsets,
     produce,
     read_topic,
@@ -33,31 +33,13 @@ from tests.integration.harness import (
 )
 from tests.integration.test_daemon import FAST, committed_everything, snapshot
 
-SCRIPT = ROOT / "scripts" / "kafka-local"
-USER, PASSWORD = "monitor", "s3cret-Passw0rd"
-
 
 @pytest.fixture(scope="module")
-def own_broker(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[Broker, str, dict[str, str]]]:
-    """A broker for this module alone: (broker, its SASL address, the env to drive the script)."""
+def own_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Broker, dict[str, str]]]:
+    """A broker for this module alone, and the environment that drives its script."""
     state = tmp_path_factory.mktemp("own-broker")
-    env = {**os.environ, "KAFKA_LOCAL_STATE": str(state), "KAFKA_LOCAL_SCRAM": f"{USER}:{PASSWORD}"}
-    env.pop("KAFKA_LOCAL_PORT", None)
-    started = subprocess.run(
-        [str(SCRIPT), "start"], env=env, capture_output=True, text=True, timeout=300
-    )
-    if started.returncode != 0:
-        message = f"scripts/kafka-local could not start a broker:\n{started.stderr[-3000:]}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    broker = Broker(started.stdout.strip().splitlines()[-1], state=state)
-    try:
-        yield broker, (state / "sasl-bootstrap").read_text().strip(), env
-    finally:
-        subprocess.run([str(SCRIPT), "stop"], env=env, capture_output=True, timeout=120)
+    with local_broker(state) as started:
+        yield started
 
 
 def ready_daemon(broker: Broker, tmp_path: Path) -> tuple[str, Daemon]:
@@ -79,10 +61,10 @@ def interactions_alerted(broker: Broker, topic: str) -> set[str]:
 
 
 def test_broker_away_for_30_seconds(
-    own_broker: tuple[Broker, str, dict[str, str]], tmp_path: Path
+    own_broker: tuple[Broker, dict[str, str]], tmp_path: Path
 ) -> None:
     """The daemon survives the broker's absence, says it is not ready, recovers by itself."""
-    broker, _, env = own_broker
+    broker, env = own_broker
     topic, daemon = ready_daemon(broker, tmp_path)
     now = time.time()
     before = [f"before-{n}" for n in range(5)]
@@ -149,10 +131,10 @@ def uncommitted(broker: Broker, topic: str, group: str) -> int:
 
 
 def test_unavailable_alerts_topic_holds_commits_until_it_recovers(
-    own_broker: tuple[Broker, str, dict[str, str]], tmp_path: Path
+    own_broker: tuple[Broker, dict[str, str]], tmp_path: Path
 ) -> None:
     """While the alerts topic refuses writes nothing is committed past them; then all land."""
-    broker, _, _ = own_broker
+    broker, _ = own_broker
     topic, daemon = ready_daemon(broker, tmp_path)
     committed_everything(broker, topic, daemon.group, timeout=10)
     refuse_writes(broker, daemon.alerts_topic)
@@ -183,10 +165,10 @@ def test_unavailable_alerts_topic_holds_commits_until_it_recovers(
 
 
 def test_stop_while_dead_letters_are_refused_leaves_the_record_uncommitted(
-    own_broker: tuple[Broker, str, dict[str, str]], tmp_path: Path
+    own_broker: tuple[Broker, dict[str, str]], tmp_path: Path
 ) -> None:
     """Stopped while its dead letter is refused, the bad record stays uncommitted; then lands."""
-    broker, _, _ = own_broker
+    broker, _ = own_broker
     topic, daemon = ready_daemon(broker, tmp_path)
     committed_everything(broker, topic, daemon.group, timeout=10)
     refuse_writes(broker, daemon.dead_letter_topic)
@@ -205,51 +187,3 @@ def test_stop_while_dead_letters_are_refused_leaves_the_record_uncommitted(
     assert committed_everything(broker, topic, daemon.group, timeout=30)
     print(f"\nstopped with dead letters refused: held {held}, landed after restart {len(landed)}")
     assert again.stop() == 0
-
-
-def sasl(address: str, password: str) -> dict[str, str]:
-    """Daemon settings for the SCRAM listener."""
-    return {
-        **FAST,
-        "KAFKA_BOOTSTRAP_SERVERS": address,
-        "KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
-        "KAFKA_SASL_MECHANISM": "SCRAM-SHA-256",
-        "KAFKA_SASL_USERNAME": USER,
-        "KAFKA_SASL_PASSWORD": password,
-    }
-
-
-def test_sasl_scram_with_right_and_wrong_credentials(
-    own_broker: tuple[Broker, str, dict[str, str]], tmp_path: Path
-) -> None:
-    """Right credentials alert; wrong ones stop the start clearly; no log shows the password."""
-    broker, sasl_address, _ = own_broker
-    topic = f"interactions-{uuid.uuid4().hex[:10]}"
-    create_topic(broker, topic, partitions=3)
-    now = time.time()
-    produce(broker, topic, [snapshot("over-sasl", created=now - 2, previewing=now - 1)])
-
-    good = Daemon(broker, topic, sasl(sasl_address, PASSWORD)).start(tmp_path / "good.log")
-    wait_for(lambda: read_topic(broker, good.alerts_topic, idle=1.0), lambda g: len(g) >= 1, 30)
-    assert good.stop() == 0
-
-    wrong = "not-" + PASSWORD
-    bad = Daemon(broker, topic, sasl(sasl_address, wrong))
-    bad.log_path = tmp_path / "bad.log"
-    with bad.log_path.open("wb") as log:
-        exited = subprocess.run(
-            [*bad.command()],
-            env=bad.env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            timeout=120,
-            check=False,
-        )
-    events = [e for e in bad.log_events() if e["event"] == "authentication_failed"]
-    print(f"\nsasl: right credentials alerted; wrong ones exited {exited.returncode}")
-    assert exited.returncode == 3
-    assert events
-    assert "authenticat" in events[0]["error"].lower()
-    for text in (good.logs(), bad.logs()):
-        assert PASSWORD not in text
-        assert wrong not in text

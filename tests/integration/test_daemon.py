@@ -101,6 +101,9 @@ def test_scenario_alerts_dead_letters_commits_and_metrics(
     normal = [
         snapshot("normal", created=now - 10, previewing=now - 9),
         snapshot("normal", created=now - 10, previewing=now - 9, placed=now - 8, routed=now - 7),
+        # each move is recorded when it happens: records are the monitor's clock, and a
+        # routed call recorded connected only at wrap-up would be a stall seen late
+        snapshot("normal", created=now - 10, placed=now - 8, routed=now - 7, connected=now - 6),
         snapshot(
             "normal",
             active=False,
@@ -190,7 +193,8 @@ def test_scenario_alerts_dead_letters_commits_and_metrics(
     assert daemon.metric("dialer_dead_letters_total", {"reason": "not_json"}) == 1
     assert daemon.metric("dialer_events_total", {"outcome": "invalid"}) == 5
     assert daemon.metric("dialer_events_total", {"outcome": "duplicate"}) == 1
-    assert daemon.metric("dialer_events_total", {"outcome": "ended"}) == 5
+    # the second copy of "normal" (4 records) and the 2 older "ooo" snapshots echo an end
+    assert daemon.metric("dialer_events_total", {"outcome": "ended"}) == 6
     assert daemon.metric("dialer_stall_alerts_total", {"stage": "previewing"}) == 3
     assert daemon.metric("dialer_interactions_removed_total", {"reason": "tombstone"}) == 2
     lag = [

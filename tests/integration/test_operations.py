@@ -7,9 +7,7 @@ catcher of the test's own, so nothing leaves the machine.
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 import threading
 import time
@@ -23,21 +21,22 @@ from typing import Any, ClassVar
 import pytest
 import yaml
 
-from tests.integration.harness import ROOT, Broker, Daemon, Sent, free_port, produce
+from consumer.engine import heartbeat
+from tests.integration.harness import ROOT, Broker, Daemon, Sent, free_port, produce, tool
 from tests.integration.test_daemon import FAST, alerts_until, snapshot
 
 DEPLOY = ROOT / "deploy"
+SOURCE = "poller-test"
 
 
-def tool(name: str) -> str:
-    """The path of a system tool; missing is a failure under CI, a skip elsewhere."""
-    path = shutil.which(name)
-    if path is None:
-        message = f"{name} is not installed (scripts/setup-tools installs it)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
+def heartbeats(up_to: float, partitions: int = 3) -> list[Sent]:
+    """One heartbeat of ``SOURCE`` to every partition, as a producer sends after a round."""
+    value = heartbeat.encode(SOURCE, up_to, 1.0)
+    marked = ((heartbeat.HEADER, SOURCE.encode()),)
+    return [
+        Sent(SOURCE.encode(), value, timestamp=up_to, partition=p, headers=marked)
+        for p in range(partitions)
+    ]
 
 
 def run(*argv: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
@@ -79,6 +78,10 @@ def test_rules_and_dashboard_use_only_exported_metrics(
             snapshot("s", created=now - 9, previewing=now - 8),
             snapshot("n", created=now - 9, previewing=now - 8, placed=now - 5, routed=now - 4),
             Sent(b"junk", b"not json"),
+            # series that exist only once seen: heartbeats (their age, silent sources) and
+            # a producer whose clock runs an hour ahead (records from the future)
+            *heartbeats(now),
+            snapshot("ahead", created=now + 3600),
         ],
     )
     daemon = Daemon(broker, topic, FAST).start(tmp_path / "daemon.log")
@@ -215,23 +218,32 @@ def am_alerts(am_port: int, alertname: str) -> list[dict[str, Any]]:
     return alerts
 
 
-def test_end_to_end_with_real_prometheus_and_alertmanager(
-    broker: Broker, topic: str, servers: tuple[int, int, Path]
-) -> None:
-    """Prometheus scrapes and alerts, the sink posts per-interaction alerts, all resolve."""
-    am_port, prom_port, tmp_path = servers
+def watched_daemon(
+    broker: Broker, topic: str, servers: tuple[int, int, Path], **settings: str
+) -> Daemon:
+    """A daemon started on the port Prometheus scrapes, posting to the Alertmanager."""
+    am_port, _, tmp_path = servers
     prom_config = yaml.safe_load((tmp_path / "prometheus.yml").read_text())
     target = prom_config["scrape_configs"][0]["static_configs"][0]["targets"][0]
-    daemon = Daemon(
+    return Daemon(
         broker,
         topic,
         {
             **FAST,
             "ALERTMANAGER_URLS": f'["http://127.0.0.1:{am_port}"]',
             "ALERTMANAGER_RESEND_SECONDS": "2",
+            **settings,
         },
         port=int(target.rsplit(":", 1)[1]),
     ).start(tmp_path / "daemon.log")
+
+
+def test_end_to_end_with_real_prometheus_and_alertmanager(
+    broker: Broker, topic: str, servers: tuple[int, int, Path]
+) -> None:
+    """Prometheus scrapes and alerts, the sink posts per-interaction alerts, all resolve."""
+    am_port, prom_port, tmp_path = servers
+    daemon = watched_daemon(broker, topic, servers)
     now = time.time()
     stuck = [f"stuck-{n}" for n in range(7)]  # more than the rule's 5 in one campaign
     produce(broker, topic, [snapshot(i, created=now - 2, previewing=now - 1) for i in stuck])
@@ -286,3 +298,61 @@ def test_end_to_end_with_real_prometheus_and_alertmanager(
     assert daemon.stop() == 0
     text = (tmp_path / "daemon.log").read_text()
     assert "alertmanager_post_failed" not in text
+
+
+def test_a_silent_source_pages_the_oncall_and_holds_the_stall_alerts(
+    broker: Broker, topic: str, servers: tuple[int, int, Path]
+) -> None:
+    """A silent feed pages the on-call (service and rule), inhibits stall alerts, resolves."""
+    am_port, _, tmp_path = servers
+    daemon = watched_daemon(broker, topic, servers, RUNTIME_SOURCE_SILENT_SECONDS="3")
+    now = time.time()
+    # one round of heartbeats and a preview nobody places, then the producer falls silent
+    produce(
+        broker, topic, [*heartbeats(now), snapshot("stuck", created=now - 2, previewing=now - 1)]
+    )
+
+    eventually(
+        "the service's and the rule's DialerSourceSilent in Alertmanager",
+        lambda: len(am_alerts(am_port, "DialerSourceSilent")) == 2,
+    )
+    silent = am_alerts(am_port, "DialerSourceSilent")
+    assert {a["labels"].get("source") for a in silent} == {SOURCE, None}  # the rule's has none
+    assert all(a["labels"]["topic"] == topic for a in silent)
+    assert all(a["labels"]["severity"] == "critical" for a in silent)
+    eventually(
+        "the stall alert, inhibited by the silence",
+        lambda: any(a["status"]["inhibitedBy"] for a in am_alerts(am_port, "DialerPreviewStalled")),
+    )
+    eventually(
+        "the platform on-call to be notified of the silence, grouped per topic",
+        lambda: any(
+            n.get("receiver") == "platform-oncall"
+            and n["groupLabels"] == {"alertname": "DialerSourceSilent", "topic": topic}
+            for n in Catcher.received
+        ),
+    )
+
+    stop = threading.Event()
+
+    def beat() -> None:  # the producer is back: a round of heartbeats a second
+        while True:
+            produce(broker, topic, heartbeats(time.time()))
+            if stop.wait(1.0):
+                return
+
+    beating = threading.Thread(target=beat, daemon=True)
+    beating.start()
+    try:
+        eventually(
+            "the silence to resolve in Alertmanager",
+            lambda: not am_alerts(am_port, "DialerSourceSilent"),
+        )
+        (stalled,) = am_alerts(am_port, "DialerPreviewStalled")
+        assert stalled["labels"]["interaction_id"] == "stuck"
+        assert not stalled["status"]["inhibitedBy"]
+    finally:
+        stop.set()
+        beating.join(timeout=30)
+    assert daemon.stop() == 0
+    assert "alertmanager_post_failed" not in (tmp_path / "daemon.log").read_text()

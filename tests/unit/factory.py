@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from consumer.engine.alerting import StallEvent
 from consumer.engine.lifecycle import STAGES, Snapshot, Stage
-from consumer.engine.stalls import Alert, StallPolicy
+from consumer.engine.stalls import StallPolicy
 from consumer.engine.tracker import Limits, Observations, Tracker
 
 T0 = 1_795_600_000.0  # 2026-11-25T09:46:40Z: any fixed moment works
@@ -57,6 +58,6 @@ def stage_of(t: Tracker, iid: str = "i-1") -> Stage | None:
     return None if state is None else state.stage
 
 
-def statuses(alerts: list[Alert]) -> list[tuple[str, str, str]]:
-    """(status, interaction, rule) of each alert, in order."""
-    return [(a.status, a.interaction_id, a.rule) for a in alerts]
+def statuses(events: list[StallEvent]) -> list[tuple[str, str, str]]:
+    """(status, interaction, rule) of each stall event, in order."""
+    return [(e.status, e.interaction_id, e.stall.rule) for e in events]

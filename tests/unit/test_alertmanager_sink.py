@@ -1,14 +1,22 @@
-"""The Alertmanager sink: the API v2 form of an alert, and its bounds when nobody listens."""
+"""The Alertmanager sink: an alert's API v2 form, its posts, and its bounds.
+
+Posts go to a real aiohttp server of the test's own, which can hold or refuse them.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
+from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from consumer.adapters.alertmanager import ALERTNAME, AlertmanagerSink, to_alertmanager
+from consumer.adapters.alerts import Alert, to_alert
 from consumer.config import AlertmanagerSettings
-from consumer.engine.stalls import Alert, StallPolicy, resolve
+from consumer.engine.stalls import StallPolicy
 from tests.integration.harness import free_port
 from tests.unit.factory import T0, snap, tracker
 
@@ -16,10 +24,168 @@ from tests.unit.factory import T0, snap, tracker
 def stalled_alert() -> tuple[Alert, Alert]:
     """A firing alert and its resolution from a real tracker."""
     t = tracker(StallPolicy({"previewing": 100}))
-    t.apply(snap(previewing=0), T0)
+    t.ingest(snap(previewing=0), T0)
     (firing,) = t.tick(T0 + 150)
-    _, stall = t.stalled["i-1"]
-    return firing, resolve(firing, stall, T0 + 200, T0 + 190, "moved_on")
+    (resolved,) = t.ingest(snap(previewing=0, placed=190), T0 + 200)
+    return to_alert(firing), to_alert(resolved)
+
+
+def firings(count: int) -> list[Alert]:
+    """``count`` firing alerts of distinct interactions, ``i-0`` onwards."""
+    t = tracker(StallPolicy({"previewing": 100}))
+    for n in range(count):
+        t.ingest(snap(f"i-{n}", previewing=0), T0)
+    alerts = [to_alert(event) for event in t.tick(T0 + 150)]
+    assert len(alerts) == count
+    return sorted(alerts, key=lambda a: int(a.interaction_id[2:]))
+
+
+class FakeAlertmanager:
+    """``POST /api/v2/alerts`` on loopback: records each post; can be held or failed."""
+
+    def __init__(self) -> None:
+        self.posts: list[list[dict[str, Any]]] = []
+        self.arrived = asyncio.Event()  # set on each post, before it is held
+        self.open = asyncio.Event()  # posts are answered only while set
+        self.open.set()
+        self.url = ""
+
+    async def receive(self, request: web.Request) -> web.Response:
+        """Record the post, wait for the gate, accept."""
+        self.posts.append(await request.json())
+        self.arrived.set()
+        await self.open.wait()
+        return web.Response()
+
+    def interactions(self) -> set[str]:
+        """Every interaction id received so far."""
+        return {alert["labels"]["interaction_id"] for post in self.posts for alert in post}
+
+    async def until(self, wanted: set[str]) -> None:
+        """Wait until every interaction in ``wanted`` has been received."""
+        async with asyncio.timeout(20):
+            while not wanted <= self.interactions():
+                await asyncio.sleep(0.02)
+
+
+@asynccontextmanager
+async def alertmanager() -> AsyncIterator[FakeAlertmanager]:
+    """A :class:`FakeAlertmanager` served by aiohttp on a free loopback port."""
+    fake = FakeAlertmanager()
+    app = web.Application()
+    app.router.add_post("/api/v2/alerts", fake.receive)
+    runner = web.AppRunner(app, shutdown_timeout=1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    fake.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    try:
+        yield fake
+    finally:
+        fake.open.set()
+        await runner.cleanup()
+
+
+def posted(registry: CollectorRegistry, url: str) -> float | None:
+    """Alerts counted as accepted by ``url``."""
+    return registry.get_sample_value("dialer_alertmanager_alerts_posted_total", {"url": url})
+
+
+def test_posted_count_is_the_alerts_the_server_received() -> None:
+    """Every alert reaches Alertmanager, and the count is of alerts, not of posts or bytes."""
+    registry = CollectorRegistry()
+
+    async def scenario() -> tuple[int, float | None]:
+        async with alertmanager() as fake:
+            sink = AlertmanagerSink(AlertmanagerSettings(urls=[fake.url]), registry)
+            sink.start()
+            alerts = firings(5)
+            await sink.publish(alerts[:2])
+            await sink.publish(alerts[2:])
+            await fake.until({a.interaction_id for a in alerts})
+            await sink.stop()
+            return sum(len(post) for post in fake.posts), posted(registry, fake.url)
+
+    received, counted = asyncio.run(scenario())
+    assert received == 5
+    assert counted == received
+
+
+def test_resend_keeps_every_post_within_queue_size() -> None:
+    """The re-send brings back alerts the full queue dropped, in posts of queue_size at most."""
+    registry = CollectorRegistry()
+    alerts = firings(10)
+
+    async def scenario() -> list[int]:
+        async with alertmanager() as fake:
+            settings = AlertmanagerSettings(urls=[fake.url], queue_size=3, resend_seconds=0.2)
+            sink = AlertmanagerSink(settings, registry)
+            await sink.publish(alerts)  # before the task starts: 7 dropped, 3 queued
+            sink.start()
+            await fake.until({a.interaction_id for a in alerts})
+            await sink.stop()
+            return [len(post) for post in fake.posts]
+
+    sizes = asyncio.run(scenario())
+    assert registry.get_sample_value("dialer_alertmanager_dropped_total") == 7
+    assert max(sizes) <= 3
+    assert sum(sizes) >= 10
+
+
+def test_alerts_queued_during_a_post_are_not_lost_when_older_ones_drop() -> None:
+    """A post in flight while publish overflows the queue removes only what it carried."""
+    registry = CollectorRegistry()
+    alerts = firings(5)
+
+    async def scenario() -> None:
+        async with alertmanager() as fake:
+            # no re-send during the test: it would hide a loss
+            settings = AlertmanagerSettings(urls=[fake.url], queue_size=3, resend_seconds=3600)
+            sink = AlertmanagerSink(settings, registry)
+            sink.start()
+            fake.open.clear()
+            await sink.publish(alerts[:1])
+            await asyncio.wait_for(fake.arrived.wait(), 20)  # i-0 is in flight, held
+            await sink.publish(alerts[1:])  # queue of 3: i-0 and i-1 dropped
+            fake.open.set()
+            await fake.until({"i-2", "i-3", "i-4"})
+            await sink.stop()
+
+    asyncio.run(scenario())
+    assert registry.get_sample_value("dialer_alertmanager_dropped_total") == 2
+
+
+def test_a_hung_alertmanager_times_out_and_is_counted() -> None:
+    """A post Alertmanager never answers ends at timeout_seconds as an error; stop still ends."""
+    registry = CollectorRegistry()
+
+    async def scenario() -> str:
+        async with alertmanager() as fake:
+            settings = AlertmanagerSettings(urls=[fake.url], timeout_seconds=0.3)
+            sink = AlertmanagerSink(settings, registry)
+            sink.start()
+            fake.open.clear()
+            await sink.publish(firings(1))
+            async with asyncio.timeout(20):
+                while not registry.get_sample_value(
+                    "dialer_alertmanager_errors_total", {"url": fake.url}
+                ):
+                    await asyncio.sleep(0.02)
+            await sink.stop()
+            return fake.url
+
+    url = asyncio.run(scenario())
+    assert posted(registry, url) == 0
+
+
+def test_credentials_in_a_url_stay_out_of_labels() -> None:
+    """A URL with user and password is labelled and logged without them."""
+    registry = CollectorRegistry()
+    AlertmanagerSink(AlertmanagerSettings(urls=["http://am:s3cret@am-0:9093"]), registry)
+    assert posted(registry, "http://am-0:9093") == 0
+    assert not any(
+        "s3cret" in str(sample.labels) for family in registry.collect() for sample in family.samples
+    )
 
 
 def test_alert_labels_annotations_and_times() -> None:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import pytest
+
 from consumer.engine import changelog
+from consumer.engine.alerting import Fired
 from consumer.engine.lifecycle import Interaction
-from consumer.engine.stalls import Alert, Stall, StallPolicy
+from consumer.engine.stalls import StallPolicy
 from consumer.engine.tracker import Tracker
 from tests.unit.factory import T0, snap, statuses, tracker
 
 
-def saved(t: Tracker) -> dict[str, tuple[Interaction, tuple[Alert, Stall] | None]]:
+def saved(t: Tracker) -> dict[str, tuple[Interaction, Fired | None]]:
     """Everything a tracker would write, read back through the codec."""
     out = {}
     for iid, state in t.states.items():
@@ -22,8 +25,8 @@ def saved(t: Tracker) -> dict[str, tuple[Interaction, tuple[Alert, Stall] | None
 def test_state_and_fired_stall_survive_the_round_trip() -> None:
     """A restored tracker has the same interactions, stages and fired alerts."""
     old = tracker()
-    old.apply(snap("a", created=0, previewing=1), T0 + 1)
-    old.apply(snap("b", placed=0, routed=2), T0 + 2)
+    old.ingest(snap("a", created=0, previewing=1), T0 + 1)
+    old.ingest(snap("b", placed=0, routed=2), T0 + 2)
     old.tick(T0 + 400)
     new = tracker()
     new.restore(saved(old))
@@ -35,19 +38,19 @@ def test_state_and_fired_stall_survive_the_round_trip() -> None:
 def test_fired_stall_is_not_fired_again_after_restore() -> None:
     """A stall that fired before the restart stays fired: no second firing."""
     old = tracker()
-    old.apply(snap(previewing=0), T0)
+    old.ingest(snap(previewing=0), T0)
     assert len(old.tick(T0 + 301)) == 1
     new = tracker()
     new.restore(saved(old))
     assert new.tick(T0 + 3000) == []  # within the TTL, long past the threshold
-    (resolved,) = new.apply(snap(previewing=0, placed=500), T0 + 500)
+    (resolved,) = new.ingest(snap(previewing=0, placed=500), T0 + 500)
     assert resolved.status == "resolved"
 
 
 def test_stall_due_during_downtime_fires_once_after_restore() -> None:
     """A stall that came due while nobody owned the partition fires once, on the next tick."""
     old = tracker()
-    old.apply(snap(previewing=0), T0)
+    old.ingest(snap(previewing=0), T0)
     new = tracker(StallPolicy())
     new.restore(saved(old))
     assert statuses(new.tick(T0 + 900)) == [("firing", "i-1", "previewing")]
@@ -57,11 +60,11 @@ def test_stall_due_during_downtime_fires_once_after_restore() -> None:
 def test_changes_are_reported_once_for_saving() -> None:
     """Changed, fired and removed interactions are handed out once for the changelog."""
     t = tracker()
-    t.apply(snap("a", previewing=0), T0)
-    t.apply(snap("b", active=False, placed=0, wrapped_up=5), T0 + 5)
+    t.ingest(snap("a", previewing=0), T0)
+    t.ingest(snap("b", active=False, placed=0, wrapped_up=5), T0 + 5)
     assert t.take_dirty() == {"a", "b"}
     assert t.take_dirty() == set()
-    t.apply(snap("a", previewing=0), T0 + 6)  # a duplicate changes nothing worth saving
+    t.ingest(snap("a", previewing=0), T0 + 6)  # a duplicate changes nothing worth saving
     assert t.take_dirty() == set()
     t.tick(T0 + 400)
     assert t.take_dirty() == {"a"}
@@ -71,11 +74,73 @@ def test_unreadable_values_are_rejected_not_raised() -> None:
     """Garbage or another format version decodes to None."""
     assert changelog.decode(b"\xc1garbage") is None
     valid = changelog.encode(tracker_state(), None)
-    assert changelog.decode(valid.replace(b"\x01", b"\x07", 1)) is None
+    assert changelog.decode(valid.replace(bytes([changelog.FORMAT]), b"\x07", 1)) is None
 
 
 def tracker_state() -> Interaction:
     """One merged interaction."""
     t = tracker()
-    t.apply(snap(previewing=0), T0)
+    t.ingest(snap(previewing=0), T0)
     return t.states["i-1"]
+
+
+# Written by the previous release (format 1, commit 7213b0f) for interactions merged from
+# T0-based snapshots: one with a fired previewing stall (popped at T0 + 1.123, fired at
+# T0 + 400), one previewing since T0 + 350 (unfired), one with a creation time only.
+FORMAT_1 = {
+    "i-fired": (
+        "9b0196cb41dac1aba0000000cb41dac1aba047df3bc0c0c0c0c092cb41dac1aba047df3bc292cb41dac1aba0"
+        "47df3ba3632d3192cb41dac1aba047df3ba6537072696e6792cb41dac1aba047df3ba3612d3192cb41dac1ab"
+        "a047df3ba3712d3192cb41dac1aba047df3ba770726576696577cb41dac1aba080000092de0010a673746174"
+        "7573a6666972696e67a7616c6572744964b036653461373437633764643638393332ad696e74657261637469"
+        "6f6e4964a7692d6669726564aa63616d706169676e4964a3632d31ac63616d706169676e4e616d65a6537072"
+        "696e67a76167656e744964a3612d31a771756575654964a3712d31ab6469616c696e674d6f6465a770726576"
+        "696577a57374616765aa70726576696577696e67a472756c65aa70726576696577696e67ae7374616765456e"
+        "74657265644174b8323032362d31312d32355430393a34363a34312e3132335aac7374616c6c656453696e63"
+        "65b8323032362d31312d32355430393a34363a34312e3132335ab07468726573686f6c645365636f6e6473cb"
+        "4072c00000000000b17374616c6c6564466f725365636f6e6473cb4078ee083126e979aa6f62736572766564"
+        "4174b8323032362d31312d32355430393a35333a32302e3030305aaa7265736f6c7574696f6ec085a472756c"
+        "65aa70726576696577696e67a5737461676501a7656e7465726564cb41dac1aba047df3ba573696e6365cb41"
+        "dac1aba047df3ba97468726573686f6c64cb4072c00000000000"
+    ),
+    "i-pending": (
+        "9b0196cb41dac1aba0000000cb41dac1abf7800000c0c0c0c0c092cb41dac1abf7800000c292cb41dac1abf7"
+        "800000a3632d3192cb41dac1abf7800000a6537072696e6792cb41dac1abf7800000a3612d3192cb41dac1ab"
+        "f7800000a3712d3192cb41dac1abf7800000a770726576696577cb41dac1abf7800000c0"
+    ),
+    "i-bare": (
+        "9b0196cb41dac1aba0000000c0c0c0c0c0c092cb41dac1aba0000000c3c0c0c0c0c0cb41dac1aba0400000c0"
+    ),
+}
+
+
+def test_state_written_by_the_previous_release_restores() -> None:
+    """Format-1 records restore with their stages, attributes and fired stall intact."""
+    restored = {iid: changelog.decode(bytes.fromhex(value)) for iid, value in FORMAT_1.items()}
+    assert all(r is not None for r in restored.values())
+    t = tracker()
+    t.restore({iid: r for iid, r in restored.items() if r is not None})
+    fired = t.stalled["i-fired"]
+    assert (fired.stall.rule, fired.stall.since, fired.at) == ("previewing", T0 + 1.123, T0 + 400)
+    state = t.states["i-pending"]
+    assert (state.previewing, state.campaign, state.agent, state.active) == (
+        T0 + 350,
+        "c-1",
+        "a-1",
+        True,
+    )
+    assert t.states["i-bare"].created == T0
+    # the fired stall stays fired; the pending one fires once when due; moving on resolves
+    assert statuses(t.tick(T0 + 651)) == [("firing", "i-pending", "previewing")]
+    (resolved,) = t.ingest(snap("i-fired", previewing=1.123, placed=700), T0 + 700)
+    assert (resolved.status, resolved.fired_at) == ("resolved", T0 + 400)
+    assert resolved.stalled_for == pytest.approx(700 - 1.123)
+
+
+def test_a_restored_previous_release_record_saves_in_the_current_format() -> None:
+    """A format-1 state written back is format 2, and reads back the same."""
+    old = changelog.decode(bytes.fromhex(FORMAT_1["i-fired"]))
+    assert old is not None
+    again = changelog.decode(changelog.encode(*old))
+    assert again == old
+    assert changelog.encode(*old)[3] == changelog.FORMAT  # after the 3-byte array header

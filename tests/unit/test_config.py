@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgspec
 import pytest
 
-from consumer.config import ConfigError, Secret, limits, load_settings, stall_policy
+from consumer.config import ConfigError, Secret, Settings, load_settings
 from consumer.engine.stalls import DEFAULT_THRESHOLDS
+from consumer.policy import stall_policy
+from consumer.policy import tracker_limits as limits
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,6 +37,24 @@ def test_example_file_lists_the_defaults() -> None:
     defaults = load_settings()
     for section in ("kafka", "tracking", "metrics", "http", "runtime", "log", "alertmanager"):
         assert getattr(example, section) == getattr(defaults, section), section
+
+
+def test_example_file_names_every_setting() -> None:
+    """Every setting appears in deploy/config.example.toml, if only commented out."""
+    text = (ROOT / "deploy" / "config.example.toml").read_text()
+    listed: set[str] = set()
+    section = ""
+    for line in text.splitlines():
+        entry = line.removeprefix("#").strip()
+        if entry.startswith("["):
+            section = entry.strip("[]").split("]")[0]
+            listed.add(section.split('."')[0])  # a table setting, e.g. stalls.campaigns."<id>"
+        elif " = " in entry:
+            listed.add(f"{section}.{entry.split(' = ')[0]}")
+    for part in msgspec.structs.fields(Settings):
+        assert isinstance(part.type, type)
+        for setting in msgspec.structs.fields(part.type):
+            assert f"{part.name}.{setting.name}" in listed, f"{part.name}.{setting.name}"
 
 
 def test_file_env_and_flags_in_order_of_precedence(tmp_path: Path) -> None:
@@ -77,8 +98,6 @@ def test_campaign_overrides(tmp_path: Path) -> None:
         ("[stall]\nx = 1\n", "stall"),
         ("[tracking]\nmax_interactions = 'many'\n", "tracking.max_interactions"),
         ("[stalls.thresholds]\nplaced = -1\n", "stalls.thresholds"),
-        ("[stalls.thresholds]\nbogus = 5\n", "bogus"),
-        ('[stalls.campaigns."c"]\nnope = 5\n', "stalls.campaigns.c"),
         ("[http]\nport = 70000\n", "http.port"),
         ('[kafka]\nsecurity_protocol = "SASL_SSL"\n', "kafka.sasl_mechanism"),
         ("this is = not = toml\n", "not valid TOML"),
@@ -88,6 +107,20 @@ def test_bad_file_settings_are_named(tmp_path: Path, text: str, names: str) -> N
     """Each kind of bad setting stops loading with a message naming it."""
     with pytest.raises(ConfigError, match=names.replace(".", r"\.")):
         load_settings(write(tmp_path, text))
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        ("[stalls.thresholds]\nbogus = 5\n", "stalls.thresholds: unknown stall rule 'bogus'"),
+        ('[stalls.campaigns."c"]\nnope = 5\n', "stalls.campaigns.c: unknown stall rule 'nope'"),
+    ],
+)
+def test_unknown_stall_rules_stop_the_start_named(tmp_path: Path, text: str, names: str) -> None:
+    """A threshold for a rule that does not exist stops building the rules, naming the setting."""
+    settings = load_settings(write(tmp_path, text))
+    with pytest.raises(ConfigError, match=names.replace(".", r"\.")):
+        stall_policy(settings)
 
 
 @pytest.mark.parametrize(

@@ -20,10 +20,10 @@ def test_counters_follow_observations() -> None:
     """Events, transitions, latencies, alerts and removals land in their metrics."""
     t = tracker(StallPolicy({"placed": 10}))
     registry, metrics = wired(t)
-    t.apply(snap(created=0, previewing=2, placed=12), T0 + 12)
-    t.apply(snap(created=0, previewing=2, placed=12), T0 + 13)
+    t.ingest(snap(created=0, previewing=2, placed=12), T0 + 12)
+    t.ingest(snap(created=0, previewing=2, placed=12), T0 + 13)
     t.tick(T0 + 30)
-    t.apply(snap(active=False, created=0, previewing=2, placed=12, wrapped_up=40), T0 + 40)
+    t.ingest(snap(active=False, created=0, previewing=2, placed=12, wrapped_up=40), T0 + 40)
     metrics.record(t.obs.drain())
     value = registry.get_sample_value
     assert value("dialer_events_total", {"outcome": "applied"}) == 2
@@ -49,15 +49,15 @@ def test_gauges_are_read_at_scrape_time() -> None:
     """Interactions per stage and stalled per campaign reflect the tracker when scraped."""
     t = tracker()
     registry, _ = wired(t)
-    t.apply(snap("a", campaign="c-1", previewing=0), T0)
-    t.apply(snap("b", campaign="c-2", placed=0), T0)
+    t.ingest(snap("a", campaign="c-1", previewing=0), T0)
+    t.ingest(snap("b", campaign="c-2", placed=0), T0)
     t.tick(T0 + 301)
     value = registry.get_sample_value
     assert value("dialer_interactions", {"stage": "previewing"}) == 1
     assert value("dialer_interactions", {"stage": "placed"}) == 1
     assert value("dialer_preview_stalled", {"stage": "previewing", "campaign": "c-1"}) == 1
     assert value("dialer_preview_stalled", {"stage": "placed", "campaign": "c-2"}) == 1
-    t.apply(snap("a", campaign="c-1", previewing=0, placed=302), T0 + 302)
+    t.ingest(snap("a", campaign="c-1", previewing=0, placed=302), T0 + 302)
     # a series that was non-zero stays, at zero, so rules see the stall clear
     assert value("dialer_preview_stalled", {"stage": "previewing", "campaign": "c-1"}) == 0
 
@@ -73,7 +73,7 @@ def test_stalled_gauge_uses_capped_campaign_labels() -> None:
     t = tracker()
     registry, _ = wired(t, max_campaigns=1)
     for n in range(3):
-        t.apply(snap(f"i-{n}", campaign=f"c-{n}", previewing=0), T0)
+        t.ingest(snap(f"i-{n}", campaign=f"c-{n}", previewing=0), T0)
     t.tick(T0 + 301)
     value = registry.get_sample_value
     assert value("dialer_preview_stalled", {"stage": "previewing", "campaign": "c-0"}) == 1

@@ -97,7 +97,7 @@ def test_tracker_final_state_is_order_insensitive(
     now = T0 + 1000  # one clock for all: order is the only difference
     expected, actual = tracker(StallPolicy()), tracker(StallPolicy())
     for s in in_order:
-        expected.apply(s, now)
+        expected.ingest(s, now)
     for s in reordered:
-        actual.apply(s, now)
+        actual.ingest(s, now)
     assert final_view(actual) == final_view(expected)

@@ -130,20 +130,22 @@ def alerts(done: subprocess.CompletedProcess[str]) -> list[tuple[str, str, str, 
 
 
 def test_mixed_dump_gives_the_right_alerts_in_order(tmp_path: Path) -> None:
-    """Bare and kcat lines replay on event time into exactly the expected alerts."""
+    """Bare and kcat lines replay on event time into exactly the expected alerts, in time order."""
     done = replay(tmp_path)
     assert done.returncode == 0, done.stderr
     assert alerts(done) == [
         ("slow", "firing", "placed", None),
         ("slow", "resolved", "placed", "moved_on"),
+        # time passes before the tombstone at 360: both previews came due, then one ends
+        ("stuck", "firing", "previewing", None),
         ("doomed", "firing", "previewing", None),
         ("doomed", "resolved", "previewing", "tombstone"),
-        ("stuck", "firing", "previewing", None),
     ]
     records = [json.loads(line) for line in done.stdout.splitlines()]
     assert records[0]["alertId"] == records[1]["alertId"]
-    assert records[2]["alertId"] == records[3]["alertId"]
-    assert records[4]["observedAt"] == at(360)
+    assert records[3]["alertId"] == records[4]["alertId"]
+    assert records[2]["observedAt"] == records[3]["observedAt"] == at(360)
+    assert records[4]["stalledForSeconds"] == 355  # popped at 5, tombstoned at 360
 
 
 def test_invalid_lines_are_reported_and_counted(tmp_path: Path) -> None:

@@ -45,20 +45,20 @@ def test_every_injected_stall_is_caught_by_its_rule_and_nothing_else_fires() -> 
     sim, records = minute_of_traffic()
     tracker = Tracker(StallPolicy(), Limits(), Observations())
     fired: Counter[str] = Counter()
-    seen: set[str] = set()
+    seen: set[tuple[str, str, float]] = set()
     last = START
     for moment, record in records:
         item = decode_record(record.key, record.value)
         if isinstance(item, Invalid):
             continue
         last = moment
-        alerts = tracker.ingest(item, moment) + tracker.tick(moment)
-        for alert in alerts:
-            if alert.status == "firing" and alert.alert_id not in seen:
-                seen.add(alert.alert_id)
-                fired[alert.rule] += 1
-    for alert in tracker.tick(last + 400):  # past every threshold the stall kinds use
-        fired[alert.rule] += alert.status == "firing"
+        for event in tracker.ingest(item, moment):
+            key = (event.interaction_id, event.stall.rule, event.stall.since)
+            if event.status == "firing" and key not in seen:
+                seen.add(key)
+                fired[event.stall.rule] += 1
+    for event in tracker.tick(last + 400):  # past every threshold the stall kinds use
+        fired[event.stall.rule] += event.status == "firing"
     expected = Counter({STALL_RULES[kind]: n for kind, n in sim.stalls.items()})
     assert sum(expected.values()) > 30
     assert fired == expected

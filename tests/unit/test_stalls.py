@@ -5,7 +5,8 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from consumer.engine.stalls import DEFAULT_THRESHOLDS, RULES, StallPolicy, encode_alert
+from consumer.adapters.alerts import encode_alert, to_alert
+from consumer.engine.stalls import DEFAULT_THRESHOLDS, RULES, StallPolicy
 from tests.unit.factory import T0, snap, tracker
 
 REQUIRED = {
@@ -27,8 +28,9 @@ REQUIRED = {
 def test_alert_record_has_the_documented_fields() -> None:
     """A firing alert serialises to one JSON object with every required field filled."""
     t = tracker()
-    t.apply(snap(created=0, previewing=1.5), T0 + 2)
-    (alert,) = t.tick(T0 + 302)
+    t.ingest(snap(created=0, previewing=1.5), T0 + 2)
+    (event,) = t.tick(T0 + 302)
+    alert = to_alert(event)
     record = msgspec.json.decode(encode_alert(alert))
     assert set(record) >= REQUIRED
     assert record["status"] == "firing"
@@ -48,11 +50,11 @@ def test_alert_id_is_stable_for_the_same_stall() -> None:
     ids = []
     for _ in range(2):
         t = tracker()
-        t.apply(snap(created=0, previewing=1), T0 + 1)
-        ids.append(t.tick(T0 + 400)[0].alert_id)
+        t.ingest(snap(created=0, previewing=1), T0 + 1)
+        ids.append(to_alert(t.tick(T0 + 400)[0]).alert_id)
     t = tracker()
-    t.apply(snap(created=0, previewing=2), T0 + 2)
-    other = t.tick(T0 + 400)[0].alert_id
+    t.ingest(snap(created=0, previewing=2), T0 + 2)
+    other = to_alert(t.tick(T0 + 400)[0]).alert_id
     assert ids[0] == ids[1] != other
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from consumer.adapters.alerts import to_alert
 from consumer.engine.lifecycle import Stage, Tombstone
 from consumer.engine.stalls import StallPolicy
 from tests.unit.factory import T0, snap, stage_of, statuses, tracker
@@ -10,11 +11,11 @@ from tests.unit.factory import T0, snap, stage_of, statuses, tracker
 def test_previewing_stall_fires_once_at_threshold() -> None:
     """A popped preview nobody places fires at pop + threshold, and only once."""
     t = tracker()
-    assert t.apply(snap(created=0, previewing=1), T0 + 1) == []
+    assert t.ingest(snap(created=0, previewing=1), T0 + 1) == []
     assert t.tick(T0 + 300.9) == []
     fired = t.tick(T0 + 301)
     assert statuses(fired) == [("firing", "i-1", "previewing")]
-    assert fired[0].stalled_for_seconds == 300
+    assert fired[0].stalled_for == 300
     assert t.tick(T0 + 1000) == []
     assert t.obs.firings == {"previewing": 1}
 
@@ -22,12 +23,12 @@ def test_previewing_stall_fires_once_at_threshold() -> None:
 def test_moving_on_resolves_with_the_same_alert_id() -> None:
     """A stalled interaction that moves on yields one resolved alert with the firing's id."""
     t = tracker()
-    t.apply(snap(created=0, previewing=1), T0 + 1)
+    t.ingest(snap(created=0, previewing=1), T0 + 1)
     (fired,) = t.tick(T0 + 400)
-    (resolved,) = t.apply(snap(created=0, previewing=1, placed=410), T0 + 410)
+    (resolved,) = t.ingest(snap(created=0, previewing=1, placed=410), T0 + 410)
     assert (resolved.status, resolved.resolution) == ("resolved", "moved_on")
-    assert resolved.alert_id == fired.alert_id
-    assert resolved.stalled_for_seconds == 409
+    assert to_alert(resolved).alert_id == to_alert(fired).alert_id
+    assert resolved.stalled_for == 409
     assert t.stalled == {}
 
 
@@ -35,19 +36,19 @@ def test_duplicates_after_firing_do_not_fire_again() -> None:
     """Re-delivered snapshots of a stalled interaction never raise a second firing."""
     t = tracker()
     s = snap(created=0, previewing=1)
-    t.apply(s, T0 + 1)
+    t.ingest(s, T0 + 1)
     assert len(t.tick(T0 + 400)) == 1
     for moment in (401, 500, 900):
-        assert t.apply(s, T0 + moment) == []
+        assert t.ingest(s, T0 + moment) == []
         assert t.tick(T0 + moment) == []
 
 
 def test_attribute_change_keeps_the_same_stall() -> None:
     """A new agent on a stalled preview neither resolves nor refires it."""
     t = tracker()
-    t.apply(snap(created=0, previewing=1), T0 + 1)
+    t.ingest(snap(created=0, previewing=1), T0 + 1)
     t.tick(T0 + 400)
-    assert t.apply(snap(agent="a-2", created=0, previewing=1, queue="q-2"), T0 + 410) == []
+    assert t.ingest(snap(agent="a-2", created=0, previewing=1, queue="q-2"), T0 + 410) == []
     assert t.tick(T0 + 900) == []
     assert len(t.stalled) == 1
 
@@ -56,9 +57,9 @@ def test_each_stage_has_its_own_threshold() -> None:
     """Placed, routed and wrapped-up-but-active each stall after their own threshold."""
     policy = StallPolicy({"placed": 10, "routed": 20, "wrapped_up": 30})
     t = tracker(policy)
-    t.apply(snap("p", placed=0), T0)
-    t.apply(snap("r", placed=0, routed=1), T0 + 1)
-    t.apply(snap("w", placed=0, connected=2, wrapped_up=3), T0 + 3)
+    t.ingest(snap("p", placed=0), T0)
+    t.ingest(snap("r", placed=0, routed=1), T0 + 1)
+    t.ingest(snap("w", placed=0, connected=2, wrapped_up=3), T0 + 3)
     assert statuses(t.tick(T0 + 10)) == [("firing", "p", "placed")]
     assert statuses(t.tick(T0 + 21)) == [("firing", "r", "routed")]
     assert statuses(t.tick(T0 + 33)) == [("firing", "w", "wrapped_up")]
@@ -67,9 +68,9 @@ def test_each_stage_has_its_own_threshold() -> None:
 def test_created_stall_needs_a_creation_time() -> None:
     """An interaction never previewed stalls from its creation time, not from arrival."""
     t = tracker(StallPolicy({"created": 60}))
-    t.apply(snap(created=0), T0 + 50)
+    t.ingest(snap(created=0), T0 + 50)
     assert statuses(t.tick(T0 + 60)) == [("firing", "i-1", "created")]
-    t.apply(snap("no-time"), T0 + 60)
+    t.ingest(snap("no-time"), T0 + 60)
     t.tick(T0 + 1000)
     assert "no-time" in t.states
     assert "no-time" not in t.stalled
@@ -78,18 +79,18 @@ def test_created_stall_needs_a_creation_time() -> None:
 def test_conversation_over_but_preview_active_stalls() -> None:
     """A live preview whose conversation ended stalls from the conversation's end."""
     t = tracker(StallPolicy({"conversation_ended": 30, "connected": 0}))
-    t.apply(snap(placed=0, connected=5, conversation_ended=100), T0 + 100)
+    t.ingest(snap(placed=0, connected=5, conversation_ended=100), T0 + 100)
     assert t.tick(T0 + 129) == []
     (alert,) = t.tick(T0 + 130)
-    assert (alert.rule, alert.stage) == ("conversation_ended", "connected")
+    assert (alert.stall.rule, alert.stall.stage.label) == ("conversation_ended", "connected")
 
 
 def test_campaign_override_beats_default() -> None:
     """A per-campaign threshold applies to that campaign only."""
     policy = StallPolicy({"previewing": 100}, {"slow": {"previewing": 1000}})
     t = tracker(policy)
-    t.apply(snap("fast", campaign="c-1", previewing=0), T0)
-    t.apply(snap("slow-1", campaign="slow", previewing=0), T0)
+    t.ingest(snap("fast", campaign="c-1", previewing=0), T0)
+    t.ingest(snap("slow-1", campaign="slow", previewing=0), T0)
     assert statuses(t.tick(T0 + 100)) == [("firing", "fast", "previewing")]
     assert statuses(t.tick(T0 + 1000)) == [("firing", "slow-1", "previewing")]
 
@@ -97,7 +98,7 @@ def test_campaign_override_beats_default() -> None:
 def test_zero_threshold_switches_a_rule_off() -> None:
     """A threshold of 0 means that stage never stalls."""
     t = tracker(StallPolicy({"previewing": 0}))
-    t.apply(snap(previewing=0), T0)
+    t.ingest(snap(previewing=0), T0)
     assert t.tick(T0 + 1e6) == []
 
 
@@ -105,26 +106,26 @@ def test_non_preview_modes_are_not_watched_unless_asked() -> None:
     """Power-mode interactions without an active preview stall only with watch_all_modes."""
     s = snap(mode="power", active=False, placed=0)
     quiet = tracker()
-    quiet.apply(s, T0)
+    quiet.ingest(s, T0)
     assert quiet.tick(T0 + 1000) == []
     loud = tracker(StallPolicy(watch_all_modes=True))
-    loud.apply(s, T0)
+    loud.ingest(s, T0)
     assert statuses(loud.tick(T0 + 1000)) == [("firing", "i-1", "placed")]
 
 
 def test_active_preview_flag_makes_any_mode_watched() -> None:
     """An active preview is watched whatever the dialing mode says, or with none."""
     t = tracker()
-    t.apply(snap(mode=None, active=True, placed=0), T0)
+    t.ingest(snap(mode=None, active=True, placed=0), T0)
     assert statuses(t.tick(T0 + 60)) == [("firing", "i-1", "placed")]
 
 
 def test_wrap_up_with_inactive_preview_ends_and_resolves() -> None:
     """Wrapping up with the preview closed removes the interaction and resolves its stall."""
     t = tracker(StallPolicy({"connected": 10}))
-    t.apply(snap(placed=0, connected=1), T0 + 1)
+    t.ingest(snap(placed=0, connected=1), T0 + 1)
     t.tick(T0 + 20)
-    (resolved,) = t.apply(snap(active=False, placed=0, connected=1, wrapped_up=30), T0 + 30)
+    (resolved,) = t.ingest(snap(active=False, placed=0, connected=1, wrapped_up=30), T0 + 30)
     assert (resolved.status, resolved.resolution) == ("resolved", "wrapped_up")
     assert stage_of(t) is None
     assert t.obs.removals == {"wrapped_up": 1}
@@ -133,8 +134,8 @@ def test_wrap_up_with_inactive_preview_ends_and_resolves() -> None:
 def test_conversation_end_with_inactive_preview_ends() -> None:
     """A finished conversation with no live preview ends the interaction."""
     t = tracker()
-    t.apply(snap(mode="power", active=False, placed=0, connected=2), T0 + 2)
-    t.apply(snap(mode="power", active=False, placed=0, conversation_ended=50), T0 + 50)
+    t.ingest(snap(mode="power", active=False, placed=0, connected=2), T0 + 2)
+    t.ingest(snap(mode="power", active=False, placed=0, conversation_ended=50), T0 + 50)
     assert stage_of(t) is None
     assert t.obs.removals == {"conversation_ended": 1}
 
@@ -142,7 +143,7 @@ def test_conversation_end_with_inactive_preview_ends() -> None:
 def test_tombstone_ends_and_resolves() -> None:
     """A tombstone removes the interaction and resolves its stall with reason tombstone."""
     t = tracker()
-    t.apply(snap(previewing=0), T0)
+    t.ingest(snap(previewing=0), T0)
     t.tick(T0 + 301)
     (resolved,) = t.ingest(Tombstone("i-1"), T0 + 302)
     assert resolved.resolution == "tombstone"
@@ -153,8 +154,8 @@ def test_tombstone_ends_and_resolves() -> None:
 def test_late_echo_of_ended_interaction_is_ignored() -> None:
     """A snapshot older than an interaction's end does not resurrect it."""
     t = tracker()
-    t.apply(snap(active=False, placed=0, connected=1, wrapped_up=30), T0 + 30)
-    assert t.apply(snap(placed=0, connected=1), T0 + 31) == []
+    t.ingest(snap(active=False, placed=0, connected=1, wrapped_up=30), T0 + 30)
+    assert t.ingest(snap(placed=0, connected=1), T0 + 31) == []
     assert stage_of(t) is None
     assert t.obs.events["ended"] == 1
     assert t.tick(T0 + 10_000) == []
@@ -163,26 +164,26 @@ def test_late_echo_of_ended_interaction_is_ignored() -> None:
 def test_new_call_after_end_is_tracked_again() -> None:
     """A placement newer than the ending wrap-up starts tracking a new call."""
     t = tracker()
-    t.apply(snap(active=False, placed=0, wrapped_up=30), T0 + 30)
-    t.apply(snap(placed=100, wrapped_up=30), T0 + 100)
+    t.ingest(snap(active=False, placed=0, wrapped_up=30), T0 + 30)
+    t.ingest(snap(placed=100, wrapped_up=30), T0 + 100)
     assert stage_of(t) is Stage.PLACED
 
 
 def test_outcomes_are_counted() -> None:
     """Applied, duplicate and late snapshots are told apart in the event counts."""
     t = tracker()
-    t.apply(snap(created=0, previewing=5), T0 + 5)
-    t.apply(snap(created=0, previewing=5), T0 + 6)
-    t.apply(snap(created=0), T0 + 7)
+    t.ingest(snap(created=0, previewing=5), T0 + 5)
+    t.ingest(snap(created=0, previewing=5), T0 + 6)
+    t.ingest(snap(created=0), T0 + 7)
     assert t.obs.events == {"applied": 1, "duplicate": 1, "late": 1}
 
 
 def test_transitions_are_counted_per_stage_and_mode() -> None:
     """Every stage reached counts once, labelled with the dialing mode."""
     t = tracker()
-    t.apply(snap(created=0, previewing=1), T0 + 1)
-    t.apply(snap(created=0, previewing=1, placed=3), T0 + 3)
-    t.apply(snap(created=0, previewing=1, placed=3), T0 + 4)
+    t.ingest(snap(created=0, previewing=1), T0 + 1)
+    t.ingest(snap(created=0, previewing=1, placed=3), T0 + 3)
+    t.ingest(snap(created=0, previewing=1, placed=3), T0 + 4)
     assert t.obs.transitions == {
         ("created", "preview"): 1,
         ("previewing", "preview"): 1,
@@ -193,8 +194,8 @@ def test_transitions_are_counted_per_stage_and_mode() -> None:
 def test_idle_interactions_expire_after_ttl() -> None:
     """An interaction with no snapshot for the TTL is removed, resolving its stall."""
     t = tracker(ttl=1000)
-    t.apply(snap("old", previewing=0), T0)
-    t.apply(snap("fresh", previewing=0), T0 + 900)
+    t.ingest(snap("old", previewing=0), T0)
+    t.ingest(snap("fresh", previewing=0), T0 + 900)
     t.tick(T0 + 950)  # both stalled by now
     alerts = t.tick(T0 + 1001)
     assert [(a.interaction_id, a.resolution) for a in alerts] == [("old", "expired")]
@@ -205,10 +206,10 @@ def test_idle_interactions_expire_after_ttl() -> None:
 def test_cap_evicts_least_recently_updated() -> None:
     """At the cap, a new interaction evicts the one updated longest ago, and it is counted."""
     t = tracker(cap=2)
-    t.apply(snap("a", created=0), T0)
-    t.apply(snap("b", created=1), T0 + 1)
-    t.apply(snap("a", created=0, previewing=2), T0 + 2)  # a is now the fresher
-    t.apply(snap("c", created=3), T0 + 3)
+    t.ingest(snap("a", created=0), T0)
+    t.ingest(snap("b", created=1), T0 + 1)
+    t.ingest(snap("a", created=0, previewing=2), T0 + 2)  # a is now the fresher
+    t.ingest(snap("c", created=3), T0 + 3)
     assert set(t.states) == {"a", "c"}
     assert t.obs.removals == {"evicted": 1}
     assert sum(t.stage_counts) == 2
@@ -217,10 +218,10 @@ def test_cap_evicts_least_recently_updated() -> None:
 def test_stage_counts_follow_the_states() -> None:
     """stage_counts always equals the stages of the tracked interactions."""
     t = tracker()
-    t.apply(snap("a", created=0), T0)
-    t.apply(snap("b", placed=0), T0)
-    t.apply(snap("a", created=0, previewing=1), T0 + 1)
-    t.apply(snap("b", active=False, placed=0, wrapped_up=9), T0 + 9)
+    t.ingest(snap("a", created=0), T0)
+    t.ingest(snap("b", placed=0), T0)
+    t.ingest(snap("a", created=0, previewing=1), T0 + 1)
+    t.ingest(snap("b", active=False, placed=0, wrapped_up=9), T0 + 9)
     expected = [0] * len(Stage)
     for state in t.states.values():
         expected[state.stage] += 1
@@ -231,31 +232,41 @@ def test_a_retimed_stall_keeps_one_timer() -> None:
     """A stall re-timed by every record leaves one timer behind, not one per record."""
     t = tracker()
     for step in range(5000):
-        t.apply(snap(placed=float(step)), T0 + step)
-    assert len(t._timers) == 1
+        t.ingest(snap(placed=float(step)), T0 + step)
+    assert t.timers == 1
 
 
-def test_late_news_of_a_timely_move_raises_nothing() -> None:
-    """Placed within the threshold by the snapshot's own time, however late it arrives: no alert."""
+def test_timely_move_raises_nothing() -> None:
+    """A move recorded before the threshold, by the record's own time, raises no alert."""
     t = tracker()
-    t.apply(snap(previewing=0), T0)
-    assert t.apply(snap(previewing=0, placed=200, routed=210, connected=220), T0 + 900) == []
+    t.ingest(snap(previewing=0), T0)
+    assert t.ingest(snap(previewing=0, placed=200, routed=210, connected=220), T0 + 290) == []
     assert t.tick(T0 + 900) == []
     assert t.obs.firings == {}
+
+
+def test_news_of_a_move_after_the_threshold_fires_then_resolves_with_the_true_duration() -> None:
+    """Time passes before the record: a move seen after the threshold fires, then resolves."""
+    t = tracker()
+    t.ingest(snap(previewing=0), T0)
+    fired, resolved = t.ingest(snap(previewing=0, placed=200, connected=210), T0 + 900)
+    assert (fired.status, fired.observed_at) == ("firing", T0 + 900)
+    assert (resolved.status, resolved.resolution) == ("resolved", "moved_on")
+    assert resolved.stalled_for == 200  # what the snapshots say it really lasted
 
 
 def test_stall_interrupted_between_ticks_fires_and_resolves() -> None:
     """A stall due before the move that ended it, unseen by any tick, fires and resolves at once."""
     t = tracker()
-    t.apply(snap(previewing=0), T0)
-    fired, resolved = t.apply(snap(previewing=0, placed=400), T0 + 405)
+    t.ingest(snap(previewing=0), T0)
+    fired, resolved = t.ingest(snap(previewing=0, placed=400), T0 + 405)
     assert (fired.status, resolved.status, resolved.resolution) == (
         "firing",
         "resolved",
         "moved_on",
     )
-    assert fired.alert_id == resolved.alert_id
-    assert resolved.stalled_for_seconds == 400
+    assert to_alert(fired).alert_id == to_alert(resolved).alert_id
+    assert resolved.stalled_for == 400
     assert t.stalled == {}
     assert t.tick(T0 + 459) == []  # the placed stage's own stall is not due before 460
 
@@ -263,9 +274,9 @@ def test_stall_interrupted_between_ticks_fires_and_resolves() -> None:
 def test_stall_interrupted_by_ending_fires_and_resolves() -> None:
     """A stall due before a wrap-up that ends the interaction is still reported, then resolved."""
     t = tracker(StallPolicy({"connected": 10}))
-    t.apply(snap(placed=0, connected=1), T0 + 1)
-    alerts = t.apply(snap(active=False, placed=0, connected=1, wrapped_up=30), T0 + 30)
-    assert [(a.status, a.rule, a.resolution) for a in alerts] == [
+    t.ingest(snap(placed=0, connected=1), T0 + 1)
+    alerts = t.ingest(snap(active=False, placed=0, connected=1, wrapped_up=30), T0 + 30)
+    assert [(a.status, a.stall.rule, a.resolution) for a in alerts] == [
         ("firing", "connected", None),
         ("resolved", "connected", "wrapped_up"),
     ]

@@ -1,0 +1,159 @@
+"""Delivery: the only place that awaits acknowledgements, and the order it keeps.
+
+One batch's outputs are made durable in two rounds, retried as a whole with one back-off
+until every send is acknowledged:
+
+1. alert records (durable sinks), dead letters, re-keyed records, and the saved state of
+   interactions that have no alert in the batch: sent together, then confirmed;
+2. the saved state of interactions that have an alert in the batch: a saved "fired" must
+   never stand for an alert that was lost, so it is sent only once round 1 is confirmed.
+
+Best-effort sinks (the log, Alertmanager) are handed the alerts once, before round 1.
+Only when both rounds are confirmed does :meth:`Delivery.deliver` return ``True``, and only
+then are the batch's offsets durable (:mod:`consumer.daemon.ledger`). While an output
+refuses records, it retries (fetching waits meanwhile: memory stays bounded, lag shows the
+problem); asked to stop, it gives up and returns ``False``: the batch stays uncommitted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from consumer.adapters.alerts import Alert
+from consumer.adapters.logs import fields
+from consumer.backoff import Backoff
+from consumer.config import KafkaSettings
+from consumer.daemon.outputs import Outputs
+from consumer.daemon.ports import Ack, AlertSink, Clock, Producer
+from consumer.daemon.records import StateRecord
+from consumer.daemon.sinks import send_dead_letter
+from consumer.errors import OutputError
+from consumer.metrics import ConsumerMetrics
+
+log = logging.getLogger(__name__)
+
+
+class Delivery:
+    """Makes each batch's outputs durable, in order, retrying until they are."""
+
+    def __init__(
+        self,
+        producer: Producer,
+        sinks: Sequence[AlertSink],
+        topics: Topics,
+        metrics: ConsumerMetrics,
+        clock: Clock,
+        backoff: Backoff,
+        stopping: asyncio.Event,
+    ) -> None:
+        self._producer = producer
+        self.sinks = sinks
+        self._topics = topics
+        self._metrics = metrics
+        self._clock = clock
+        self._backoff = backoff
+        self._stopping = stopping
+        self.delivering_since: float | None = None  # monotonic; for readiness
+
+    async def deliver(self, out: Outputs) -> bool:
+        """Make ``out`` durable; ``False`` if given up because the daemon is stopping."""
+        if out.empty:
+            return True
+        for sink in self.sinks:
+            if not sink.durable:  # best effort, handed over once
+                await sink.publish(out.alerts)
+        # a saved "fired" must never stand for an alert that was lost
+        alerted = {a.interaction_id.encode() for a in out.alerts if isinstance(a, Alert)}
+        later = {p: [r for r in rs if r[0] in alerted] for p, rs in out.states.items()}
+        first = {p: [r for r in rs if r[0] not in alerted] for p, rs in out.states.items()}
+        self.delivering_since = self._clock.monotonic()
+        self._backoff.reset()
+        while True:
+            try:
+                acks = []
+                for sink in self.sinks:
+                    if sink.durable:
+                        acks += await sink.publish(out.alerts)
+                topics = self._topics
+                for letter in out.dead_letters:
+                    acks.append(
+                        await send_dead_letter(
+                            self._producer, topics.dead_letters, letter, topics.dead_letter_max
+                        )
+                    )
+                for key, value, timestamp in out.forwards:
+                    acks.append(
+                        await self._producer.send(
+                            topics.repartition, key, value, timestamp_ms=timestamp
+                        )
+                    )
+                acks += await self._save(first)
+                await self._producer.confirm(acks)
+                await self._producer.confirm(await self._save(later))
+                break
+            except OutputError as exc:
+                self._metrics.output_errors.inc()
+                delay = self._backoff.next()
+                log.warning("output_failed", extra=fields(error=str(exc), retry_in=delay))
+                if self._stopping.is_set():
+                    return False
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), delay)
+        self.delivering_since = None
+        self._count(out)
+        return True
+
+    async def _save(self, states: dict[int, list[StateRecord]]) -> list[Ack]:
+        acks: list[Ack] = []
+        if self._topics.state is None:
+            return acks
+        for partition, records in states.items():
+            if records:
+                self._metrics.state_writes.inc(len(records))
+                acks += await self._producer.send_many(self._topics.state, partition, records)
+        return acks
+
+    def _count(self, out: Outputs) -> None:
+        """Metrics and logs of what was made durable."""
+        wall = self._clock.wall()
+        for sink in self.sinks:
+            for alert in out.alerts:
+                self._metrics.alerts_published.labels(sink.name, alert.status).inc()
+        for due in out.fired_due:
+            self._metrics.alert_delay.observe(max(0.0, wall - due))
+        for record, invalid in out.dead_letters:
+            self._metrics.dead_letters.labels(invalid.reason).inc()
+            log.warning(
+                "dead_letter",
+                extra=fields(
+                    topic=record.topic,
+                    partition=record.partition,
+                    offset=record.offset,
+                    reason=invalid.reason,
+                    error=invalid.detail,
+                ),
+            )
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Where the outputs go."""
+
+    dead_letters: str
+    dead_letter_max: int  # dead-letter copies are cut to this many bytes
+    repartition: str
+    state: str | None  # None: state is not persisted
+
+    @classmethod
+    def of(cls, kafka: KafkaSettings, *, persist_state: bool) -> Topics:
+        """The output topics the settings name."""
+        return cls(
+            kafka.dead_letter_topic,
+            kafka.dead_letter_max_value_bytes,
+            kafka.repartition_topic_name,
+            kafka.state_topic_name if persist_state else None,
+        )

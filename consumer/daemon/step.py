@@ -1,0 +1,404 @@
+"""The batch step: one fetch in, everything it caused out. Pure: no asyncio, no client.
+
+    records of one fetch, what the source knows of each partition, the wall clock
+      -> per record, in order:  heartbeat?  size  decode (else a dead letter)
+                                clock (a timestamp from the future moves nothing)  key check
+                                tracker (time passes to the record, then it applies)
+      -> per partition:         caught up?  clock settles  due stalls fire
+                                silent sources judged  changed state encoded
+      -> Outputs: alerts, dead letters, re-keyed records, state records, the offsets that
+         may be committed once all of those are acknowledged, notices to log, and the
+         partition views (lag, caught up) that metrics and readiness read.
+
+Nothing one record makes the engine raise leaves this module: that record becomes a dead
+letter with reason ``engine_error`` (the exception type and message, never the record's
+content) and the partition moves on. A monitor that a record can crash-loop is silenced.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, NamedTuple
+
+from consumer.adapters.alerts import Alert, AnyAlert, to_alert, to_source_alert
+from consumer.daemon.outputs import DeadLetter, Notice, Outputs
+from consumer.daemon.records import Partition, Record
+from consumer.engine import alerting, changelog, heartbeat
+from consumer.engine.alerting import StallEvent
+from consumer.engine.clock import PartitionClock
+from consumer.engine.lifecycle import Snapshot, Tombstone
+from consumer.engine.model import Invalid, decode_record
+from consumer.engine.sources import SourceWatch
+from consumer.engine.tracker import Tracker
+
+# misrouted interactions warned about, remembered so each is warned once (oldest forgotten)
+MISROUTED_REMEMBERED: Final = 10_000
+# a partition's "timestamp from the future" warning is repeated at most this often
+FUTURE_WARNING_EVERY: Final = 60.0
+# a heartbeat source's tolerated silence past its heartbeat: twice its interval, at least
+GRACE_FLOOR: Final = 20.0
+
+
+class PartitionView(NamedTuple):
+    """One assigned partition as metrics and readiness see it, computed once per batch."""
+
+    topic: str
+    partition: int
+    lag: int | None
+    event_time_lag: float | None
+    caught_up: bool
+    heartbeat: float | None  # the newest heartbeat's up_to, if the partition has any
+    progressed_at: float  # monotonic time of the last record or catch-up
+    restoring: bool
+
+
+@dataclass(frozen=True)
+class StepSettings:
+    """What the step needs of the settings: plain values."""
+
+    max_record_bytes: int = 1_000_000
+    check_keys: bool = True  # warn about snapshots not keyed by their interaction id
+    max_clock_skew: float = 60.0
+    source_grace: float | None = None  # None: from the heartbeat's interval
+    source_silent: float = 60.0
+    persist_state: bool = True
+
+
+@dataclass
+class PartitionState:
+    """The step's bookkeeping for one assigned partition."""
+
+    tracker: Tracker
+    clock: PartitionClock
+    forward: bool = False  # an input partition re-keyed into the repartition topic
+    restoring: bool = False  # its state is being restored: not processed meanwhile
+    next_offset: int | None = None  # after the last applied record
+    progressed_at: float = 0.0
+    future_warned_at: float = float("-inf")
+
+
+class Facts(NamedTuple):
+    """What the source knows of the partitions right after a fetch."""
+
+    highwater: Callable[[Partition], int | None]
+    confirmed_at: Callable[[Partition], float | None]
+    reachable: bool  # a broker answered lately: caught-up judgement may run on its answers
+
+
+class Step:
+    """The partitions this instance owns, and the pure step over one fetched batch."""
+
+    def __init__(
+        self,
+        settings: StepSettings,
+        new_tracker: Callable[[], Tracker],
+        watches: Callable[[str], SourceWatch],
+    ) -> None:
+        self.settings = settings
+        self.partitions: dict[Partition, PartitionState] = {}
+        self.views: list[PartitionView] = []
+        self._new_tracker = new_tracker
+        self._new_watch = watches
+        self.watches: dict[str, SourceWatch] = {}
+        self._misrouted: OrderedDict[str, None] = OrderedDict()
+        self._resolved: list[AnyAlert] = []  # source alerts resolved by a revocation
+
+    # -- ownership ------------------------------------------------------------------
+
+    def assign(self, tp: Partition, *, forward: bool, restoring: bool, now: float) -> Tracker:
+        """Take ``tp`` on; returns its (empty) tracker, for the restore."""
+        state = PartitionState(
+            self._new_tracker(),
+            PartitionClock(self.settings.max_clock_skew),
+            forward=forward,
+            restoring=restoring,
+            progressed_at=now,
+        )
+        self.partitions[tp] = state
+        return state.tracker
+
+    def revoke(self, tps: Sequence[Partition], wall: float) -> None:
+        """Give ``tps`` up; sources left without a partition here resolve with the next batch."""
+        for tp in tps:
+            self.partitions.pop(tp, None)
+        for topic, watch in self.watches.items():
+            gone = [p for t, p in tps if t == topic]
+            self._resolved += [to_source_alert(e) for e in watch.forget(gone, wall)]
+
+    def position(self, tp: Partition, offset: int) -> None:
+        """Where ``tp`` starts, for a partition nothing was read from yet (lag needs it)."""
+        state = self.partitions.get(tp)
+        if state is not None and state.next_offset is None:
+            state.next_offset = offset
+
+    def unpositioned(self) -> list[Partition]:
+        """Partitions nothing was read from yet, whose start is not known."""
+        return [tp for tp, s in self.partitions.items() if s.next_offset is None]
+
+    def restored(self, tp: Partition) -> bool:
+        """``tp``'s state is back: it may be processed; ``False`` if it was revoked meanwhile."""
+        state = self.partitions.get(tp)
+        if state is None:
+            return False
+        state.restoring = False
+        return True
+
+    def stalled(self) -> list[Alert]:
+        """Every interaction stalled now, oldest stall first (``/stalled``)."""
+        alerts = [
+            to_alert(alerting.firing(iid, p.tracker.states[iid], fired))
+            for p in self.partitions.values()
+            for iid, fired in p.tracker.stalled.items()
+        ]
+        return sorted(alerts, key=lambda a: a.stalled_since)
+
+    def silent(self) -> dict[str, int]:
+        """Silent heartbeat sources now, per topic."""
+        return {topic: watch.silent for topic, watch in self.watches.items()}
+
+    # -- one batch ------------------------------------------------------------------
+
+    def step(
+        self,
+        batch: Mapping[Partition, Sequence[Record]],
+        facts: Facts,
+        wall: float,
+        monotonic: float,
+    ) -> Outputs:
+        """Apply one fetched batch, then let time pass on every partition."""
+        out = Outputs(alerts=self._resolved)
+        self._resolved = []
+        for tp, records in batch.items():
+            state = self.partitions.get(tp)
+            if state is None or state.restoring or not records:
+                continue  # revoked, or paused for a restore, since the fetch
+            out.records += len(records)
+            if state.forward:
+                self._forward(records, out)
+            else:
+                self._apply(tp, state, records, out, wall)
+            state.next_offset = records[-1].offset + 1
+            state.progressed_at = monotonic
+        self._settle(facts, out, wall, monotonic)
+        out.offsets = {
+            tp: s.next_offset for tp, s in self.partitions.items() if s.next_offset is not None
+        }
+        return out
+
+    def _decode(self, record: Record) -> Snapshot | Tombstone | Invalid:
+        value = record.value
+        if value is not None and len(value) > self.settings.max_record_bytes:
+            detail = f"value of {len(value)} bytes exceeds kafka.max_record_bytes"
+            return Invalid("too_large", detail)
+        return decode_record(record.key, value)
+
+    def _apply(
+        self,
+        tp: Partition,
+        state: PartitionState,
+        records: Sequence[Record],
+        out: Outputs,
+        wall: float,
+    ) -> None:
+        tracker, clock = state.tracker, state.clock
+        skew = self.settings.max_clock_skew
+        for record in records:  # the hot loop: per-record work stays inline
+            if record.headers and heartbeat.is_heartbeat(record.headers):
+                self._heartbeat(tp, state, record, out, wall)
+                continue
+            try:
+                item = self._decode(record)
+                if isinstance(item, Invalid):
+                    out.dead_letters.append(DeadLetter(record, item))
+                    tracker.obs.events["invalid"] += 1
+                    continue
+                seconds = record.timestamp / 1000.0
+                credible = clock.record(seconds, wall)
+                if isinstance(item, Snapshot):
+                    key = record.key
+                    check = self.settings.check_keys and key is not None
+                    if check and key != item.interaction_id.encode():
+                        self._misrouted_snapshot(item.interaction_id, out)
+                    # its own credible timestamp vouches for a snapshot's times too
+                    now = clock.now
+                    reference = seconds if credible and seconds > now else now
+                    if item.version > reference + skew:
+                        credible = False
+                if not credible:
+                    self._future(tp, state, record, out, wall)
+                fired = tracker.ingest(item, clock.now)
+                if fired:
+                    _publish(fired, out)
+                if seconds > 0:
+                    out.applied_delays.append(wall - seconds)
+            except Exception as exc:  # one record must never stop the loop
+                detail = f"{type(exc).__name__}: {exc}"[:500]
+                out.dead_letters.append(DeadLetter(record, Invalid("engine_error", detail)))
+                tracker.obs.events["invalid"] += 1
+
+    def _heartbeat(
+        self, tp: Partition, state: PartitionState, record: Record, out: Outputs, wall: float
+    ) -> None:
+        """Count a heartbeat and let it vouch for the partition's time; never a dead letter."""
+        out.heartbeats += 1
+        beat = heartbeat.decode(record.value)
+        if beat is None:
+            out.notices.append(Notice(logging.WARNING, "heartbeat_unreadable", _where(record)))
+            return
+        up_to = beat.up_to_epoch
+        grace = self.settings.source_grace
+        if grace is None:
+            grace = max(GRACE_FLOOR, 2 * (beat.interval_seconds or 0.0))
+        if not state.clock.heartbeat(up_to, grace, wall):
+            self._future(tp, state, record, out, wall)
+            return
+        state.clock.record(record.timestamp / 1000.0, wall)
+        watch = self.watches.get(tp[0])
+        if watch is None:
+            watch = self.watches[tp[0]] = self._new_watch(tp[0])
+        watch.beat(tp[1], beat.source, up_to)
+
+    def _future(
+        self, tp: Partition, state: PartitionState, record: Record, out: Outputs, wall: float
+    ) -> None:
+        out.future[tp] = out.future.get(tp, 0) + 1
+        if wall - state.future_warned_at >= FUTURE_WARNING_EVERY:
+            state.future_warned_at = wall
+            out.notices.append(
+                Notice(
+                    logging.WARNING,
+                    "timestamp_from_the_future",
+                    _where(record)
+                    | {
+                        "timestamp_ms": record.timestamp,
+                        "max_clock_skew_seconds": self.settings.max_clock_skew,
+                        "hint": "a producer's clock runs ahead: the record is applied, "
+                        "its time is not believed",
+                    },
+                )
+            )
+
+    def _misrouted_snapshot(self, interaction_id: str, out: Outputs) -> None:
+        """Count a snapshot keyed by something else than its id; warn once per interaction.
+
+        Such snapshots may land on several partitions, each with its own owner, and no
+        owner sees the whole interaction: ``kafka.repartition`` fixes that.
+        """
+        out.misrouted += 1
+        if interaction_id in self._misrouted:
+            return
+        self._misrouted[interaction_id] = None
+        if len(self._misrouted) > MISROUTED_REMEMBERED:
+            self._misrouted.popitem(last=False)
+        out.notices.append(
+            Notice(
+                logging.WARNING,
+                "misrouted_snapshot",
+                {"interaction": interaction_id, "hint": "set kafka.repartition = true"},
+            )
+        )
+
+    def _forward(self, records: Sequence[Record], out: Outputs) -> None:
+        """Repartition mode: re-key each valid snapshot by its interaction id."""
+        for record in records:
+            if record.headers and heartbeat.is_heartbeat(record.headers):
+                # re-keyed partitions get no heartbeats: they run on the wall clock (README)
+                out.heartbeats += 1
+                continue
+            item = self._decode(record)
+            if isinstance(item, Invalid):
+                out.dead_letters.append(DeadLetter(record, item))
+            else:
+                key = item.interaction_id.encode()
+                out.forwards.append((key, record.value, record.timestamp))
+
+    def _settle(self, facts: Facts, out: Outputs, wall: float, monotonic: float) -> None:
+        """Per partition: caught up?, time passes, silences judged, changed state encoded."""
+        views = []
+        confirmed_by_topic: dict[str, dict[int, float]] = {}
+        for tp, state in self.partitions.items():
+            highwater = facts.highwater(tp)
+            lag = None
+            if highwater is not None and state.next_offset is not None:
+                lag = max(0, highwater - state.next_offset)
+            confirmed = facts.confirmed_at(tp)
+            # the monitor's own outage: only a broker's recent answer shows it caught up
+            caught_up = lag == 0 and facts.reachable and confirmed is not None
+            clock = state.clock
+            if not state.restoring and not state.forward:
+                if caught_up and not clock.caught_up:
+                    state.progressed_at = monotonic
+                    out.notices.append(
+                        Notice(logging.INFO, "caught_up", {"topic": tp[0], "partition": tp[1]})
+                    )
+                now = clock.settle(wall, caught_up=caught_up, confirmed=confirmed)
+                if now > 0:
+                    self._tick(state, now, out)
+                if caught_up and confirmed is not None:
+                    confirmed_by_topic.setdefault(tp[0], {})[tp[1]] = min(confirmed, wall)
+                if self.settings.persist_state:
+                    self._save(tp, state.tracker, out)
+            watch = self.watches.get(tp[0])
+            newest = clock.newest_record
+            views.append(
+                PartitionView(
+                    tp[0],
+                    tp[1],
+                    lag,
+                    wall - newest if newest > 0 else None,
+                    clock.caught_up,
+                    None if watch is None else watch.newest(tp[1]),
+                    state.progressed_at,
+                    state.restoring,
+                )
+            )
+        for topic, watch in self.watches.items():
+            judged = watch.judge(confirmed_by_topic.get(topic, {}), wall)
+            out.alerts += [to_source_alert(e) for e in judged]
+        self.views = views
+
+    def _tick(self, state: PartitionState, now: float, out: Outputs) -> None:
+        try:
+            fired = state.tracker.tick(now)
+        except Exception as exc:  # time must keep passing on the others
+            out.notices.append(Notice(logging.ERROR, "tick_failed", _error(exc)))
+            return
+        _publish(fired, out)
+
+    def _save(self, tp: Partition, tracker: Tracker, out: Outputs) -> None:
+        """Encode the changed interactions now: the next batch changes the tracker."""
+        changed = tracker.take_dirty()
+        if not changed:
+            return
+        states, stalled = tracker.states, tracker.stalled
+        records = []
+        for iid in changed:
+            state = states.get(iid)
+            try:
+                value = None if state is None else changelog.encode(state, stalled.get(iid))
+            except Exception as exc:  # one state must not stop the others
+                out.notices.append(
+                    Notice(logging.ERROR, "state_unsaved", {"interaction": iid} | _error(exc))
+                )
+                continue
+            records.append((iid.encode(), value))
+        out.states[tp[1]] = records
+
+
+def _publish(events: list[StallEvent], out: Outputs) -> None:
+    """Engine events as wire alerts; firings also note when they came due (alert delay)."""
+    for event in events:
+        out.alerts.append(to_alert(event))
+        if event.status == "firing":
+            out.fired_due.append(event.stall.due)
+
+
+def _where(record: Record) -> dict[str, Any]:
+    return {"topic": record.topic, "partition": record.partition, "offset": record.offset}
+
+
+def _error(exc: BaseException) -> dict[str, Any]:
+    return {"error": f"{type(exc).__name__}: {exc}"[:500]}

@@ -1,0 +1,53 @@
+"""The engine's rules built from the settings: stall policy, tracker limits, the batch step.
+
+Settings are plain data (:mod:`consumer.config` imports nothing of the engine); this is
+where they become engine objects, at start, so a stall rule that does not exist stops the
+start with a :class:`~consumer.config.ConfigError` naming the setting.
+"""
+
+from __future__ import annotations
+
+from consumer.config import ConfigError, Settings
+from consumer.daemon.step import Step, StepSettings
+from consumer.engine.sources import SourceWatch
+from consumer.engine.stalls import RULES, StallPolicy, unknown_rules
+from consumer.engine.tracker import Limits, Observations, Tracker
+
+
+def stall_policy(settings: Settings) -> StallPolicy:
+    """The stall rules the settings describe."""
+    stalls = settings.stalls
+    places = [("stalls.thresholds", stalls.thresholds)] + [
+        (f"stalls.campaigns.{campaign}", overrides)
+        for campaign, overrides in stalls.campaigns.items()
+    ]
+    for where, thresholds in places:
+        unknown = unknown_rules(thresholds)
+        if unknown:
+            raise ConfigError(
+                f"{where}: unknown stall rule {unknown[0]!r} (known: {', '.join(RULES)})"
+            )
+    return StallPolicy(stalls.thresholds, stalls.campaigns, watch_all_modes=stalls.watch_all_modes)
+
+
+def tracker_limits(settings: Settings) -> Limits:
+    """The tracker bounds the settings describe."""
+    return Limits(settings.tracking.ttl_seconds, settings.tracking.max_interactions)
+
+
+def batch_step(settings: Settings, observations: Observations, *, persist_state: bool) -> Step:
+    """The daemon's batch step, its trackers sharing ``observations``."""
+    kafka, runtime = settings.kafka, settings.runtime
+    policy, limits = stall_policy(settings), tracker_limits(settings)
+    return Step(
+        StepSettings(
+            max_record_bytes=kafka.max_record_bytes,
+            check_keys=not kafka.repartition,
+            max_clock_skew=runtime.max_clock_skew_seconds,
+            source_grace=runtime.source_grace_seconds,
+            source_silent=runtime.source_silent_seconds,
+            persist_state=persist_state,
+        ),
+        lambda: Tracker(policy, limits, observations),
+        lambda topic: SourceWatch(topic, runtime.source_silent_seconds),
+    )

@@ -1,0 +1,307 @@
+"""The daemon loop on fakes: each test names the delivery or time guarantee it checks."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from consumer.engine import changelog
+from tests.unit.daemon_rig import (
+    ALERTS,
+    DEAD,
+    STATE,
+    TOPIC,
+    Rig,
+    beat,
+    drain,
+    preview,
+    settings,
+    until,
+)
+
+TP = (TOPIC, 0)
+
+
+def test_until_idle_drains_applies_and_commits_everything() -> None:
+    """Guarantee: a drained batch is committed to its end once its outputs are acknowledged."""
+    rig = Rig()
+    rig.send(preview("a", created=0, previewing=1), key="a", at=1)
+    rig.send(b"not json", key="junk", at=2)
+    rig.send(preview("a", created=0, previewing=1, placed=3), key="a", at=3)
+    asyncio.run(drain(rig.daemon()))
+    assert rig.source.committed == {TP: 3}
+    assert [r.headers[0] for r in rig.producer.topics[DEAD]] == [("dlq.reason", b"not_json")]
+    assert rig.alerts() == []
+    assert rig.sample("dialer_events_total", {"outcome": "applied"}) == 2
+
+
+def test_offsets_wait_for_the_alert_acknowledgement() -> None:
+    """Guarantee: a record's offset is not committed while its alert is unacknowledged."""
+    rig = Rig()
+    rig.producer.holding.add(ALERTS)
+    rig.send(preview("stuck", previewing=0), key="stuck", at=0)
+    rig.send(preview("other", previewing=20), key="other", at=20)  # stuck came due by then
+
+    async def scenario() -> None:
+        daemon = rig.daemon()
+        task = asyncio.create_task(daemon.run(until_idle=True))
+        await until(lambda: rig.producer.held > 0)
+        await asyncio.sleep(0.05)  # turns of the loop that must not commit anything
+        assert rig.source.committed == {}
+        rig.producer.release()
+        await asyncio.wait_for(task, 5)
+
+    asyncio.run(scenario())
+    assert rig.alerts() == [("stuck", "firing", "previewing")]
+    assert rig.source.committed == {TP: 2}
+
+
+def test_state_of_an_alerted_interaction_is_saved_after_its_alert() -> None:
+    """Guarantee: a saved "fired" never stands for an alert that was not acknowledged."""
+    rig = Rig()
+    rig.producer.holding.add(ALERTS)
+    rig.send(preview("stuck", previewing=0), key="stuck", at=0)
+    rig.send(preview("quiet", created=15), key="quiet", at=15)
+
+    async def scenario() -> None:
+        task = asyncio.create_task(rig.daemon().run(until_idle=True))
+        await until(lambda: rig.producer.held > 0)
+        await until(lambda: b"quiet" in {r.key for r in rig.producer.topics.get(STATE, [])})
+        assert b"stuck" not in {r.key for r in rig.producer.topics[STATE]}
+        rig.producer.release()
+        await asyncio.wait_for(task, 5)
+
+    asyncio.run(scenario())
+    saved = {r.key: r.value for r in rig.producer.topics[STATE]}
+    restored = changelog.decode(saved[b"stuck"] or b"")
+    assert restored is not None
+    assert restored[1] is not None
+
+
+def test_a_refused_output_holds_the_commit_then_recovers() -> None:
+    """Guarantee: nothing is committed past a batch whose dead letter is refused; it recovers."""
+    rig = Rig()
+    rig.producer.refusing.add(DEAD)
+    rig.send(b"not json", key="junk", at=0)
+    rig.send(preview("a", created=1), key="a", at=1)
+
+    async def scenario() -> None:
+        daemon = rig.daemon()
+        task = asyncio.create_task(daemon.run(until_idle=True))
+        await until(lambda: rig.sample("dialer_output_errors_total") >= 3)
+        assert rig.source.committed == {}
+        assert daemon.delivery.delivering_since is not None
+        rig.producer.refusing.clear()
+        await asyncio.wait_for(task, 5)
+
+    asyncio.run(scenario())
+    assert len(rig.producer.topics[DEAD]) == 1
+    assert rig.source.committed == {TP: 2}
+
+
+def test_stop_while_an_output_refuses_leaves_the_batch_for_the_next_owner() -> None:
+    """Guarantee: a batch given up at shutdown is not committed, and lands after a restart."""
+    rig = Rig()
+    rig.producer.refusing.add(DEAD)
+    rig.send(b"not json", key="junk", at=0)
+
+    async def first_life() -> None:
+        daemon = rig.daemon()
+        task = asyncio.create_task(daemon.run())
+        await until(lambda: rig.sample("dialer_output_errors_total") >= 1)
+        daemon.stop()
+        await asyncio.wait_for(task, 5)
+
+    asyncio.run(first_life())
+    assert rig.source.committed == {}
+    rig.producer.refusing.clear()
+    asyncio.run(drain(rig.daemon()))
+    assert len(rig.producer.topics[DEAD]) == 1
+    assert rig.source.committed == {TP: 1}
+
+
+def test_crash_after_the_alert_before_the_commit_repeats_only_the_same_alert() -> None:
+    """Guarantee: after a crash a stall may be reported again, but only with the same alertId."""
+    rig = Rig()
+    rig.source.refuse_commits = True  # the process dies before any commit lands
+    rig.producer.refusing.add(STATE)  # ...and before its state was saved
+    rig.send(preview("stuck", previewing=0), key="stuck", at=0)
+    rig.send(preview("later", created=30), key="later", at=30)
+
+    async def crash() -> None:
+        daemon = rig.daemon()
+        task = asyncio.create_task(daemon.run())
+        await until(lambda: len(rig.alerts()) == 1)
+        task.cancel()  # kill -9: nothing more is delivered or committed
+
+    asyncio.run(crash())
+    rig.source.refuse_commits = False
+    rig.producer.refusing.clear()
+    asyncio.run(drain(rig.daemon()))
+    firings = [json.loads(v or b"") for v in rig.producer.values(ALERTS)]
+    assert [a["status"] for a in firings] == ["firing", "firing"]
+    assert firings[0]["alertId"] == firings[1]["alertId"]
+    assert rig.source.committed == {TP: 2}
+
+
+def test_a_fired_stall_saved_before_a_restart_is_not_fired_again() -> None:
+    """Guarantee: a stall whose "fired" was saved stays fired across a restart."""
+    rig = Rig()
+    rig.send(preview("stuck", previewing=0), key="stuck", at=0)
+    rig.send(preview("later", created=30), key="later", at=30)
+    asyncio.run(drain(rig.daemon()))
+    rig.source.committed.clear()  # the next owner reads everything again
+    asyncio.run(drain(rig.daemon()))
+    assert rig.alerts() == [("stuck", "firing", "previewing")]
+
+
+def test_a_rebalance_mid_delivery_commits_the_batch_before_giving_the_partition_up() -> None:
+    """Guarantee: a revocation waits for the batch in delivery, commits it, then lets go."""
+    rig = Rig(partitions=2)
+    rig.producer.holding.add(ALERTS)
+    rig.send(preview("stuck", previewing=0), key="stuck", at=0, partition=1)
+    rig.send(preview("later", created=30), key="later", at=30, partition=1)
+
+    async def scenario() -> None:
+        daemon = rig.daemon()
+        task = asyncio.create_task(daemon.run())
+        await until(lambda: rig.producer.held > 0)
+        revoking = asyncio.create_task(rig.source.rebalance(revoke=[(TOPIC, 1)]))
+        await asyncio.sleep(0.05)
+        assert not revoking.done()  # waiting for the batch in hand
+        assert rig.source.committed == {}
+        rig.producer.release()
+        await asyncio.wait_for(revoking, 5)
+        assert rig.source.committed[TOPIC, 1] == 2
+        commits = len(rig.source.commits)
+        rig.send(preview("gone", created=40), key="gone", at=40, partition=1)
+        await asyncio.sleep(0.05)
+        daemon.stop()
+        await asyncio.wait_for(task, 5)
+        # nothing of a partition given up is committed afterwards
+        assert all((TOPIC, 1) not in c for c in rig.source.commits[commits:])
+
+    asyncio.run(scenario())
+    assert rig.source.committed[TOPIC, 1] == 2
+
+
+def test_a_closing_in_the_same_batch_as_the_threshold_fires_then_resolves() -> None:
+    """Time: a tombstone recorded after the threshold reports the stall with its real duration."""
+    rig = Rig()
+    rig.send(preview("gone", previewing=0), key="gone", at=0)
+    rig.send(None, key="gone", at=25)
+    asyncio.run(drain(rig.daemon()))
+    records = [json.loads(v or b"") for v in rig.producer.values(ALERTS)]
+    assert [(a["status"], a["resolution"]) for a in records] == [
+        ("firing", None),
+        ("resolved", "tombstone"),
+    ]
+    assert records[1]["stalledForSeconds"] == 25
+
+
+def test_a_timestamp_ten_years_ahead_fires_nothing() -> None:
+    """Time: one record stamped ten years ahead is counted, not believed; stalls stay on time."""
+    rig = Rig()
+    rig.send(preview("watched", previewing=0), key="watched", at=0)
+    skewed = preview("skewed", mode="power", active=False, created=1)  # not even watched
+    rig.send(skewed, key="skewed", at=10 * 365 * 86400)
+
+    async def scenario() -> None:
+        daemon = rig.daemon()
+        task = asyncio.create_task(daemon.run())
+        await until(lambda: rig.source.committed.get(TP) == 2)
+        assert rig.alerts() == []
+        assert rig.sample("dialer_future_timestamps_total", {"topic": TOPIC, "partition": "0"}) == 1
+        rig.clock.advance(11)  # the watched preview's threshold passes on the wall clock
+        await until(lambda: rig.alerts() == [("watched", "firing", "previewing")])
+        daemon.stop()
+        await asyncio.wait_for(task, 5)
+
+    asyncio.run(scenario())
+
+
+def test_while_the_broker_is_away_the_clock_stops() -> None:
+    """Time: the monitor's own outage fires nothing; what was really stuck fires on return."""
+    rig = Rig()
+    rig.send(preview("a", previewing=0), key="a", at=0)
+    rig.send(preview("b", previewing=0), key="b", at=0)
+
+    async def scenario() -> None:
+        daemon = rig.daemon()
+        task = asyncio.create_task(daemon.run())
+        await until(lambda: rig.source.committed.get(TP) == 2)
+        rig.clock.advance(3)
+        await asyncio.sleep(0.05)
+        rig.source.answering = False  # the broker goes away at 3
+        b_moved = preview("b", previewing=0, placed=5, connected=6)
+        rig.send(b_moved, key="b", at=6)  # held by its producer meanwhile
+        rig.clock.advance(17)  # back at 20: both were due at 10
+        await asyncio.sleep(0.1)
+        assert rig.alerts() == []
+        rig.source.answering = True
+        await until(lambda: rig.alerts() == [("a", "firing", "previewing")])
+        await asyncio.sleep(0.05)
+        daemon.stop()
+        await asyncio.wait_for(task, 5)
+
+    asyncio.run(scenario())
+    assert rig.alerts() == [("a", "firing", "previewing")]
+
+
+def test_a_silent_source_is_one_alert_not_a_storm() -> None:
+    """Time: heartbeats stop, previews in flight do not stall; one source_silent, then back."""
+    # a previewing threshold beyond the source's grace (20 s past its last heartbeat)
+    config = settings(
+        runtime={"source_silent_seconds": 30}, stalls={"thresholds": {"previewing": 30}}
+    )
+    rig = Rig(config=config)
+    value, headers = beat(0)
+    rig.source.produce(value, headers=headers, timestamp=rig.clock.wall())
+    for n in range(5):
+        rig.send(preview(f"p{n}", previewing=0), key=f"p{n}", at=0)
+
+    async def scenario() -> None:
+        daemon = rig.daemon()
+        task = asyncio.create_task(daemon.run())
+        await until(lambda: rig.source.committed.get(TP) == 6)
+        for _ in range(60):  # the source is silent for a minute
+            rig.clock.advance(1)
+            await asyncio.sleep(0.003)
+        await until(lambda: ("poller", "firing", "source_silent") in rig.alerts())
+        assert [a for a in rig.alerts() if a[2] != "source_silent"] == []
+        # the source returns: p0 moved on meanwhile, the rest really stalled
+        rig.send(preview("p0", previewing=0, placed=5), key="p0", at=61)
+        value, headers = beat(61)
+        rig.source.produce(value, headers=headers, timestamp=rig.clock.wall())
+        await until(lambda: ("poller", "resolved", "source_silent") in rig.alerts())
+        await until(lambda: len([a for a in rig.alerts() if a[2] == "previewing"]) == 4)
+        daemon.stop()
+        await asyncio.wait_for(task, 5)
+
+    asyncio.run(scenario())
+    silent = [a for a in rig.alerts() if a[2] == "source_silent"]
+    assert silent == [
+        ("poller", "firing", "source_silent"),
+        ("poller", "resolved", "source_silent"),
+    ]
+    assert {a[0] for a in rig.alerts() if a[2] == "previewing"} == {"p1", "p2", "p3", "p4"}
+
+
+def test_a_topic_without_heartbeats_runs_on_the_wall_clock() -> None:
+    """Time: with no heartbeat ever seen, a quiet topic still raises its stall on time."""
+    rig = Rig()
+    rig.send(preview("a", previewing=0), key="a", at=0)
+
+    async def scenario() -> None:
+        daemon = rig.daemon()
+        task = asyncio.create_task(daemon.run())
+        await until(lambda: rig.source.committed.get(TP) == 1)
+        rig.clock.advance(9)
+        await asyncio.sleep(0.05)
+        assert rig.alerts() == []
+        rig.clock.advance(1.5)
+        await until(lambda: rig.alerts() == [("a", "firing", "previewing")])
+        daemon.stop()
+        await asyncio.wait_for(task, 5)
+
+    asyncio.run(scenario())

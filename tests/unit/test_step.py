@@ -1,0 +1,128 @@
+"""The pure batch step: records, facts and a wall clock in; alerts, letters, offsets out."""
+
+from __future__ import annotations
+
+import logging
+
+from consumer.daemon.fakes import FakeRecord
+from consumer.daemon.step import Facts, Step, StepSettings
+from consumer.engine.lifecycle import Snapshot, Tombstone
+from consumer.engine.sources import SourceWatch
+from consumer.engine.stalls import StallPolicy
+from consumer.engine.tracker import Limits, Observations, Tracker
+from tests.unit.daemon_rig import T0, TOPIC, beat, preview
+
+TP = (TOPIC, 0)
+
+
+class ExplodingTracker(Tracker):
+    """A tracker with a bug that one interaction id sets off."""
+
+    def ingest(self, item: Snapshot | Tombstone, now: float) -> list:  # type: ignore[type-arg]
+        if item.interaction_id == "poison":
+            raise ZeroDivisionError("a bug in the engine")
+        return super().ingest(item, now)
+
+
+def step_with(tracker: type[Tracker] = Tracker, **settings: float) -> Step:
+    """A step owning partition 0 of the input, caught up from the start."""
+    policy = StallPolicy({"previewing": 10})
+    step = Step(
+        StepSettings(**settings),  # type: ignore[arg-type]
+        lambda: tracker(policy, Limits(), Observations()),
+        lambda topic: SourceWatch(topic, 30.0),
+    )
+    step.assign(TP, forward=False, restoring=False, now=0.0)
+    return step
+
+
+def record(offset: int, value: bytes | None, *, key: str, at: float, **kw: object) -> FakeRecord:
+    """An input record at ``T0 + at``."""
+    headers = kw.get("headers", ())
+    return FakeRecord(TOPIC, 0, offset, int((T0 + at) * 1000), key.encode(), value, headers)  # type: ignore[arg-type]
+
+
+def facts(end: int, answered: float) -> Facts:
+    """The source read partition 0 to ``end``; the broker answered at ``T0 + answered``."""
+    return Facts(lambda tp: end, lambda tp: T0 + answered, True)
+
+
+def test_an_engine_exception_is_a_dead_letter_and_the_partition_moves_on() -> None:
+    """A record the engine raises on is dead-lettered as engine_error; the next one applies."""
+    step = step_with(ExplodingTracker)
+    batch = [
+        record(0, preview("poison", previewing=0), key="poison", at=0),
+        record(1, preview("fine", previewing=0), key="fine", at=1),
+    ]
+    out = step.step({TP: batch}, facts(2, 1), T0 + 1, 0.0)
+    ((letter, invalid),) = out.dead_letters
+    assert letter.offset == 0
+    assert (invalid.reason, invalid.detail) == (
+        "engine_error",
+        "ZeroDivisionError: a bug in the engine",
+    )
+    assert "fine" in step.partitions[TP].tracker.states
+    assert out.offsets == {TP: 2}
+
+
+def test_oversized_values_are_dead_letters_unread() -> None:
+    """A value over the size limit is too_large, whatever it holds."""
+    step = step_with(max_record_bytes=100)
+    big = preview("big", previewing=0) + b" " * 200
+    out = step.step({TP: [record(0, big, key="big", at=0)]}, facts(1, 0), T0, 0.0)
+    assert [i.reason for _, i in out.dead_letters] == ["too_large"]
+
+
+def test_misrouted_snapshots_are_counted_and_warned_once() -> None:
+    """A snapshot keyed by something else is counted every time, warned about once."""
+    step = step_with()
+    batch = [record(n, preview("i-1", created=n), key="wrong", at=n) for n in range(3)]
+    out = step.step({TP: batch}, facts(3, 2), T0 + 2, 0.0)
+    assert out.misrouted == 3
+    assert [n.event for n in out.notices if n.event == "misrouted_snapshot"] == [
+        "misrouted_snapshot"
+    ]
+
+
+def test_a_snapshot_from_the_future_is_applied_counted_and_warned_once_a_minute() -> None:
+    """Stage times beyond the clock plus the skew count as future; the warning is rate-limited."""
+    step = step_with(max_clock_skew=60)
+    ahead = [record(n, preview(f"i-{n}", created=86400), key=f"i-{n}", at=0) for n in range(3)]
+    out = step.step({TP: ahead}, facts(3, 0), T0, 0.0)
+    assert out.future == {TP: 3}
+    assert len(step.partitions[TP].tracker.states) == 3  # applied all the same
+    warnings = [n for n in out.notices if n.event == "timestamp_from_the_future"]
+    assert len(warnings) == 1
+    assert warnings[0].level == logging.WARNING
+
+
+def test_heartbeats_are_counted_never_dead_lettered() -> None:
+    """A heartbeat record is counted and vouches for time; an unreadable one is warned about."""
+    step = step_with()
+    value, headers = beat(0)
+    out = step.step(
+        {
+            TP: [
+                record(0, value, key="poller", at=0, headers=headers),
+                record(1, b"garbage", key="poller", at=0, headers=headers),
+            ]
+        },
+        facts(2, 0),
+        T0,
+        0.0,
+    )
+    assert out.heartbeats == 2
+    assert out.dead_letters == []
+    assert step.partitions[TP].clock.vouched == T0 + 20
+    assert [n.event for n in out.notices] == ["heartbeat_unreadable", "caught_up"]
+
+
+def test_a_partition_not_confirmed_by_the_broker_is_not_caught_up() -> None:
+    """Without a fetch answer (broker away) the partition keeps its event time."""
+    step = step_with()
+    batch = [record(0, preview("a", previewing=0), key="a", at=0)]
+    out = step.step({TP: batch}, Facts(lambda tp: 1, lambda tp: None, True), T0 + 100, 0.0)
+    assert out.alerts == []
+    assert not step.partitions[TP].clock.caught_up
+    assert step.views[0].lag == 0
+    assert not step.views[0].caught_up
