@@ -15,7 +15,7 @@ from typing import IO, Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from consumer import config, service
+from consumer import apidouble, config, poll, service
 from consumer.adapters import logs
 from consumer.adapters.alerts import Alert, encode_alert
 from consumer.engine.model import to_epoch
@@ -57,6 +57,27 @@ _KAFKA_FLAGS = {
 }
 
 
+# the credentials the API double accepts unless GENESYS_CLIENT_ID/_SECRET say others
+DOUBLE_CLIENT_ID = "demo-client"
+DOUBLE_SECRET = "demo-secret"  # noqa: S105 - the double's made-up default, not a credential
+
+# flag -> dotted setting, for the poll command
+_POLL_FLAGS = {
+    "region": "genesys.region",
+    "api_base": "genesys.api_base",
+    "login_base": "genesys.login_base",
+    "campaign": "genesys.campaigns",
+    "interval": "genesys.interval_seconds",
+}
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    return host, int(port)
+
+
 def _engine_options(command: argparse.ArgumentParser) -> None:
     """Options shared by commands that run the engine."""
     command.add_argument("--config", type=Path, help="settings file (TOML)")
@@ -91,6 +112,12 @@ def _parser() -> argparse.ArgumentParser:
     target.add_argument(
         "--output", choices=["-"], help="print kcat -J lines to stdout at once (for replay)"
     )
+    target.add_argument(
+        "--serve-api",
+        type=_host_port,
+        metavar="HOST:PORT",
+        help="serve the traffic as the Genesys Cloud Platform API (for poll), until stopped",
+    )
     simulate.add_argument("--bootstrap-servers", metavar="HOST:PORT[,...]")
     simulate.add_argument("--rate", type=float, default=5.0, help="interactions per second")
     simulate.add_argument(
@@ -100,6 +127,7 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--seed", type=int, default=0)
     simulate.add_argument("--stall-share", type=float, default=0.1)
     simulate.add_argument("--malformed-share", type=float, default=0.02)
+    _poll_parser(commands)
     replay = commands.add_parser(
         "replay",
         help="replay a dump (JSON lines, bare or kcat -J envelopes) and print its alerts",
@@ -118,12 +146,35 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _poll_parser(commands: Any) -> None:
+    command = commands.add_parser(
+        "poll", help="poll Genesys Cloud's outbound campaign interactions into the topic"
+    )
+    command.add_argument("--config", type=Path, help="settings file (TOML)")
+    where = command.add_mutually_exclusive_group()
+    where.add_argument("--region", metavar="HOST", help="e.g. mypurecloud.ie: api.HOST")
+    where.add_argument("--api-base", metavar="URL", help="the Platform API base URL")
+    command.add_argument("--login-base", metavar="URL", help="the login (OAuth) base URL")
+    command.add_argument(
+        "--campaign",
+        action="append",
+        metavar="ID",
+        help="poll this campaign (repeatable; default: every preview campaign on or stopping)",
+    )
+    command.add_argument(
+        "--interval", type=float, metavar="SECONDS", help="poll each campaign so often"
+    )
+    command.add_argument("--bootstrap-servers", metavar="HOST:PORT[,...]")
+    command.add_argument("--topic")
+    command.add_argument("--http-port", type=int, metavar="PORT")
+
+
 def _settings(args: argparse.Namespace) -> config.Settings:
     """Settings from the file, the environment and this command's flags."""
     overrides: dict[str, Any] = {}
     if getattr(args, "stall_after", None):
         overrides["stalls"] = {"thresholds": dict(args.stall_after)}
-    for flag, setting in _KAFKA_FLAGS.items():
+    for flag, setting in (_KAFKA_FLAGS | _POLL_FLAGS).items():
         value = getattr(args, flag, None)
         if value is not None:
             section, name = setting.split(".")
@@ -185,6 +236,18 @@ def _simulate(args: argparse.Namespace) -> int:
         return 0
     settings = _settings(args)
     logs.configure(settings.log.level, "text")
+    if args.serve_api is not None:
+        host, port = args.serve_api
+        credentials = settings.genesys
+        return asyncio.run(
+            apidouble.serve(
+                traffic,
+                host,
+                port,
+                credentials.client_id or DOUBLE_CLIENT_ID,
+                credentials.client_secret.reveal() if credentials.client_secret else DOUBLE_SECRET,
+            )
+        )
     return asyncio.run(publish(settings.kafka, args.topic, traffic, args.seconds))
 
 
@@ -198,6 +261,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return service.run(_settings(args))
         if args.command == "simulate":
             return _simulate(args)
+        if args.command == "poll":
+            return poll.run(_settings(args))
     except config.ConfigError as exc:
         print(f"interaction-consumer: configuration error: {exc}", file=sys.stderr)
         return 2

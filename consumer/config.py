@@ -10,6 +10,7 @@ must fail loudly, unlike wire data, where unknown fields are expected.
 
 from __future__ import annotations
 
+import re
 import tomllib
 import types
 import typing
@@ -22,6 +23,11 @@ import msgspec
 from consumer.errors import ServiceError
 
 ENV_PREFIX: Final = "INTERACTION_CONSUMER_"
+# the variables Genesys Cloud's own tools read, honoured like KAFKA_BOOTSTRAP_SERVERS
+_CONVENTIONAL_ENV: Final = {
+    "GENESYS_CLIENT_ID": "client_id",
+    "GENESYS_CLIENT_SECRET": "client_secret",
+}
 
 Seconds = Annotated[float, msgspec.Meta(ge=0)]
 Positive = Annotated[int, msgspec.Meta(ge=1)]
@@ -41,6 +47,9 @@ class StallSettings(_Section):
     thresholds: dict[str, Seconds] = {}
     campaigns: dict[str, dict[str, Seconds]] = {}
     watch_all_modes: bool = False
+    # a campaign whose previews auto-place after previewTimeOutSeconds (the campaigns topic)
+    # and that has no explicit override: its previewing threshold is that timeout plus this
+    preview_timeout_grace_seconds: Seconds = 30.0
     # rule names are checked where the rules are built (consumer.policy): settings are data
 
 
@@ -141,6 +150,76 @@ class KafkaSettings(_Section):
                 )
 
 
+_HOST: Final = re.compile(r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
+
+
+def _base_url(url: str, name: str) -> str:
+    """``url`` without a trailing slash, checked to be an http(s) URL with a host."""
+    scheme, sep, rest = url.partition("://")
+    host = rest.split("/", 1)[0]
+    if scheme not in ("http", "https") or not sep or not host:
+        raise ValueError(f"genesys.{name} {url!r} must be an http:// or https:// URL")
+    return url.rstrip("/")
+
+
+class GenesysSettings(_Section):
+    """The Genesys Cloud org the ``poll`` command reads (see README, Connecting Genesys Cloud).
+
+    ``client_id`` and ``client_secret`` also read ``GENESYS_CLIENT_ID`` and
+    ``GENESYS_CLIENT_SECRET``. ``region`` (``mypurecloud.ie``) means the API base
+    ``https://api.<region>``; ``api_base`` sets it directly (not both). The login base is
+    the API base with ``api.`` replaced by ``login.`` unless ``login_base`` says otherwise;
+    an API base whose host does not start with ``api.`` (a double on 127.0.0.1) logs in
+    on itself.
+    """
+
+    client_id: str | None = None
+    client_secret: Secret | None = None
+    region: str | None = None
+    api_base: str | None = None
+    login_base: str | None = None
+    # the campaigns to poll; none: every preview campaign that is on or stopping
+    campaigns: list[str] = []
+    interval_seconds: Annotated[float, msgspec.Meta(gt=0)] = 10.0
+    # the platform allows 300 requests a minute per client; stay under it
+    requests_per_minute: Positive = 240
+    # how often the campaigns (discovered, or their settings) are read again
+    discovery_seconds: Annotated[float, msgspec.Meta(gt=0)] = 300.0
+    timeout_seconds: Annotated[float, msgspec.Meta(gt=0)] = 10.0
+    # the source id heartbeats carry
+    source_id: str = "genesys-poller"
+
+    def __post_init__(self) -> None:
+        if self.region is not None and self.api_base is not None:
+            raise ValueError("genesys.region and genesys.api_base exclude each other")
+        if self.region is not None and not _HOST.fullmatch(self.region):
+            raise ValueError(
+                f"genesys.region {self.region!r} must be a host name such as mypurecloud.ie"
+            )
+        if self.api_base is not None:
+            self.api_base = _base_url(self.api_base, "api_base")
+        if self.login_base is not None:
+            self.login_base = _base_url(self.login_base, "login_base")
+
+    @property
+    def api_url(self) -> str | None:
+        """The Platform API base URL, or ``None`` when neither region nor api_base is set."""
+        if self.api_base is not None:
+            return self.api_base
+        return None if self.region is None else f"https://api.{self.region}"
+
+    @property
+    def login_url(self) -> str | None:
+        """The OAuth base URL: ``login_base``, else the API base with ``api.`` -> ``login.``."""
+        if self.login_base is not None:
+            return self.login_base
+        api = self.api_url
+        if api is None:
+            return None
+        scheme, _, rest = api.partition("://")
+        return f"{scheme}://login.{rest[4:]}" if rest.startswith("api.") else api
+
+
 class HttpLimits(_Section):
     """How much the HTTP port gives any one client, and all of them together.
 
@@ -220,6 +299,7 @@ class Settings(_Section):
     runtime: RuntimeSettings = msgspec.field(default_factory=RuntimeSettings)
     log: LogSettings = msgspec.field(default_factory=LogSettings)
     alertmanager: AlertmanagerSettings = msgspec.field(default_factory=AlertmanagerSettings)
+    genesys: GenesysSettings = msgspec.field(default_factory=GenesysSettings)
 
 
 def _leaf_types(struct: type[msgspec.Struct], prefix: str = "") -> dict[str, Any]:
@@ -314,6 +394,9 @@ def load_settings(
     tree = _deep_merge(tree, _from_env(env))
     if "KAFKA_BOOTSTRAP_SERVERS" in env and env_name("kafka.bootstrap_servers") not in env:
         tree = _deep_merge(tree, {"kafka": {"bootstrap_servers": env["KAFKA_BOOTSTRAP_SERVERS"]}})
+    for var, setting in _CONVENTIONAL_ENV.items():
+        if var in env and env_name(f"genesys.{setting}") not in env:
+            tree = _deep_merge(tree, {"genesys": {setting: env[var]}})
     tree = _deep_merge(tree, overrides or {})
     try:
         return msgspec.convert(tree, Settings, dec_hook=_decode_custom)

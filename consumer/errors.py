@@ -10,7 +10,13 @@
     │       ├── HostnameMismatchError      the broker's certificate names another host
     │       ├── TlsHandshakeError          TLS failed otherwise (protocol, client certificate)
     │       └── CredentialsError           the broker refused the SASL login
-    └── OutputError                an output (alert or dead-letter topic) did not acknowledge
+    ├── OutputError                an output (alert or dead-letter topic) did not acknowledge
+    └── PlatformError              (consumer.adapters.genesys) the Genesys Cloud Platform API failed
+        ├── PlatformUnavailableError  5xx, a network error or a time-out: back off, try again
+        │   └── RateLimitedError      429: wait ``retry_after`` seconds (or back off), try again
+        ├── NotFoundError             404: the resource (a deleted campaign) is gone
+        ├── BadResponseError          an answer that is not the documented JSON
+        └── LoginRefusedError         the token endpoint keeps refusing the client: stop (exit 3)
 
 Each :class:`AuthenticationError` carries ``cause`` (a stable code for logs and tests) and
 ``setting`` (the setting an operator should look at first); its message says the rest.
@@ -71,3 +77,31 @@ class CredentialsError(AuthenticationError):
 
 class OutputError(ServiceError):
     """An output did not acknowledge a record; its input offsets must not be committed."""
+
+
+class PlatformError(ServiceError):
+    """A Genesys Cloud Platform API request failed."""
+
+
+class PlatformUnavailableError(PlatformError):
+    """A transient failure (5xx, network, time-out): worth trying again after a pause."""
+
+
+class RateLimitedError(PlatformUnavailableError):
+    """The platform's rate limit answered 429; ``retry_after`` is its ``Retry-After``."""
+
+    def __init__(self, message: str, retry_after: float | None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class NotFoundError(PlatformError):
+    """The resource asked for does not exist (a campaign deleted)."""
+
+
+class BadResponseError(PlatformError):
+    """An answer that is not what the API documents (not JSON, wrong shape)."""
+
+
+class LoginRefusedError(PlatformError):
+    """The token endpoint refused the client credentials, again and again."""

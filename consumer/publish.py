@@ -3,6 +3,10 @@
 The simulator is pure; this paces it on the wall clock and produces what is due every
 tenth of a second through the same producer the daemon uses, until the time is up or a
 signal arrives. Then it drains what is already scripted, so calls in flight finish.
+
+About once a second it sends a heartbeat to every partition (source ``simulator``),
+vouching for the moment up to which everything due has been published and
+acknowledged, so that the daemon can tell a quiet dialer from a stopped simulator.
 """
 
 from __future__ import annotations
@@ -13,13 +17,18 @@ import logging
 import signal
 import time
 from collections import Counter
+from typing import Final
 
 from consumer.adapters.kafka import Sink, ensure_topics
 from consumer.adapters.logs import fields
+from consumer.adapters.producing import send_heartbeats
 from consumer.config import KafkaSettings
 from consumer.simulate import Simulator, TrafficSettings
 
 log = logging.getLogger(__name__)
+
+SOURCE: Final = "simulator"
+HEARTBEAT_SECONDS: Final = 1.0
 
 
 async def publish(
@@ -37,6 +46,7 @@ async def publish(
     started = time.time()
     sim = Simulator(traffic, started)
     sent: Counter[str] = Counter()
+    beaten = 0.0
     try:
         while not stop.is_set():
             now = time.time()
@@ -45,6 +55,11 @@ async def publish(
             acks = [await sink.send(topic, r.key, r.value) for _, r in due]
             await sink.confirm(acks)
             sent.update(r.kind for _, r in due)
+            if now - beaten >= HEARTBEAT_SECONDS:
+                sent["heartbeat"] += await send_heartbeats(
+                    sink, topic, SOURCE, now, HEARTBEAT_SECONDS
+                )
+                beaten = now
             if not more and not due and not sim.pending:
                 break
             with contextlib.suppress(TimeoutError):

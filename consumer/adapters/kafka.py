@@ -441,6 +441,14 @@ class Sink(_Client):
             raise OutputError(f"producing to {topic}: {type(exc).__name__}: {exc}") from exc
         return acks
 
+    async def partitions(self, topic: str) -> int:
+        """How many partitions ``topic`` has (a heartbeat goes to each)."""
+        try:
+            found = await self._client.partitions_for(topic)
+        except KafkaError as exc:
+            raise OutputError(f"partitions of {topic}: {type(exc).__name__}: {exc}") from exc
+        return len(found)
+
     async def confirm(self, acks: Iterable[asyncio.Future[Any]]) -> None:
         """Wait until every send in ``acks`` was acknowledged; :class:`OutputError` if not."""
         try:

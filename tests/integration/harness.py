@@ -152,6 +152,22 @@ def produce(
 
 def read_topic(broker: Broker, topic: str, *, idle: float = 2.0) -> list[Got]:
     """Every record on ``topic`` from the start, once nothing new came for ``idle`` seconds."""
+    return _read(broker, topic, lambda _, quiet: quiet >= idle)
+
+
+def read_until(
+    broker: Broker, topic: str, done: Callable[[list[Got]], bool], timeout: float
+) -> list[Got]:
+    """Records of ``topic`` from the start until ``done`` says they are all there, or timeout.
+
+    For topics that are never quiet for long, such as one a source sends heartbeats to.
+    """
+    deadline = time.monotonic() + timeout
+    return _read(broker, topic, lambda got, _: done(got) or time.monotonic() > deadline)
+
+
+def _read(broker: Broker, topic: str, enough: Callable[[list[Got], float], bool]) -> list[Got]:
+    """Read ``topic`` from the start until ``enough(records, seconds quiet)``."""
 
     async def read() -> list[Got]:
         consumer = AIOKafkaConsumer(
@@ -165,7 +181,7 @@ def read_topic(broker: Broker, topic: str, *, idle: float = 2.0) -> list[Got]:
         got: list[Got] = []
         try:
             quiet_since = time.monotonic()
-            while time.monotonic() - quiet_since < idle:
+            while not enough(got, time.monotonic() - quiet_since):
                 batch = await consumer.getmany(timeout_ms=200)
                 for records in batch.values():
                     quiet_since = time.monotonic()

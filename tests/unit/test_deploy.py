@@ -96,3 +96,31 @@ def test_dashboard_queries_are_promql_over_our_metrics() -> None:
     exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
     assert len(exprs) >= 10
     assert all("dialer_" in e or "up{" in e for e in exprs)
+
+
+def test_poller_deployment_is_one_replica_with_its_secret_from_the_secret(tmp_path: Path) -> None:
+    """One poller, never two (Recreate); credentials from the Secret; probes; settings load."""
+    deployment = manifest("poller-deployment.yaml")
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"]["type"] == "Recreate"
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["args"][0] == "poll"
+    env = {e["name"]: e for e in container["env"]}
+    secret = manifest("secret.yaml")
+    for name in ("GENESYS_CLIENT_ID", "GENESYS_CLIENT_SECRET"):
+        ref = env[name]["valueFrom"]["secretKeyRef"]
+        assert ref["name"] == secret["metadata"]["name"]
+        assert ref["key"] in secret["stringData"]
+    assert "value" not in env["GENESYS_CLIENT_SECRET"]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    path = tmp_path / "settings.toml"
+    path.write_text(manifest("configmap.yaml")["data"]["settings.toml"])
+    env_values = {"INTERACTION_CONSUMER_KAFKA_SASL_PASSWORD": "x"}
+    assert load_settings(path, env=env_values).genesys.api_url is not None
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    selector = manifest("poller-podmonitor.yaml")["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= labels.items()

@@ -1,0 +1,233 @@
+"""The Genesys source on the real broker: the API double -> ``poll`` (a process) -> the topic."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from consumer.engine import campaigns, heartbeat
+from tests.integration.harness import ROOT, Broker, Got, create_topic, free_port, read_until
+
+CLIENT_ID = "it-client"
+SECRET = "it-secret-never-logged"  # noqa: S105 - made up for this test, then looked for in the logs
+
+
+def start(args: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """``interaction-consumer ARGS`` as a process logging to ``log``."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "consumer", *args],
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
+
+
+def http(url: str, body: dict[str, object] | None = None) -> bytes:
+    """GET ``url``, or POST ``body`` as JSON to it."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method="GET" if data is None else "POST")
+    request.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(request, timeout=5) as answer:
+        read: bytes = answer.read()
+        return read
+
+
+def until(check: object, timeout: float, what: str, log: Path) -> None:
+    """Wait until ``check()`` is true; fail with the log tail if it never is."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():  # type: ignore[operator]
+                return
+        except OSError:
+            pass  # not listening yet
+        time.sleep(0.3)
+    raise AssertionError(f"{what} not seen in {timeout}s:\n{log.read_text()[-4000:]}")
+
+
+@pytest.fixture
+def double(tmp_path: Path) -> Iterator[str]:
+    """``simulate --serve-api`` on a free port, 20 times faster than life; its base URL."""
+    port = free_port()
+    env = {"GENESYS_CLIENT_ID": CLIENT_ID, "GENESYS_CLIENT_SECRET": SECRET}
+    args = ["simulate", "--serve-api", f"127.0.0.1:{port}", "--speed", "20", "--rate", "5"]
+    process = start(args, tmp_path / "double.log", env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        until(lambda: http(base + "/_double/requests"), 30, "the double", tmp_path / "double.log")
+        yield base
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+def poller_env(broker: Broker, secret: str = SECRET) -> dict[str, str]:
+    """The poller's environment: the broker and the credentials."""
+    return {
+        "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
+        "GENESYS_CLIENT_ID": CLIENT_ID,
+        "GENESYS_CLIENT_SECRET": secret,
+        "INTERACTION_CONSUMER_HTTP_HOST": "127.0.0.1",
+    }
+
+
+def metric(port: int, name: str, **labels: str) -> float:
+    """One sample of the poller's /metrics (0 when absent)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = http(f"http://127.0.0.1:{port}/metrics").decode()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return float(sample.value)
+    return 0.0
+
+
+def test_poll_publishes_snapshots_tombstones_heartbeats_and_campaigns(
+    broker: Broker, topic: str, double: str, tmp_path: Path
+) -> None:
+    """Records with headers, a tombstone, heartbeats on each partition, campaigns; faults pass."""
+    port = free_port()
+    log = tmp_path / "poll.log"
+    args = ["poll", "--api-base", double, "--interval", "1", "--topic", topic]
+    process = start([*args, "--http-port", str(port)], log, poller_env(broker))
+    try:
+        until(lambda: b'"ready":true' in http(f"http://127.0.0.1:{port}/readyz"), 60, "ready", log)
+
+        def complete(got: list[Got]) -> bool:
+            beats = {r.partition for r in got if heartbeat.HEADER in r.headers}
+            dead = [r for r in got if r.value is None]
+            return beats == {0, 1, 2} and bool(dead)
+
+        got = read_until(broker, topic, complete, timeout=90)
+        snapshots = [r for r in got if r.value is not None and heartbeat.HEADER not in r.headers]
+        assert snapshots
+        for record in snapshots:
+            value = json.loads(record.value or b"")
+            assert record.key == value["id"].encode()
+            assert value["campaign"]["id"] in ("campaign-0", "campaign-1", "campaign-2")
+            assert record.headers["genesys.bucket"].decode() in campaigns.BUCKETS
+            assert record.headers["genesys.polled.at"].endswith(b"Z")
+        assert {r.partition for r in got if heartbeat.HEADER in r.headers} == {0, 1, 2}
+        assert any(r.value is None and r.key for r in got)
+        beat = heartbeat.decode(next(r.value for r in got if heartbeat.HEADER in r.headers))
+        assert beat is not None
+        assert beat.source == "genesys-poller"
+
+        settings = {
+            r.key: campaigns.decode(r.value)
+            for r in read_until(broker, campaigns.topic_for(topic), lambda g: len(g) >= 3, 30)
+        }
+        assert set(settings) == {b"campaign-0", b"campaign-1", b"campaign-2"}
+        winback = settings[b"campaign-1"]
+        assert winback is not None
+        assert winback.preview_time_out_seconds == 6  # 120 s at 20 times the speed
+
+        # faults: a 429 with Retry-After, then every token expired; polling goes on
+        http(double + "/_double/faults", {"rate_limited": 2, "retry_after": 1})
+        http(double + "/_double/faults", {"expire_tokens": True})
+        until(
+            lambda: (
+                metric(port, "genesys_poller_requests_total", endpoint="interactions", status="429")
+                >= 2
+                and metric(port, "genesys_poller_token_renewals_total", reason="unauthorized") >= 1
+            ),
+            30,
+            "429 and 401 handled",
+            log,
+        )
+        beats = metric(port, "genesys_poller_heartbeats_total")
+        until(lambda: metric(port, "genesys_poller_heartbeats_total") > beats, 30, "beats", log)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=60)
+    output = log.read_text()
+    assert code == 0, output[-3000:]
+    assert SECRET not in output
+    assert "+1555" not in output  # the simulated phone numbers stay in the records
+    events = [json.loads(line)["event"] for line in output.splitlines() if line.startswith("{")]
+    assert "signal" in events
+    assert events[-1] == "stopped"
+
+
+def test_refused_credentials_exit_3_with_a_clear_message(
+    broker: Broker, double: str, tmp_path: Path
+) -> None:
+    """A wrong client secret: the poller says the login was refused and exits 3, secret unshown."""
+    log = tmp_path / "poll.log"
+    wrong = "wrong-secret-not-shown"  # made up, looked for in the log
+    topic = f"refused-{uuid.uuid4().hex[:8]}"
+    args = ["poll", "--api-base", double, "--topic", topic, "--http-port", str(free_port())]
+    process = start(args, log, poller_env(broker, wrong))
+    code = process.wait(timeout=120)
+    output = log.read_text()
+    assert code == 3, output[-3000:]
+    refused = [json.loads(line) for line in output.splitlines() if '"login_refused"' in line]
+    assert refused
+    assert CLIENT_ID in refused[0]["error"]
+    assert wrong not in output
+
+
+def test_simulator_sends_heartbeats_to_every_partition(broker: Broker) -> None:
+    """Simulate --topic sends heartbeats (source simulator) to each partition, about each second."""
+    topic = f"simulated-{uuid.uuid4().hex[:8]}"
+    create_topic(broker, topic, partitions=3)
+    began = time.time()
+    args = ["simulate", "--topic", topic, "--seconds", "2", "--speed", "50"]
+    done = subprocess.run(
+        [sys.executable, "-m", "consumer", *args],
+        env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap},
+        capture_output=True,
+        timeout=300,
+        cwd=ROOT,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:]
+
+    def beats_of(got: list[Got]) -> list[Got]:
+        return [r for r in got if heartbeat.HEADER in r.headers]
+
+    beats = beats_of(read_until(broker, topic, lambda got: len(beats_of(got)) >= 6, 60))
+    assert {r.partition for r in beats} == {0, 1, 2}
+    decoded = [heartbeat.decode(r.value) for r in beats]
+    assert all(b is not None and b.source == "simulator" for b in decoded)
+    assert all(b is not None and b.up_to_epoch >= began - 1 for b in decoded)
+    assert len(beats) >= 6  # a round of three every second, for two seconds and the drain
+
+
+def test_demo_with_the_api_source_shows_alerts(broker: Broker, tmp_path: Path) -> None:
+    """The api demo (DEMO_SOURCE=api): double -> poll -> broker -> daemon prints stalls."""
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
+        "DEMO_SOURCE": "api",
+        "DEMO_SECONDS": "30",
+        "DEMO_RATE": "10",
+        "DEMO_PORT": str(free_port()),
+        "DEMO_API_PORT": str(free_port()),
+        "DEMO_POLL_PORT": str(free_port()),
+        "DEMO_TOPIC": f"demo-api-{uuid.uuid4().hex[:8]}",
+        "TMPDIR": str(tmp_path),
+    }
+    done = subprocess.run(
+        [str(ROOT / "scripts" / "demo")], env=env, capture_output=True, text=True, timeout=240
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-3000:]
+    assert "stall_firing" in output
+    assert "+1555" not in output
+    poll_log = (tmp_path / "interaction-consumer-demo" / "poll.log").read_text()
+    assert "campaign_added" in poll_log
+    assert "demo-secret" not in poll_log + output

@@ -1,0 +1,160 @@
+"""The Platform API double in process, a simulated clock, and a fake publisher.
+
+:func:`platform` starts :class:`~consumer.apidouble.ApiDouble` on 127.0.0.1 port 0 (a
+real aiohttp server) and a :class:`~consumer.adapters.genesys.PlatformClient` and
+:class:`~consumer.poller.Poller` on a :class:`SimClock`, so a minute of polling runs in
+an instant while every request still crosses a real socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from consumer.adapters.genesys import PlatformClient
+from consumer.adapters.kafka import Headers
+from consumer.apidouble import ApiDouble, Dialer, campaign_entity
+from consumer.config import Settings, load_settings
+from consumer.errors import OutputError
+from consumer.metrics import PollerMetrics
+from consumer.poller import Poller
+
+CLIENT_ID = "poller-test"
+SECRET = "s3cr3t-never-shown"  # noqa: S105 - the test's own made-up secret, looked for in output
+START = 1_800_000_000.0
+TOPIC = "interactions"
+
+
+class SimClock:
+    """A clock whose waits return at once, having moved time on by what was asked."""
+
+    def __init__(self, now: float = START) -> None:
+        self.now = now
+
+    def time(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += max(0.0, seconds)
+        await asyncio.sleep(0)  # let others run, as a real wait would
+
+
+@dataclass
+class Published:
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: dict[str, bytes]
+    partition: int | None
+
+
+@dataclass
+class FakePublisher:
+    """Keeps what is sent; acknowledges at once, or refuses everything while ``refuse``."""
+
+    partition_count: int = 3
+    refuse: bool = False
+    records: list[Published] = field(default_factory=list)
+
+    async def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers = (),
+        partition: int | None = None,
+        timestamp_ms: int | None = None,
+    ) -> asyncio.Future[Any]:
+        if self.refuse:
+            raise OutputError(f"producing to {topic}: refused")
+        self.records.append(Published(topic, key, value, dict(headers), partition))
+        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    async def confirm(self, acks: Iterable[asyncio.Future[Any]]) -> None:
+        await asyncio.gather(*acks)
+
+    async def partitions(self, topic: str) -> int:
+        return self.partition_count
+
+    def on(self, topic: str) -> list[Published]:
+        """What was sent to ``topic``, heartbeats excluded."""
+        return [
+            r
+            for r in self.records
+            if r.topic == topic and "interaction-consumer.heartbeat" not in r.headers
+        ]
+
+    def heartbeats(self) -> list[Published]:
+        return [r for r in self.records if "interaction-consumer.heartbeat" in r.headers]
+
+    def clear(self) -> None:
+        self.records.clear()
+
+
+def interaction(iid: str, **extra: Any) -> bytes:
+    """A CampaignInteraction object's JSON bytes."""
+    return json.dumps({"id": iid, "creationTime": "2026-11-25T10:00:00.000Z", **extra}).encode()
+
+
+@dataclass
+class Platform:
+    """Everything a test drives: the double, its dialer, the client, the poller."""
+
+    double: ApiDouble
+    dialer: Dialer
+    clock: SimClock
+    client: PlatformClient
+    poller: Poller
+    publisher: FakePublisher
+    registry: CollectorRegistry
+    settings: Settings
+
+    def api_requests(self, path_part: str = "/api/") -> list[float]:
+        """When the API requests whose path contains ``path_part`` were served."""
+        return [s.at for s in self.double.served if path_part in s.path]
+
+    def metric(self, name: str, **labels: str) -> float:
+        value = self.registry.get_sample_value(name, labels)
+        return 0.0 if value is None else value
+
+
+def settings_for(port: int, **genesys: Any) -> Settings:
+    """Settings pointing at a double on ``port``."""
+    section = {
+        "api_base": f"http://127.0.0.1:{port}",
+        "client_id": CLIENT_ID,
+        "client_secret": SECRET,
+        **genesys,
+    }
+    return load_settings(overrides={"genesys": section, "kafka": {"topic": TOPIC}})
+
+
+@asynccontextmanager
+async def platform(
+    entities: Iterable[dict[str, Any]] = (), **genesys: Any
+) -> AsyncIterator[Platform]:
+    """A double showing ``campaigns`` (default: one preview campaign ``c-1``), and a poller."""
+    clock = SimClock()
+    dialer = Dialer()
+    for entity in list(entities) or [campaign_entity("c-1", "Renewals", "preview", "on")]:
+        dialer.add_campaign(entity)
+    double = ApiDouble(dialer, client_id=CLIENT_ID, client_secret=SECRET, clock=clock.time)
+    await double.start("127.0.0.1", 0)
+    registry = CollectorRegistry()
+    metrics = PollerMetrics(registry)
+    settings = settings_for(double.port, **genesys)
+    publisher = FakePublisher()
+    try:
+        async with PlatformClient(settings.genesys, metrics, clock=clock) as client:
+            poller = Poller(settings, client, publisher, metrics, clock)
+            yield Platform(double, dialer, clock, client, poller, publisher, registry, settings)
+    finally:
+        await double.stop()
