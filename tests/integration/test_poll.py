@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from consumer.engine import campaigns, heartbeat
-from tests.integration.harness import ROOT, Broker, Got, create_topic, free_port, read_until
+from tests.integration.harness import ROOT, Broker, Got, create_topic, read_until
+from tests.machine import free_port
 
 CLIENT_ID = "it-client"
 SECRET = "it-secret-never-logged"  # noqa: S105 - made up for this test, then looked for in the logs
