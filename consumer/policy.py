@@ -35,10 +35,12 @@ def tracker_limits(settings: Settings) -> Limits:
     return Limits(settings.tracking.ttl_seconds, settings.tracking.max_interactions)
 
 
-def batch_step(settings: Settings, observations: Observations, *, persist_state: bool) -> Step:
-    """The daemon's batch step, its trackers sharing ``observations``."""
+def batch_step(
+    settings: Settings, policy: StallPolicy, observations: Observations, *, persist_state: bool
+) -> Step:
+    """The daemon's batch step, its trackers sharing ``policy`` and ``observations``."""
     kafka, runtime = settings.kafka, settings.runtime
-    policy, limits = stall_policy(settings), tracker_limits(settings)
+    limits = tracker_limits(settings)
     return Step(
         StepSettings(
             max_record_bytes=kafka.max_record_bytes,

@@ -24,6 +24,7 @@ from consumer.adapters.logs import fields
 from consumer.daemon.loop import Daemon
 from consumer.daemon.ports import AlertSink, SystemClock
 from consumer.daemon.sinks import LogSink, TopicSink
+from consumer.engine import campaigns
 from consumer.errors import AuthenticationError, BrokerError
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,7 @@ def daemon(settings: config.Settings, registry: CollectorRegistry) -> Daemon:
         sinks=sinks,
         clock=SystemClock(),
         prepare=lambda: kafka.ensure_outputs(kafka_settings),
+        campaigns=kafka.TopicFollower(kafka_settings, campaigns.topic_for(kafka_settings.topic)),
     )
 
 

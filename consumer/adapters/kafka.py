@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Final
 
@@ -523,6 +524,65 @@ async def ensure_outputs(settings: KafkaSettings) -> None:
             compact=True,
             partitions_like=settings.tracked_topic,
         )
+
+
+class TopicFollower:
+    """A compacted topic read from its start and then followed, outside any group.
+
+    Every instance reads the whole topic (campaign settings concern every partition). A
+    topic that does not exist yet (no poller publishes it) is looked for again every
+    :data:`LOOK_AGAIN` seconds, without subscribing to it: aiokafka logs a missing
+    subscribed topic at ERROR, and an absent poller is no error.
+    """
+
+    LOOK_AGAIN: Final = 60.0
+
+    def __init__(self, settings: KafkaSettings, topic: str) -> None:
+        self.settings = settings
+        self.topic = topic
+        self._consumer: Any = None
+        self._looked = float("-inf")
+
+    async def changes(self, timeout: float) -> list[tuple[bytes, bytes | None]]:
+        """(key, value) of the records read since the last call, waiting up to ``timeout``."""
+        try:
+            if self._consumer is None and not await self._subscribe():
+                await asyncio.sleep(timeout)
+                return []
+            batch = await self._consumer.getmany(timeout_ms=int(timeout * 1000))
+        except (KafkaError, OSError) as exc:
+            raise _translate(exc, f"following {self.topic}", self.settings) from exc
+        return [(r.key, r.value) for rs in batch.values() for r in rs if r.key is not None]
+
+    async def _subscribe(self) -> bool:
+        """Subscribe once the topic exists; ``False`` while it does not (looked for anew)."""
+        now = time.monotonic()
+        if now - self._looked < self.LOOK_AGAIN:
+            return False
+        self._looked = now
+        consumer = AIOKafkaConsumer(
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            **client_options(self.settings),
+        )
+        try:
+            await consumer.start()
+            present = self.topic in await consumer.topics()
+        except BaseException:
+            await consumer.stop()  # never left unclosed: aiokafka would log it at ERROR
+            raise
+        if not present:
+            await consumer.stop()
+            return False
+        consumer.subscribe([self.topic])
+        self._consumer = consumer
+        return True
+
+    async def stop(self) -> None:
+        """Close."""
+        if self._consumer is not None:
+            await self._consumer.stop()
 
 
 class ChangelogReader:

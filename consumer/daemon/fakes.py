@@ -282,3 +282,19 @@ class FakeStateReader:
                 latest[record.key] = record.value
         progress(len(records))
         return latest
+
+
+@dataclass
+class FakeFollower:
+    """A followed topic: records appended by the test are handed out once, in order."""
+
+    pending: list[StateRecord] = field(default_factory=list)
+
+    async def changes(self, timeout: float) -> list[StateRecord]:
+        """What was appended since the last call, or nothing after a moment."""
+        await asyncio.sleep(0.001)
+        taken, self.pending = self.pending, []
+        return taken
+
+    async def stop(self) -> None:
+        """Nothing to close."""

@@ -30,19 +30,19 @@ from prometheus_client import CollectorRegistry
 from consumer import config
 from consumer.adapters.logs import fields
 from consumer.backoff import Backoff
-from consumer.daemon import readiness, restore
+from consumer.daemon import campaigns, readiness, restore
 from consumer.daemon.commits import Commits
 from consumer.daemon.delivery import Delivery, Topics
 from consumer.daemon.ledger import OffsetLedger
 from consumer.daemon.outputs import Outputs
-from consumer.daemon.ports import AlertSink, Clock, Producer, Source, StateReader
+from consumer.daemon.ports import AlertSink, Clock, Follower, Producer, Source, StateReader
 from consumer.daemon.probe import BrokerProbe
 from consumer.daemon.records import Batch, Partition
 from consumer.daemon.step import Facts
 from consumer.engine.tracker import Observations, Tracker
 from consumer.errors import AuthenticationError, BrokerError
 from consumer.metrics import ConsumerMetrics, EngineMetrics
-from consumer.policy import batch_step
+from consumer.policy import batch_step, stall_policy
 
 log = logging.getLogger(__name__)
 
@@ -61,17 +61,19 @@ class Daemon:
         sinks: Sequence[AlertSink],
         clock: Clock,
         prepare: Callable[[], Awaitable[None]] | None = None,
+        campaigns: Follower | None = None,
     ) -> None:
         kafka, runtime = settings.kafka, settings.runtime
         self.settings, self.source, self.producer, self.clock = settings, source, producer, clock
         self._prepare = prepare  # e.g. create missing topics; retried like connecting
+        self._campaigns = campaigns  # the poller's campaign settings, when it publishes them
         self.state_reader = state_reader if kafka.persist_state else None
         self.obs = Observations()
-        self.step = batch_step(settings, self.obs, persist_state=self.state_reader is not None)
+        self.policy = stall_policy(settings)
+        persist = self.state_reader is not None
+        self.step = batch_step(settings, self.policy, self.obs, persist_state=persist)
         self.engine_metrics = EngineMetrics(
-            registry,
-            lambda: [p.tracker for p in self.step.partitions.values()],
-            settings.metrics.max_campaign_labels,
+            registry, self._trackers, settings.metrics.max_campaign_labels
         )
         self.metrics = ConsumerMetrics(registry, lambda: self.step.views, self.step.silent)
         self.ledger = OffsetLedger()
@@ -99,10 +101,16 @@ class Daemon:
         Raises :class:`~consumer.errors.AuthenticationError` if the broker refuses us.
         """
         kafka, tick = self.settings.kafka, self.settings.runtime.tick_seconds
-        probe: asyncio.Task[None] | None = None
+        background: list[asyncio.Task[None]] = []
         try:
             await self._connect()  # inside: what started of it is stopped if the rest fails
-            probe = asyncio.create_task(self.probe.run(), name="broker-probe")
+            background.append(asyncio.create_task(self.probe.run(), name="broker-probe"))
+            if self._campaigns is not None:
+                grace = self.settings.stalls.preview_timeout_grace_seconds
+                following = campaigns.follow(
+                    self._campaigns, self.policy, grace, self._lock, self._trackers
+                )
+                background.append(asyncio.create_task(following, name="campaigns"))
             while not self._stopping.is_set():
                 self.last_loop = self.clock.monotonic()
                 try:
@@ -116,8 +124,8 @@ class Daemon:
                 if until_idle and not out.records and self._idle():
                     break
         finally:
-            if probe is not None:
-                probe.cancel()
+            for task in background:
+                task.cancel()
             await self._shutdown()
 
     async def _connect(self) -> None:
@@ -256,7 +264,12 @@ class Daemon:
                 task.cancel()
         await self.source.stop()  # leaves the group
         await self.producer.stop()
+        if self._campaigns is not None:
+            await self._campaigns.stop()
         log.info("stopped", extra=fields(partitions=len(self.step.partitions)))
+
+    def _trackers(self) -> list[Tracker]:
+        return [p.tracker for p in self.step.partitions.values()]
 
     def readiness(self) -> list[str]:
         """Why the daemon is not ready; empty when it is."""

@@ -99,6 +99,17 @@ class StateReader(Protocol):
         ...
 
 
+class Follower(Protocol):
+    """A compacted topic read from its start and followed, by every instance whole."""
+
+    async def changes(self, timeout: float) -> list[StateRecord]:
+        """(key, value) records read since the last call; waits up to ``timeout`` for some."""
+        ...
+
+    async def stop(self) -> None:
+        """Close."""
+
+
 class Clock(Protocol):
     """The daemon's two clocks: the wall clock (judgement) and a monotonic one (health)."""
 

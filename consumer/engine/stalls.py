@@ -81,11 +81,34 @@ class StallPolicy:
             if unknown:
                 raise ValueError(f"unknown stall rule(s): {', '.join(unknown)}")
         self.defaults = {**DEFAULT_THRESHOLDS, **(thresholds or {})}
+        self._overrides = {campaign: dict(rules) for campaign, rules in (campaigns or {}).items()}
+        # every campaign whose thresholds differ from the defaults, each rule filled in
         self.campaigns = {
             campaign: {**self.defaults, **overrides}
-            for campaign, overrides in (campaigns or {}).items()
+            for campaign, overrides in self._overrides.items()
         }
         self.watch_all_modes = watch_all_modes
+
+    def derive_previewing(self, campaign_id: str, seconds: float | None) -> bool:
+        """A campaign's own settings imply its ``previewing`` threshold (``None``: they don't).
+
+        Precedence, highest first: the campaign's explicit threshold in the settings, this
+        derived one, the configured thresholds, the defaults. Returns whether the
+        campaign's thresholds changed (stall timers then need re-timing).
+        """
+        overrides = self._overrides.get(campaign_id, {})
+        if "previewing" in overrides:
+            return False  # explicit settings win
+        table = {**self.defaults, **overrides}
+        if seconds is not None:
+            table["previewing"] = seconds
+        if table == self.campaigns.get(campaign_id, self.defaults):
+            return False
+        if table == self.defaults:
+            del self.campaigns[campaign_id]
+        else:
+            self.campaigns[campaign_id] = table
+        return True
 
     def threshold(self, campaign_id: str | None, rule: str) -> float:
         """Seconds allowed for ``rule`` in this campaign; 0 means never stalls."""

@@ -132,6 +132,10 @@ class Tracker:
                 self.stalled[iid] = fired
         self._rebuild_timers()
 
+    def retime(self) -> None:
+        """Set every stall timer afresh: the policy's thresholds changed."""
+        self._rebuild_timers()
+
     def take_dirty(self) -> set[str]:
         """The ids changed since the last call; the caller persists them."""
         dirty, self.dirty = self.dirty, set()

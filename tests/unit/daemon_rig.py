@@ -11,7 +11,13 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from consumer.config import Settings, load_settings
-from consumer.daemon.fakes import FakeClock, FakeProducer, FakeSource, FakeStateReader
+from consumer.daemon.fakes import (
+    FakeClock,
+    FakeFollower,
+    FakeProducer,
+    FakeSource,
+    FakeStateReader,
+)
 from consumer.daemon.loop import Daemon
 from consumer.daemon.sinks import TopicSink
 from consumer.engine import heartbeat
@@ -71,6 +77,7 @@ class Rig:
     clock: FakeClock = field(default_factory=lambda: FakeClock(T0))
     producer: FakeProducer = field(default_factory=FakeProducer)
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    campaigns: FakeFollower = field(default_factory=FakeFollower)
 
     def __post_init__(self) -> None:
         self.source = FakeSource(TOPIC, self.clock, self.partitions)
@@ -86,6 +93,7 @@ class Rig:
             state_reader=FakeStateReader(self.producer, STATE),
             sinks=[TopicSink(self.producer, ALERTS)],
             clock=self.clock,
+            campaigns=self.campaigns,
         )
 
     def send(self, value: bytes | None, *, key: str, at: float, partition: int = 0) -> int:

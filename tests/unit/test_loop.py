@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from consumer.engine import changelog
+from consumer.engine import campaigns, changelog
 from tests.unit.daemon_rig import (
     ALERTS,
     DEAD,
@@ -309,3 +309,30 @@ def test_a_topic_without_heartbeats_runs_on_the_wall_clock() -> None:
         await asyncio.wait_for(task, 5)
 
     asyncio.run(scenario())
+
+
+def test_a_campaign_preview_timeout_sets_its_previewing_threshold() -> None:
+    """Campaign settings: a preview time-out plus grace becomes the campaign's threshold."""
+    config = settings(
+        stalls={"preview_timeout_grace_seconds": 5, "thresholds": {"previewing": 300}}
+    )
+    rig = Rig(config=config)
+    rig.send(preview("quick", previewing=0), key="quick", at=0)  # campaign c-1
+
+    async def scenario() -> None:
+        daemon = rig.daemon()
+        task = asyncio.create_task(daemon.run())
+        await until(lambda: rig.source.committed.get(TP) == 1)
+        rig.clock.advance(20)
+        await asyncio.sleep(0.05)
+        assert rig.alerts() == []  # 300 s by the settings
+        rig.campaigns.pending.append(
+            (b"c-1", campaigns.encode(campaigns.Campaign("c-1", preview_time_out_seconds=10)))
+        )
+        await until(lambda: rig.alerts() == [("quick", "firing", "previewing")])
+        daemon.stop()
+        await asyncio.wait_for(task, 5)
+
+    asyncio.run(scenario())
+    record = json.loads(rig.producer.values(ALERTS)[0] or b"")
+    assert record["thresholdSeconds"] == 15

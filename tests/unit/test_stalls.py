@@ -70,3 +70,16 @@ def test_unknown_rule_is_rejected() -> None:
         StallPolicy({"bogus": 1})
     with pytest.raises(ValueError, match="nope"):
         StallPolicy(campaigns={"c": {"nope": 1}})
+
+
+def test_thresholds_from_campaign_settings_rank_below_explicit_ones() -> None:
+    """A campaign's derived previewing threshold beats the defaults, never its explicit one."""
+    policy = StallPolicy({"previewing": 300}, {"explicit": {"previewing": 900}})
+    assert policy.derive_previewing("auto", 40.0)
+    assert policy.threshold("auto", "previewing") == 40
+    assert policy.threshold("auto", "placed") == DEFAULT_THRESHOLDS["placed"]
+    assert not policy.derive_previewing("explicit", 40.0)
+    assert policy.threshold("explicit", "previewing") == 900
+    assert not policy.derive_previewing("auto", 40.0)  # no change, nothing to re-time
+    assert policy.derive_previewing("auto", None)  # the campaign stopped auto-placing
+    assert policy.threshold("auto", "previewing") == 300

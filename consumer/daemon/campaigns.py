@@ -1,0 +1,62 @@
+"""Campaign settings from the poller's campaigns topic: thresholds that follow each campaign.
+
+The poller publishes each campaign's settings to ``<topic>.campaigns`` (compacted, keyed
+by campaign id). Every instance follows the whole topic: a campaign whose previews
+auto-place after ``previewTimeOutSeconds`` has a preview still unplaced after that long
+stuck for certain, so unless the settings name an explicit ``previewing`` threshold for
+it, its threshold becomes that timeout plus ``stalls.preview_timeout_grace_seconds``. A
+change re-times every running stall; a stall that is due under the new threshold fires at
+the next tick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+
+from consumer.adapters.logs import fields
+from consumer.backoff import Backoff
+from consumer.daemon.ports import Follower
+from consumer.engine import campaigns
+from consumer.engine.stalls import StallPolicy
+from consumer.engine.tracker import Tracker
+from consumer.errors import BrokerError
+
+log = logging.getLogger(__name__)
+
+
+async def follow(
+    follower: Follower,
+    policy: StallPolicy,
+    grace: float,
+    lock: asyncio.Lock,
+    trackers: Callable[[], Iterable[Tracker]],
+) -> None:
+    """Apply campaign settings as they come, until cancelled."""
+    backoff = Backoff(1.0, 60.0)
+    while True:
+        try:
+            changes = await follower.changes(timeout=1.0)
+        except BrokerError as exc:
+            delay = backoff.next()
+            log.warning("campaigns_unread", extra=fields(error=str(exc), retry_in=delay))
+            await asyncio.sleep(delay)
+            continue
+        backoff.reset()
+        changed = []
+        for key, value in changes:
+            campaign_id = key.decode("utf-8", errors="replace")
+            campaign = campaigns.decode(value)
+            derived = None if campaign is None else campaigns.previewing_threshold(campaign, grace)
+            if policy.derive_previewing(campaign_id, derived):
+                changed.append((campaign_id, derived))
+        if changed:
+            async with lock:  # the trackers are the batch step's
+                for tracker in trackers():
+                    tracker.retime()
+            for campaign_id, derived in changed:
+                log.info(
+                    "campaign_threshold",
+                    extra=fields(campaign=campaign_id, previewing_seconds=derived),
+                )
