@@ -16,7 +16,18 @@ from pathlib import Path
 import pytest
 
 from consumer.engine import campaigns, heartbeat
-from tests.integration.harness import ROOT, Broker, Got, create_topic, read_until
+from consumer.simulate import demo_thresholds
+from tests.integration.harness import (
+    ROOT,
+    Broker,
+    Daemon,
+    Got,
+    alerts,
+    create_topic,
+    read_topic,
+    read_until,
+    wait_for,
+)
 from tests.machine import free_port
 
 CLIENT_ID = "it-client"
@@ -232,3 +243,48 @@ def test_demo_with_the_api_source_shows_alerts(broker: Broker, tmp_path: Path) -
     poll_log = (tmp_path / "interaction-consumer-demo" / "poll.log").read_text()
     assert "campaign_added" in poll_log
     assert "demo-secret" not in poll_log + output
+
+
+def test_api_to_alerts_end_to_end_with_a_threshold_from_the_campaign(
+    broker: Broker, topic: str, double: str, tmp_path: Path
+) -> None:
+    """The double -> poll -> topic -> daemon: stall alerts, one on its campaign's own timeout."""
+    log = tmp_path / "poll.log"
+    args = ["poll", "--api-base", double, "--interval", "1", "--topic", topic]
+    poller = start([*args, "--http-port", str(free_port())], log, poller_env(broker))
+    thresholds = demo_thresholds(20)  # the double runs 20 times faster than life
+    rules = "{ " + ", ".join(f"{rule} = {seconds}" for rule, seconds in thresholds.items()) + " }"
+    daemon = Daemon(
+        broker,
+        topic,
+        {"STALLS_THRESHOLDS": rules, "STALLS_PREVIEW_TIMEOUT_GRACE_SECONDS": "2"},
+    ).start(tmp_path / "daemon.log")
+    try:
+        # campaign-1 auto-places previews after 120 s (6 s at this speed): its previewing
+        # threshold is 6 + 2, where the others keep the configured 15 s
+        def seen(got: list[Got]) -> bool:
+            firing = [a for a in alerts(got) if a["status"] == "firing"]
+            own = [
+                a for a in firing if a["campaignId"] == "campaign-1" and a["rule"] == "previewing"
+            ]
+            other = [a for a in firing if a["campaignId"] != "campaign-1"]
+            return bool(own) and bool(other)
+
+        got = wait_for(lambda: read_topic(broker, daemon.alerts_topic, idle=1.0), seen, 180)
+    finally:
+        poller.send_signal(signal.SIGTERM)
+        assert poller.wait(timeout=60) == 0
+    assert daemon.stop() == 0
+    firing = [a for a in alerts(got) if a["status"] == "firing"]
+    previewing = {
+        a["campaignId"]: a["thresholdSeconds"] for a in firing if a["rule"] == "previewing"
+    }
+    assert previewing["campaign-1"] == 8
+    assert all(
+        seconds == thresholds["previewing"]
+        for c, seconds in previewing.items()
+        if c != "campaign-1"
+    )
+    assert {a["rule"] for a in firing} <= set(thresholds)
+    applied = [e for e in daemon.log_events() if e["event"] == "campaign_threshold"]
+    assert {e["campaign"]: e["previewing_seconds"] for e in applied}["campaign-1"] == 8
