@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -101,6 +103,81 @@ def test_broker_away_for_30_seconds(
     assert daemon.stop() == 0
     assert applied == 10
     assert reported == set(before + after)
+
+
+class HeldRecord(threading.Thread):
+    """A producer that sends one record while the broker is away, holding it until it returns."""
+
+    def __init__(self, broker: Broker, topic: str, record: Sent, send_at: float) -> None:
+        super().__init__(daemon=True)
+        self.args = (broker, topic, record, send_at)
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        import asyncio
+
+        from aiokafka import AIOKafkaProducer
+
+        broker, topic, record, send_at = self.args
+
+        async def send() -> None:
+            producer = AIOKafkaProducer(
+                bootstrap_servers=broker.bootstrap, acks="all", request_timeout_ms=120_000
+            )
+            await producer.start()
+            try:
+                await asyncio.sleep(max(0.0, send_at - time.time()))
+                assert record.timestamp is not None
+                await producer.send_and_wait(
+                    topic, record.value, key=record.key, timestamp_ms=int(record.timestamp * 1000)
+                )
+            finally:
+                await producer.stop()
+
+        try:
+            asyncio.run(send())
+        except BaseException as exc:
+            self.error = exc
+
+
+def test_outage_fires_no_false_alarm_and_the_real_stall_on_return(
+    own_broker: tuple[Broker, dict[str, str]], tmp_path: Path
+) -> None:
+    """Broker away 3-20 s: a preview placed meanwhile does not fire; the stuck one, on return."""
+    broker, env = own_broker
+    topic = f"interactions-{uuid.uuid4().hex[:10]}"
+    create_topic(broker, topic, partitions=1)
+    settings = {"STALLS_THRESHOLDS": "{ previewing = 10, placed = 60 }"}
+    daemon = Daemon(broker, topic, settings).start(tmp_path / "daemon.log")
+    daemon.wait_http("/readyz", lambda status: status == 200, timeout=60)
+    t0 = time.time()
+    produce(broker, topic, [snapshot(i, created=t0, previewing=t0) for i in ("a", "b")])
+    assert committed_everything(broker, topic, daemon.group)
+    # b is placed at 5, while the broker is away: its producer holds the record till 20
+    placed = snapshot("b", previewing=t0, placed=t0 + 5, connected=t0 + 6)
+    holder = HeldRecord(broker, topic, placed, send_at=t0 + 6)
+    holder.start()
+    time.sleep(max(0.0, t0 + 3 - time.time()))
+    subprocess.run([str(SCRIPT), "halt"], env=env, check=True, capture_output=True, timeout=60)
+    daemon.wait_http("/readyz", lambda status: status == 503, timeout=20)
+    time.sleep(max(0.0, t0 + 20 - time.time()))
+    subprocess.run([str(SCRIPT), "start"], env=env, check=True, capture_output=True, timeout=120)
+    back = time.time()
+    holder.join(timeout=120)
+    assert holder.error is None
+    got = wait_for(
+        lambda: read_topic(broker, daemon.alerts_topic, idle=1.0),
+        lambda g: any(a["interactionId"] == "a" for a in alerts(g)),
+        timeout=60,
+    )
+    assert committed_everything(broker, topic, daemon.group, timeout=30)
+    assert daemon.stop() == 0
+    fired = [a for a in alerts(got) if a["status"] == "firing"]
+    (a,) = [f for f in fired if f["interactionId"] == "a"]
+    after = datetime.fromisoformat(a["observedAt"].replace("Z", "+00:00")).timestamp() - back
+    print(f"\noutage 3-20 s: alerts {[f['interactionId'] for f in fired]}, a {after:.1f}s after")
+    assert [f["interactionId"] for f in fired] == ["a"]  # b, placed meanwhile, never fires
+    assert -1 < after < 10  # after the broker's return (a second for two clocks), within 10 s
 
 
 def set_topic_config(broker: Broker, topic: str, name: str, value: str) -> None:

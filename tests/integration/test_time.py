@@ -1,0 +1,144 @@
+"""Time on the real broker: a skewed producer clock, and a source that falls silent.
+
+The monitor's own outage (the broker away) is in ``test_broker_faults.py``, on a broker
+of its own; a topic without heartbeats is ``test_daemon.py``'s quiet topic.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from consumer.engine import heartbeat
+from consumer.engine.model import iso
+from tests.integration.harness import (
+    Broker,
+    Daemon,
+    Sent,
+    alerts,
+    create_topic,
+    produce,
+    read_topic,
+    wait_for,
+)
+from tests.integration.test_daemon import FAST, snapshot
+
+TEN_YEARS = 10 * 365 * 86400.0
+
+
+def one_partition(broker: Broker) -> str:
+    """A new one-partition topic: every record and alert of a test in one order."""
+    topic = f"interactions-{uuid.uuid4().hex[:10]}"
+    create_topic(broker, topic, partitions=1)
+    return topic
+
+
+def test_one_record_ten_years_ahead_fires_nothing(broker: Broker, tmp_path: Path) -> None:
+    """A record stamped ten years ahead amid live traffic: counted, and stalls stay on time."""
+    topic = one_partition(broker)
+    daemon = Daemon(broker, topic, FAST).start(tmp_path / "daemon.log")
+    daemon.wait_http("/readyz", lambda status: status == 200, timeout=60)
+    now = time.time()
+    skewed = snapshot("skewed", mode="power", active=False, created=now)
+    produce(
+        broker,
+        topic,
+        [
+            snapshot("watched", created=now, previewing=now),
+            dataclasses.replace(skewed, timestamp=now + TEN_YEARS),
+            snapshot("moves-on", created=now, previewing=now),
+        ],
+    )
+    time.sleep(1)  # live traffic after the skewed record: a move made in time
+    moved = time.time()
+    produce(broker, topic, [snapshot("moves-on", previewing=now, placed=moved, connected=moved)])
+    later = time.time()
+    produce(broker, topic, [snapshot("later", created=later, previewing=later)])
+    got = wait_for(
+        lambda: read_topic(broker, daemon.alerts_topic, idle=1.0),
+        lambda g: {a["interactionId"] for a in alerts(g)} >= {"watched", "later"},
+        timeout=30,
+    )
+    future = daemon.metric("dialer_future_timestamps_total", {"topic": topic, "partition": "0"})
+    assert daemon.stop() == 0
+    fired = {a["interactionId"]: a for a in alerts(got) if a["status"] == "firing"}
+    late = {i: a["stalledForSeconds"] - a["thresholdSeconds"] for i, a in fired.items()}
+    print(f"\nten years ahead: counted {future}, alerts {sorted(fired)}, late by {late}")
+    assert set(fired) == {"watched", "later"}  # no false alarm; "later" fired after the rest
+    assert all(0 <= seconds < 2 for seconds in late.values())  # on time, not at once
+    assert future == 1
+
+
+def heartbeats(broker: Broker, topic: str, stop: threading.Event, every: float = 1.0) -> None:
+    """Send a heartbeat for now to partition 0 every ``every`` seconds until ``stop``."""
+    while not stop.is_set():
+        now = time.time()
+        beat = Sent(
+            b"producer",
+            heartbeat.encode("producer", now, every),
+            timestamp=now,
+            headers=((heartbeat.HEADER, b"producer"),),
+        )
+        produce(broker, topic, [beat])
+        stop.wait(every)
+
+
+def test_a_silent_producer_is_one_alert_and_real_stalls_fire_after_it(
+    broker: Broker, tmp_path: Path
+) -> None:
+    """Producer silent a minute: no stall for what is in flight, one source_silent, then back."""
+    topic = one_partition(broker)
+    settings = {
+        "STALLS_THRESHOLDS": "{ previewing = 15, placed = 60 }",
+        "RUNTIME_SOURCE_GRACE_SECONDS": "5",
+        "RUNTIME_SOURCE_SILENT_SECONDS": "15",
+    }
+    daemon = Daemon(broker, topic, settings).start(tmp_path / "daemon.log")
+    daemon.wait_http("/readyz", lambda status: status == 200, timeout=60)
+    stop = threading.Event()
+    beating = threading.Thread(target=heartbeats, args=(broker, topic, stop), daemon=True)
+    beating.start()
+    t0 = time.time()
+    in_flight = [f"in-flight-{n}" for n in range(5)]
+    produce(broker, topic, [snapshot(i, created=t0, previewing=t0) for i in [*in_flight, "stuck"]])
+    time.sleep(2)
+    stop.set()  # the producer dies: no records, no heartbeats, for a minute
+    beating.join()
+    silent = wait_for(
+        lambda: read_topic(broker, daemon.alerts_topic, idle=1.0),
+        lambda got: any(a.get("rule") == "source_silent" for a in alerts(got)),
+        timeout=60,
+    )
+    assert [a["status"] for a in alerts(silent)] == ["firing"]  # nothing but the silence
+    time.sleep(max(0.0, t0 + 62 - time.time()))
+    back = time.time()
+    # it comes back and publishes what it saw meanwhile: the previews in flight were placed
+    moved = [snapshot(i, previewing=t0, placed=t0 + 10, connected=t0 + 12) for i in in_flight]
+    produce(broker, topic, [dataclasses.replace(r, timestamp=back) for r in moved])
+    stop.clear()
+    beating = threading.Thread(target=heartbeats, args=(broker, topic, stop), daemon=True)
+    beating.start()
+    try:
+        got = wait_for(
+            lambda: read_topic(broker, daemon.alerts_topic, idle=1.0),
+            lambda got: (
+                {(a.get("rule"), a["status"]) for a in alerts(got)}
+                >= {("source_silent", "resolved"), ("previewing", "firing")}
+            ),
+            timeout=60,
+        )
+    finally:
+        stop.set()
+        beating.join()
+    assert daemon.stop() == 0
+    records = alerts(got)
+    sources = [(a["rule"], a["status"]) for a in records if a["rule"] == "source_silent"]
+    stalls = [(a["interactionId"], a["status"]) for a in records if a["rule"] != "source_silent"]
+    print(f"\nsilent producer: source alerts {sources}, stall alerts {stalls}")
+    assert sources == [("source_silent", "firing"), ("source_silent", "resolved")]
+    assert stalls == [("stuck", "firing")]
+    (stuck,) = [a for a in records if a.get("interactionId") == "stuck"]
+    assert stuck["observedAt"] >= iso(back - 1)  # after the silence (a second for two clocks)
