@@ -364,9 +364,18 @@ class Step:
 
 
 def _publish(events: list[StallEvent], out: Outputs) -> None:
-    """Engine events as wire alerts; firings also note when they came due (alert delay)."""
+    """Engine events as wire alerts; firings also note when they came due (alert delay).
+
+    One event that cannot be formatted (decoding keeps every time formattable, so this
+    is a bug) is logged and skipped: it must not take the others of its tick with it.
+    """
     for event in events:
-        out.alerts.append(to_alert(event))
+        try:
+            out.alerts.append(to_alert(event))
+        except Exception as exc:  # the others of this tick still go out
+            where = {"interaction": event.interaction_id, "rule": event.stall.rule}
+            out.notices.append(Notice(logging.ERROR, "alert_unformattable", where | _error(exc)))
+            continue
         if event.status == "firing":
             out.fired_due.append(event.stall.due)
 

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from consumer.engine.model import WIRE_TIMES, iso
 from tests.integration.harness import (
@@ -25,6 +21,7 @@ from tests.integration.harness import (
     read_topic,
     wait_for,
 )
+from tests.machine import tool
 
 PHONE = "+15551234567"
 THRESHOLDS = (
@@ -295,12 +292,7 @@ def test_kcat_produced_compressed_records_are_consumed(
     broker: Broker, topic: str, tmp_path: Path
 ) -> None:
     """Records produced by kcat, an independent client, with each codec, are all tracked."""
-    kcat = shutil.which("kcat")
-    if kcat is None:
-        message = "kcat is not installed (apt-get install kcat)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    kcat = tool("kcat")
     now = time.time()
     for codec in ("gzip", "snappy", "lz4", "zstd"):
         sent = snapshot(f"kcat-{codec}", created=now - 2, previewing=now - 1)
@@ -317,4 +309,48 @@ def test_kcat_produced_compressed_records_are_consumed(
     assert daemon.stop() == 0
     assert {a["interactionId"] for a in alerts(records)} == {
         f"kcat-{codec}" for codec in ("gzip", "snappy", "lz4", "zstd")
+    }
+
+
+POISON = {
+    # a date-time whose UTC value falls in year 0, and one in year 10000
+    "year-zero": b'{"id":"year-zero","dialingMode":"preview",'
+    b'"creationTime":"0001-01-01T00:00:00+05:30"}',
+    "year-10000": b'{"id":"year-10000","dialingMode":"preview",'
+    b'"creationTime":"9999-12-31T23:59:59-05:00"}',
+    "deep": b"[" * 1000 + b"]" * 1000,
+    "deep-field": b'{"id":"deep-field","skills":' + b"[" * 1000 + b"]" * 1000 + b"}",
+}
+
+
+def test_poison_from_kcat_never_silences_the_monitor(
+    broker: Broker, topic: str, tmp_path: Path
+) -> None:
+    """Poison produced by kcat is dead-lettered; the daemon runs on, restarts, and alerts."""
+    kcat = tool("kcat")
+    now = time.time()
+    good = snapshot("good", created=now - 2, previewing=now - 1)
+    assert good.value is not None
+    lines = [f"{key}\t".encode() + value for key, value in POISON.items()]
+    lines.append(b"good\t" + good.value)
+    subprocess.run(
+        [kcat, "-b", broker.bootstrap, "-t", topic, "-P", "-p", "0", "-K", "\t"],
+        input=b"\n".join(lines) + b"\n",
+        check=True,
+        timeout=30,
+    )
+    daemon = Daemon(broker, topic, FAST).start(tmp_path / "daemon.log")
+    records = alerts_until(broker, daemon.alerts_topic, wanted=1)
+    assert committed_everything(broker, topic, daemon.group)
+    assert daemon.stop() == 0
+    again = Daemon(broker, topic, FAST, group=daemon.group).start(tmp_path / "again.log")
+    again.wait_http("/readyz", lambda status: status == 200, timeout=60)  # no crash loop
+    assert again.stop() == 0
+    letters = {r.key: r.headers["dlq.reason"] for r in read_topic(broker, daemon.dead_letter_topic)}
+    assert [a["interactionId"] for a in alerts(records)] == ["good"]
+    assert letters == {
+        b"year-zero": b"invalid_field",
+        b"year-10000": b"invalid_field",
+        b"deep": b"too_deep",
+        b"deep-field": b"too_deep",
     }
