@@ -193,12 +193,15 @@ class FakeSource:
 class FakeProducer:
     """Topics of acknowledged records; a topic can refuse writes or hold their acks.
 
-    A record is in :attr:`topics` only once acknowledged. ``refusing`` topics fail every
-    send; ``holding`` topics leave their acks pending until :meth:`release`.
+    A record is in :attr:`topics` only once acknowledged. ``refusing`` topics (every topic,
+    with ``refuse_all``) fail every send; ``holding`` topics leave their acks pending until
+    :meth:`release`. Every topic has ``partition_count`` partitions.
     """
 
     topics: dict[str, list[FakeRecord]] = field(default_factory=dict)
     refusing: set[str] = field(default_factory=set)
+    refuse_all: bool = False
+    partition_count: int = 3
     holding: set[str] = field(default_factory=set)
     _held: list[tuple[asyncio.Future[Any], Callable[[], None]]] = field(default_factory=list)
 
@@ -225,7 +228,7 @@ class FakeProducer:
             log.append(record)
             ack.set_result(record)
 
-        if topic in self.refusing:
+        if self.refuse_all or topic in self.refusing:
             ack.set_exception(OutputError(f"producing to {topic}: refused"))
         elif topic in self.holding:
             self._held.append((ack, store))
@@ -242,6 +245,10 @@ class FakeProducer:
     async def confirm(self, acks: Iterable[Ack]) -> None:
         """Wait for every ack; :class:`OutputError` if one failed."""
         await asyncio.gather(*acks)
+
+    async def partitions(self, topic: str) -> int:
+        """How many partitions ``topic`` has."""
+        return self.partition_count
 
     @property
     def held(self) -> int:

@@ -14,7 +14,8 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from consumer.adapters.alerts import AnyAlert
-from consumer.daemon.records import Batch, Headers, Partition, StateRecord
+from consumer.adapters.producing import Publisher
+from consumer.daemon.records import Batch, Partition, StateRecord
 
 Ack = asyncio.Future[Any]
 Rebalance = Callable[[list[Partition]], Awaitable[None]]
@@ -58,32 +59,17 @@ class Source(Protocol):
         """Leave the group and close."""
 
 
-class Producer(Protocol):
-    """Writes the daemon's outputs; every send is acknowledged through its future."""
+class Producer(Publisher, Protocol):
+    """Writes the daemon's outputs (sources write through the :class:`Publisher` part)."""
 
     async def start(self) -> None:
         """Connect."""
-
-    async def send(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        headers: Headers = (),
-        partition: int | None = None,
-        timestamp_ms: int | None = None,
-    ) -> Ack:
-        """Queue one record; the future resolves when the broker acknowledged it."""
-        ...
 
     async def send_many(
         self, topic: str, partition: int, records: Iterable[StateRecord]
     ) -> list[Ack]:
         """Queue (key, value) records to one partition, packed together."""
         ...
-
-    async def confirm(self, acks: Iterable[Ack]) -> None:
-        """Wait until every ack completed; :class:`~consumer.errors.OutputError` if one failed."""
 
     async def stop(self) -> None:
         """Flush and close."""

@@ -12,16 +12,16 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
 from consumer.adapters.genesys import PlatformClient
-from consumer.adapters.kafka import Headers
 from consumer.apidouble import ApiDouble, Dialer, campaign_entity
 from consumer.config import Settings, load_settings
-from consumer.errors import OutputError
+from consumer.daemon.fakes import FakeProducer, FakeRecord
+from consumer.engine import heartbeat
 from consumer.metrics import PollerMetrics
 from consumer.poller import Poller
 
@@ -54,49 +54,40 @@ class Published:
     partition: int | None
 
 
-@dataclass
-class FakePublisher:
-    """Keeps what is sent; acknowledges at once, or refuses everything while ``refuse``."""
+class FakePublisher(FakeProducer):
+    """The package's fake producer, seen as the poller's tests look at it."""
 
-    partition_count: int = 3
-    refuse: bool = False
-    records: list[Published] = field(default_factory=list)
+    @property
+    def refuse(self) -> bool:
+        """Every send is refused (its acknowledgement fails)."""
+        return self.refuse_all
 
-    async def send(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        headers: Headers = (),
-        partition: int | None = None,
-        timestamp_ms: int | None = None,
-    ) -> asyncio.Future[Any]:
-        if self.refuse:
-            raise OutputError(f"producing to {topic}: refused")
-        self.records.append(Published(topic, key, value, dict(headers), partition))
-        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        done.set_result(None)
-        return done
-
-    async def confirm(self, acks: Iterable[asyncio.Future[Any]]) -> None:
-        await asyncio.gather(*acks)
-
-    async def partitions(self, topic: str) -> int:
-        return self.partition_count
+    @refuse.setter
+    def refuse(self, value: bool) -> None:
+        self.refuse_all = value
 
     def on(self, topic: str) -> list[Published]:
-        """What was sent to ``topic``, heartbeats excluded."""
+        """What was acknowledged on ``topic``, heartbeats excluded."""
         return [
-            r
-            for r in self.records
-            if r.topic == topic and "interaction-consumer.heartbeat" not in r.headers
+            _seen(r) for r in self.topics.get(topic, []) if not heartbeat.is_heartbeat(r.headers)
         ]
 
     def heartbeats(self) -> list[Published]:
-        return [r for r in self.records if "interaction-consumer.heartbeat" in r.headers]
+        """Every heartbeat acknowledged, on any topic."""
+        return [
+            _seen(r)
+            for records in self.topics.values()
+            for r in records
+            if heartbeat.is_heartbeat(r.headers)
+        ]
 
     def clear(self) -> None:
-        self.records.clear()
+        """Forget what was sent."""
+        self.topics.clear()
+
+
+def _seen(record: FakeRecord) -> Published:
+    return Published(record.topic, record.key, record.value, dict(record.headers), record.partition)
 
 
 def interaction(iid: str, **extra: Any) -> bytes:
