@@ -29,7 +29,6 @@ import dataclasses
 import json
 import logging
 import secrets
-import signal
 import time
 import zlib
 from collections.abc import Callable
@@ -40,6 +39,7 @@ import msgspec
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from consumer import signals
 from consumer.adapters.logs import fields
 from consumer.engine.campaigns import BUCKETS
 from consumer.simulate import Simulator, TrafficSettings
@@ -430,9 +430,7 @@ async def serve(
     await double.start(host, port)
     log.info("api_serving", extra=fields(url=f"http://{host}:{double.port}", client_id=client_id))
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    signals.on_stop(stop.set)
     try:
         await stop.wait()
     finally:

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 from typing import Final
 
 import msgspec
 
-from consumer import config
+from consumer import config, signals
 from consumer.adapters import logs
 from consumer.adapters.genesys import PlatformClient, SystemClock
 from consumer.adapters.http import Handler, HttpServer, Response
@@ -84,14 +83,7 @@ async def serve(settings: config.Settings) -> int:
                 routes(poller), http.host, http.port, registry=registry, limits=http
             )
             await server.start()
-            loop = asyncio.get_running_loop()
-
-            def on_signal(name: str) -> None:
-                log.info("signal", extra=fields(signal=name))
-                poller.stop()
-
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, on_signal, sig.name)
+            signals.on_stop(poller.stop)
             log.info(
                 "polling",
                 extra=fields(

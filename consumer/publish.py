@@ -14,11 +14,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import time
 from collections import Counter
 from typing import Final
 
+from consumer import signals
 from consumer.adapters.kafka import Sink, ensure_topics
 from consumer.adapters.logs import fields
 from consumer.adapters.producing import send_heartbeats
@@ -40,9 +40,7 @@ async def publish(
     sink = Sink(settings)
     await sink.start()
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    signals.on_stop(stop.set)
     started = time.time()
     sim = Simulator(traffic, started)
     sent: Counter[str] = Counter()
