@@ -38,6 +38,7 @@ from yarl import URL
 
 from consumer.adapters.alerts import AnyAlert, SourceAlert
 from consumer.adapters.logs import fields
+from consumer.backoff import Backoff
 from consumer.config import AlertmanagerSettings
 from consumer.metrics import AlertmanagerMetrics
 
@@ -179,7 +180,7 @@ class AlertmanagerSink:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         next_resend = loop.time() + self.settings.resend_seconds
-        delay = 1.0
+        backoff = Backoff(1.0, 60.0)
         while True:
             timeout = max(0.0, next_resend - loop.time())
             with contextlib.suppress(TimeoutError):
@@ -190,10 +191,9 @@ class AlertmanagerSink:
                 self._resend = deque(self._active)
                 next_resend = loop.time() + self.settings.resend_seconds
             if await self._flush():
-                delay = 1.0
+                backoff.reset()
             else:
-                await asyncio.sleep(delay)  # back off, then retry what is still to post
-                delay = min(delay * 2, 60.0)
+                await asyncio.sleep(backoff.next())  # then retry what is still to post
                 self._wake.set()
 
     async def _flush(self) -> bool:

@@ -49,6 +49,7 @@ import aiohttp
 import msgspec
 
 from consumer.adapters.logs import fields
+from consumer.backoff import Backoff
 from consumer.config import GenesysSettings, Secret
 from consumer.engine.budget import RequestBudget
 from consumer.engine.campaigns import Campaign
@@ -151,7 +152,6 @@ class PlatformClient:
         self._timeout = settings.timeout_seconds
         self.metrics = metrics
         self.clock = clock or SystemClock()
-        self._rng = rng or random.Random()  # noqa: S311 - jitter, not secrets
         self.budget = RequestBudget(settings.requests_per_minute)
         metrics.budget_limit.set(settings.requests_per_minute)
         metrics.budget_used.set_function(lambda: self.budget.used(self.clock.time()))
@@ -160,7 +160,8 @@ class PlatformClient:
         self._renew_at = 0.0
         self._renew_reason = "start"  # why the next token is fetched, for the metric
         self._paused_until = 0.0  # shared by every request: the limit is per client
-        self._failures = 0  # consecutive transient failures: the back-off doubles with them
+        # consecutive transient failures double it; a quarter either way spreads clients
+        self._backoff = Backoff(BACKOFF_FIRST, BACKOFF_MAX, jitter=0.25, rng=rng)
         self._hurrying = False
 
     async def start(self) -> None:
@@ -244,7 +245,7 @@ class PlatformClient:
                 self._back_off(None, "unavailable")
                 continue
             if answer.status == 200:
-                self._failures = 0
+                self._backoff.reset()
                 return answer.body
             if answer.status == 401 and not renewed:
                 # expired early, or revoked: one fresh token, then the request again
@@ -297,7 +298,7 @@ class PlatformClient:
                 self._token = Secret(token.access_token)
                 life = max(token.expires_in, 0.0)
                 self._renew_at = now + max(life / 2, life - 300)
-                self._failures = 0
+                self._backoff.reset()
                 self._renew_reason = "expiry"
                 self.metrics.token_renewals.labels(reason).inc()
                 log.info("token_obtained", extra=fields(reason=reason, expires_in=token.expires_in))
@@ -335,10 +336,8 @@ class PlatformClient:
 
     def _back_off(self, asked: float | None, cause: str) -> None:
         """Pause every request: ``asked`` seconds, else a doubling back-off with jitter."""
-        self._failures += 1
         if asked is None:
-            ceiling = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (self._failures - 1))
-            asked = ceiling * self._rng.uniform(0.5, 1.0)
+            asked = self._backoff.next()
         self._paused_until = max(self._paused_until, self.clock.time() + asked)
         self.metrics.backoffs.labels(cause).inc()
         log.warning("platform_backoff", extra=fields(cause=cause, seconds=round(asked, 3)))
