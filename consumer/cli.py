@@ -34,8 +34,10 @@ def _stall_after(text: str) -> tuple[str, float]:
         value = float(seconds)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r}: SECONDS is not a number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: SECONDS must be 0 or more")
+    if not config.valid_threshold(value):  # nan, inf and negatives included
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: SECONDS must be from 0 to {config.MAX_THRESHOLD_SECONDS:.0f} (a year)"
+        )
     return rule, value
 
 

@@ -25,7 +25,6 @@ from consumer.errors import ServiceError
 
 ENV_PREFIX: Final = "INTERACTION_CONSUMER_"
 
-Seconds = Annotated[float, msgspec.Meta(ge=0)]
 Positive = Annotated[int, msgspec.Meta(ge=1)]
 
 
@@ -37,19 +36,35 @@ class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     pass
 
 
+# A stall threshold beyond a year is a typo (or nan/inf), not a policy: no interaction is
+# tracked that long, and the stall's due time must stay a time that can be formatted.
+MAX_THRESHOLD_SECONDS: Final = 365 * 86400.0
+
+
+def valid_threshold(seconds: float) -> bool:
+    """``seconds`` is a stall threshold: a number from 0 (rule off) to a year (not nan)."""
+    return 0 <= seconds <= MAX_THRESHOLD_SECONDS
+
+
 def _check_rules(thresholds: Mapping[str, float], where: str) -> None:
     unknown = sorted(set(thresholds) - set(RULES))
     if unknown:
         raise ValueError(
             f"unknown stall rule {unknown[0]!r} in {where} (known: {', '.join(RULES)})"
         )
+    for rule, seconds in thresholds.items():
+        if not valid_threshold(seconds):
+            raise ValueError(
+                f"{where}.{rule} = {seconds}: seconds must be from 0 to "
+                f"{MAX_THRESHOLD_SECONDS:.0f} (a year)"
+            )
 
 
 class StallSettings(_Section):
     """Stall thresholds in seconds per rule (0 switches one off), per-campaign overrides."""
 
-    thresholds: dict[str, Seconds] = {}
-    campaigns: dict[str, dict[str, Seconds]] = {}
+    thresholds: dict[str, float] = {}
+    campaigns: dict[str, dict[str, float]] = {}
     watch_all_modes: bool = False
 
     def __post_init__(self) -> None:

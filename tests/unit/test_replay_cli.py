@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from consumer.engine.model import iso
 from tests.unit.factory import T0
 
@@ -176,6 +178,16 @@ def test_stall_after_and_config_change_thresholds(tmp_path: Path) -> None:
     settings.write_text("[stalls.thresholds]\nplaced = 0\n")
     calm = replay(tmp_path, "{dump}", "--config", str(settings))
     assert "slow" not in {interaction for interaction, *_ in alerts(calm)}
+
+
+@pytest.mark.parametrize("seconds", ["nan", "inf", "-inf", "31536001", "1e400", "-1"])
+def test_stall_after_rejects_non_finite_and_over_a_year(tmp_path: Path, seconds: str) -> None:
+    """--stall-after takes 0 to a year of seconds; nan, inf and more exit 2 naming the flag."""
+    done = replay(tmp_path, "{dump}", "--stall-after", f"placed={seconds}")
+    assert done.returncode == 2
+    assert "--stall-after" in done.stderr
+    assert "a year" in done.stderr
+    assert done.stdout == ""
 
 
 def test_usage_errors_and_unopenable_input(tmp_path: Path) -> None:
