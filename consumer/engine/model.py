@@ -203,6 +203,9 @@ def decode_interaction(text: str | bytes) -> CampaignInteraction | Invalid:
         return _decoder.decode(text)
     except UnicodeDecodeError as exc:
         return Invalid("not_utf8", f"value is not UTF-8 (byte {exc.start})")
+    except UnicodeEncodeError as exc:
+        # text handed over as str may hold a lone surrogate, which has no UTF-8 form
+        return Invalid("not_utf8", f"value has no UTF-8 form (character {exc.start})")
     except msgspec.ValidationError as exc:
         message = str(exc)
         return Invalid("invalid_field" if " - at `$" in message else "not_object", message)

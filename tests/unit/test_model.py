@@ -320,6 +320,14 @@ def test_invalid_input_has_a_one_line_reason_naming_the_field(
     assert "\n" not in result.detail
 
 
+def test_text_with_a_lone_surrogate_is_invalid_not_an_exception() -> None:
+    """A value handed over as str with no UTF-8 form (lone surrogate) is ``not_utf8``."""
+    for text in ('{"id": "\ud800"}', '{"id": "i", "x": "\udfff"}'):
+        result = decode_record("k", text)
+        assert isinstance(result, Invalid)
+        assert result.reason == "not_utf8"
+
+
 def test_tombstones() -> None:
     """A null value with a key is a tombstone for that id; without a usable key, invalid."""
     assert decode_record(b"i-1", None) == Tombstone("i-1")
