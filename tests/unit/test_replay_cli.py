@@ -132,20 +132,24 @@ def alerts(done: subprocess.CompletedProcess[str]) -> list[tuple[str, str, str, 
 
 
 def test_mixed_dump_gives_the_right_alerts_in_order(tmp_path: Path) -> None:
-    """Bare and kcat lines replay on event time into exactly the expected alerts."""
+    """Bare and kcat lines replay on event time into exactly the expected alerts, in order.
+
+    Time passes before each record: the tombstone at +360 s first fires what fell due by
+    then (stuck at +300 s, doomed at +305 s), then ends doomed.
+    """
     done = replay(tmp_path)
     assert done.returncode == 0, done.stderr
     assert alerts(done) == [
         ("slow", "firing", "placed", None),
         ("slow", "resolved", "placed", "moved_on"),
+        ("stuck", "firing", "previewing", None),
         ("doomed", "firing", "previewing", None),
         ("doomed", "resolved", "previewing", "tombstone"),
-        ("stuck", "firing", "previewing", None),
     ]
     records = [json.loads(line) for line in done.stdout.splitlines()]
     assert records[0]["alertId"] == records[1]["alertId"]
-    assert records[2]["alertId"] == records[3]["alertId"]
-    assert records[4]["observedAt"] == at(360)
+    assert records[3]["alertId"] == records[4]["alertId"]
+    assert [r["observedAt"] for r in records[2:]] == [at(360)] * 3
 
 
 def test_invalid_lines_are_reported_and_counted(tmp_path: Path) -> None:
@@ -156,7 +160,7 @@ def test_invalid_lines_are_reported_and_counted(tmp_path: Path) -> None:
     assert f"{dump}:9: invalid record (invalid_field)" in done.stderr
     assert "$.id" in done.stderr
     summary = done.stderr.strip().splitlines()[-1]
-    assert summary.startswith("replay: 8 records, 2 invalid;")
+    assert summary.startswith("replay: 8 records, 2 invalid, 0 heartbeats skipped, 0 with future")
     assert "previewing=1" in summary  # stuck is still tracked
     assert "alerts: 3 firing, 2 resolved" in summary
 
@@ -212,3 +216,31 @@ def test_metrics_out_and_no_personal_data(tmp_path: Path) -> None:
     for text in (done.stdout, done.stderr, exposition):
         assert PHONE not in text
         assert "Jane Customer" not in text
+
+
+@pytest.mark.parametrize("target", ["missing-dir/metrics.txt", "."])
+def test_unwritable_metrics_out_exits_2_before_reading(tmp_path: Path, target: str) -> None:
+    """An unwritable --metrics-out is named with exit status 2, before any input is read."""
+    path = tmp_path / target
+    done = replay(tmp_path, "{dump}", "--metrics-out", str(path))
+    assert done.returncode == 2
+    assert f"cannot write --metrics-out {path}" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stdout == ""  # no alert: the input was not replayed
+    assert "replay:" not in done.stderr
+
+
+def test_end_time_beyond_year_9999_in_utc_is_a_usage_error(tmp_path: Path) -> None:
+    """--end-time must stay within years 1-9999 in UTC, where alerts can be formatted."""
+    done = replay(tmp_path, "{dump}", "--end-time", "9999-12-31T23:59:59-05:00")
+    assert done.returncode == 2
+    assert "--end-time" in done.stderr
+    assert "years 1-9999" in done.stderr
+
+
+def test_a_file_with_a_byte_order_mark_replays(tmp_path: Path) -> None:
+    """A dump saved with a UTF-8 BOM (as some Windows editors write) reads its first line."""
+    done = replay(tmp_path, lines=["\ufeff" + LINES[0]], stdin=None)
+    assert "invalid record" not in done.stderr
+    assert "1 records, 0 invalid" in done.stderr
+    assert "previewing=1" in done.stderr
