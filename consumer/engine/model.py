@@ -217,22 +217,20 @@ def decode_interaction(text: str | bytes) -> CampaignInteraction | Invalid:
 
 
 def _out_of_range(record: CampaignInteraction) -> Invalid:
-    """The :class:`Invalid` naming the first date-time of ``record`` that is out of range."""
+    """The :class:`Invalid` naming the first date-time in use in ``record`` out of range."""
     conversation = record.conversation or ConversationRef()
-    candidates = [
-        (f"$.{_wire_name(name)}", getattr(record, name))
-        for first in _TIME_ATTRIBUTES
-        for name in (first, first + _SNAKE)
-    ] + [
-        ("$.conversation.endTime", conversation.end_time),
-        ("$.conversation.end_time", conversation.end_time_snake),
+    pairs = [
+        (name, getattr(record, name), getattr(record, name + _SNAKE)) for name in _TIME_ATTRIBUTES
     ]
-    for where, moment in candidates:
+    pairs.append(("conversation.end_time", conversation.end_time, conversation.end_time_snake))
+    for name, camel, snake in pairs:
+        # the value used is the one that counts: camelCase where present
+        where, moment = (_wire_name(name), camel) if camel is not None else (name, snake)
         if moment is not None:
             try:
                 to_epoch(moment)
             except ValueError:
-                return Invalid("invalid_field", f"{_OUT_OF_RANGE} - at `{where}`")
+                return Invalid("invalid_field", f"{_OUT_OF_RANGE} - at `$.{where}`")
     raise AssertionError("no date-time out of range")  # only called after one raised
 
 

@@ -247,6 +247,21 @@ def test_times_outside_years_1_to_9999_in_utc_are_invalid_fields(field: str, tex
     assert "years 1-9999" in result.detail
 
 
+def test_only_the_time_in_use_is_checked_for_range() -> None:
+    """An out-of-range snake_case twin of a camelCase time is unused; the one used is named."""
+    out = "0001-01-01T00:00:00+05:30"
+    kept = decoded({"id": "i", "creationTime": "2026-11-25T10:00:00Z", "creation_time": out})
+    assert kept.times[Stage.CREATED] == 1795600800.0
+    document = {
+        "id": "i",
+        "creationTime": "2026-11-25T10:00:00Z",
+        "creation_time": out,  # unused: camelCase wins
+        "call_placed_time": out,  # used, and out of range
+    }
+    result = invalid(json.dumps(document).encode())
+    assert "`$.call_placed_time`" in result.detail
+
+
 @pytest.mark.parametrize(
     ("text", "formatted"),
     [
