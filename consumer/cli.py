@@ -35,8 +35,10 @@ def _stall_after(text: str) -> tuple[str, float]:
         value = float(seconds)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r}: SECONDS is not a number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: SECONDS must be 0 or more")
+    if not config.valid_threshold(value):  # nan, inf and negatives included
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: SECONDS must be from 0 to {config.MAX_THRESHOLD_SECONDS:.0f} (a year)"
+        )
     return rule, value
 
 
@@ -44,7 +46,9 @@ def _moment(text: str) -> float:
     try:
         return to_epoch(datetime.fromisoformat(text))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO-8601 date-time") from None
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO-8601 date-time within years 1-9999 (UTC)"
+        ) from None
 
 
 # flag -> dotted setting, for the daemon's most used settings
@@ -182,8 +186,28 @@ def _settings(args: argparse.Namespace) -> config.Settings:
     return config.load_settings(getattr(args, "config", None), env=os.environ, overrides=overrides)
 
 
+def _unwritable(path: Path) -> OSError | None:
+    """Why ``path`` cannot be written, found by opening it without truncating it; or None."""
+    try:
+        with open(path, "ab"):
+            return None
+    except OSError as exc:
+        return exc
+
+
+def _cannot_write(path: Path, exc: OSError) -> int:
+    """Say that --metrics-out cannot be written; the exit status for it."""
+    problem = exc.strerror or str(exc)
+    print(f"interaction-consumer: cannot write --metrics-out {path}: {problem}", file=sys.stderr)
+    return 2
+
+
 def _replay(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    # an output that cannot be written is found before the input is read, not after
+    problem = None if args.metrics_out is None else _unwritable(args.metrics_out)
+    if problem is not None:
+        return _cannot_write(args.metrics_out, problem)
     with contextlib.ExitStack() as stack:
         inputs: list[tuple[str, IO[bytes]]] = []
         for name in args.files:
@@ -207,14 +231,16 @@ def _replay(args: argparse.Namespace) -> int:
         registry = CollectorRegistry()
         replay = Replay(settings, registry, emit, report)
         for name, stream in inputs:
-            for number, line in enumerate(stream, start=1):
-                replay.line(f"{name}:{number}", line)
+            replay.read(name, stream)
         if args.end_time is not None:
             replay.advance(args.end_time)
         replay.finish()
     print(replay.summary(), file=sys.stderr)
     if args.metrics_out is not None:
-        args.metrics_out.write_bytes(generate_latest(registry))
+        try:
+            args.metrics_out.write_bytes(generate_latest(registry))
+        except OSError as exc:
+            return _cannot_write(args.metrics_out, exc)
     return 0
 
 

@@ -29,7 +29,6 @@ _CONVENTIONAL_ENV: Final = {
     "GENESYS_CLIENT_SECRET": "client_secret",
 }
 
-Seconds = Annotated[float, msgspec.Meta(ge=0)]
 Positive = Annotated[int, msgspec.Meta(ge=1)]
 
 
@@ -41,16 +40,41 @@ class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     pass
 
 
+# A stall threshold beyond a year is a typo (or nan/inf), not a policy: no interaction is
+# tracked that long, and the stall's due time must stay a time that can be formatted.
+MAX_THRESHOLD_SECONDS: Final = 365 * 86400.0
+
+
+def valid_threshold(seconds: float) -> bool:
+    """``seconds`` is a stall threshold: a number from 0 (rule off) to a year (not nan)."""
+    return 0 <= seconds <= MAX_THRESHOLD_SECONDS
+
+
+def _check_thresholds(thresholds: Mapping[str, float], where: str) -> None:
+    for rule, seconds in thresholds.items():
+        if not valid_threshold(seconds):
+            raise ValueError(
+                f"{where}.{rule} = {seconds}: seconds must be from 0 to "
+                f"{MAX_THRESHOLD_SECONDS:.0f} (a year)"
+            )
+
+
 class StallSettings(_Section):
     """Stall thresholds in seconds per rule (0 switches one off), per-campaign overrides."""
 
-    thresholds: dict[str, Seconds] = {}
-    campaigns: dict[str, dict[str, Seconds]] = {}
+    thresholds: dict[str, float] = {}
+    campaigns: dict[str, dict[str, float]] = {}
     watch_all_modes: bool = False
     # a campaign whose previews auto-place after previewTimeOutSeconds (the campaigns topic)
     # and that has no explicit override: its previewing threshold is that timeout plus this
-    preview_timeout_grace_seconds: Seconds = 30.0
-    # rule names are checked where the rules are built (consumer.policy): settings are data
+    preview_timeout_grace_seconds: Annotated[float, msgspec.Meta(ge=0)] = 30.0
+
+    def __post_init__(self) -> None:
+        # rule names are checked where the rules are built (consumer.policy): settings
+        # are data, and do not know the engine's rules
+        _check_thresholds(self.thresholds, "stalls.thresholds")
+        for campaign, overrides in self.campaigns.items():
+            _check_thresholds(overrides, f"stalls.campaigns.{campaign}")
 
 
 class TrackingSettings(_Section):

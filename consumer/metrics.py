@@ -9,8 +9,9 @@ trackers themselves, so they cannot drift.
 
 Label values are bounded: stages, outcomes and reasons are fixed sets, dialing modes map
 to a fixed set, and campaigns are capped: the first ``max_campaign_labels`` campaigns seen
-keep their id as label, later ones share ``other``. Interaction, agent and contact ids
-never become labels.
+keep their id as label, later ones share ``other``, and so does an id that would read as
+one of the label's own values (``other``, ``none``) or is longer than
+``MAX_CAMPAIGN_LABEL_LENGTH``. Interaction, agent and contact ids never become labels.
 """
 
 from __future__ import annotations
@@ -36,6 +37,10 @@ _M = TypeVar("_M", bound=MetricWrapperBase)
 
 OVERFLOW_CAMPAIGN: Final = "other"
 NO_CAMPAIGN: Final = "none"
+# A campaign id equal to a value the label reserves would merge with that series, and a
+# very long one would bloat every scrape: both are counted under OVERFLOW_CAMPAIGN.
+_RESERVED_CAMPAIGNS: Final = frozenset({OVERFLOW_CAMPAIGN, NO_CAMPAIGN})
+MAX_CAMPAIGN_LABEL_LENGTH: Final = 64
 # Stage latencies span agent think time (seconds to minutes) and talk time (up to hours).
 LATENCY_BUCKETS: Final = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600, 7200)
 
@@ -48,12 +53,16 @@ class CampaignLabels:
         self._known: set[str] = set()
 
     def __call__(self, campaign_id: str | None) -> str:
-        """The label for ``campaign_id``: itself while under the cap, else ``other``."""
+        """The label for ``campaign_id``: itself while under the cap and safe, else ``other``."""
         if campaign_id is None:
             return NO_CAMPAIGN
         if campaign_id in self._known:
             return campaign_id
-        if len(self._known) < self.limit:
+        if (
+            len(self._known) < self.limit
+            and len(campaign_id) <= MAX_CAMPAIGN_LABEL_LENGTH
+            and campaign_id not in _RESERVED_CAMPAIGNS
+        ):
             self._known.add(campaign_id)
             return campaign_id
         return OVERFLOW_CAMPAIGN

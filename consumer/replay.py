@@ -2,62 +2,104 @@
 
 Each line is a bare ``CampaignInteraction`` object or a record envelope as
 ``kcat -C -J`` writes it (``topic``, ``partition``, ``offset``, ``ts`` in epoch
-milliseconds, ``key``, ``payload`` as a string or null for a tombstone). The clock is
-event time: the record's ``ts`` where the line has one, else the newest lifecycle time in
-the snapshot; it only moves forward. Each record is applied at that time, then every
-stall due by then fires, so alerts come out in the order they were observed.
+milliseconds, ``key``, ``payload`` as a string or null for a tombstone, ``headers`` as a
+flat list ``["name", "value", ...]``). A UTF-8 byte order mark before the first line of
+a file is skipped.
 
-All partitions of a dump share one tracker: offline there is no ownership to respect,
-and a producer that keys badly still gets every snapshot of an interaction merged.
+Time is event time, kept by a :class:`~consumer.engine.clock.PartitionClock`, and it
+passes *before* each record: the record's time (its ``ts``; a ``ts`` of 0 or less means
+none, and a line without one takes the newest lifecycle time of its snapshot) first
+advances the clock and fires every stall due by then, then the record is applied at that
+time, then what its change made due fires. So a closing that arrives after a threshold
+still reports the stall, and alerts come out in the order they were observed.
+
+A dump holds no future: a time further ahead of this machine's wall clock than
+``runtime.max_clock_skew_seconds`` does not move the clock (the record is still applied)
+and is counted in the summary; a record that moves the clock by more than an hour is
+warned about, since one skewed producer can fire every stall in flight.
+
+Whatever one record makes the engine raise is that record's problem: it is reported as
+``invalid record (engine_error)`` and the rest of the input is read. Heartbeat records
+(the ``interaction-consumer.heartbeat`` header) are skipped and counted.
+
+All partitions of a dump share one tracker and one clock: offline there is no ownership
+to respect, and a producer that keys badly still gets every snapshot of an interaction
+merged.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Final
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, Final, NamedTuple
 
 import msgspec
 from prometheus_client import CollectorRegistry
 
 from consumer import config
 from consumer.adapters.alerts import Alert, to_alert
+from consumer.engine import heartbeat
 from consumer.engine.alerting import REMOVALS, StallEvent
+from consumer.engine.clock import PartitionClock
 from consumer.engine.lifecycle import STAGES, Snapshot
-from consumer.engine.model import Invalid, decode_record
+from consumer.engine.model import Invalid, decode_record, engine_error, iso
 from consumer.engine.tracker import Observations, Tracker
 from consumer.metrics import EngineMetrics
 from consumer.policy import stall_policy, tracker_limits
+
+_BOM: Final = b"\xef\xbb\xbf"
+# one record moving the clock further than this is worth a warning
+JUMP_WARNING_SECONDS: Final = 3600.0
 
 
 class _Envelope(msgspec.Struct):
     """The fields of a ``kcat -J`` line that replay needs.
 
-    A bare snapshot has neither ``topic`` nor ``payload``.
+    A bare snapshot has neither ``topic`` nor ``payload``. ``headers`` is read as any
+    value so that an unexpected shape leaves the line an envelope without a heartbeat.
     """
 
     topic: str | msgspec.UnsetType = msgspec.UNSET
-    ts: int | None = None
+    ts: float | None = None
     key: str | None = None
     payload: str | msgspec.UnsetType | None = msgspec.UNSET
+    headers: Any = None
 
 
 _envelope: Final = msgspec.json.Decoder(_Envelope)
 
 
-def _unwrap(line: bytes) -> tuple[str | None, bytes | str | None, float | None]:
-    """(key, value, timestamp in seconds) of one line; a bare snapshot has neither key nor ts."""
+class _Line(NamedTuple):
+    """One line taken apart: the record's key and value, its time (0: none), heartbeat."""
+
+    key: str | None
+    value: bytes | str | None
+    timestamp: float
+    heartbeat: bool
+
+
+def _unwrap(line: bytes) -> _Line:
+    """Key, value, timestamp in seconds and whether it is a heartbeat, of one line."""
     try:
         envelope = _envelope.decode(line)
-    except msgspec.MsgspecError:
-        return None, line, None  # not an envelope: decoding it as a snapshot says why
+    except (msgspec.MsgspecError, RecursionError):
+        # not an envelope (or nested too deep to tell): decoding it as a snapshot says why
+        return _Line(None, line, 0.0, False)
     if envelope.topic is msgspec.UNSET or envelope.payload is msgspec.UNSET:
-        return None, line, None
-    ts = None if envelope.ts is None else envelope.ts / 1000.0
-    return envelope.key, envelope.payload, ts
+        return _Line(None, line, 0.0, False)
+    ts = envelope.ts
+    headers = envelope.headers
+    # kcat -J: names at even positions, each followed by its value
+    beat = isinstance(headers, list) and heartbeat.HEADER in headers[::2]
+    return _Line(envelope.key, envelope.payload, 0.0 if ts is None else ts / 1000.0, beat)
 
 
 class Replay:
-    """One replay run: a tracker, its metrics, and running totals for the summary."""
+    """One replay run: a tracker, its clock and metrics, and running totals for the summary.
+
+    ``emit`` receives each alert; ``report`` each line for stderr; ``wall`` is the wall
+    clock that bounds the dump's timestamps.
+    """
 
     def __init__(
         self,
@@ -65,6 +107,7 @@ class Replay:
         registry: CollectorRegistry,
         emit: Callable[[Alert], None],
         report: Callable[[str], None],
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.obs = Observations()
         self.tracker = Tracker(stall_policy(settings), tracker_limits(settings), self.obs)
@@ -73,32 +116,71 @@ class Replay:
         )
         self.emit = emit
         self.report = report
-        self.clock = 0.0
+        self.wall = wall
+        self.clock = PartitionClock(settings.runtime.max_clock_skew_seconds)
         self.records = 0
         self.invalid = 0
+        self.heartbeats = 0
+        self.future = 0
         self.alerts = {"firing": 0, "resolved": 0}
         self.removed: dict[str, int] = dict.fromkeys(REMOVALS, 0)
+
+    def read(self, name: str, lines: Iterable[bytes]) -> None:
+        """Feed every line of one input named ``name``."""
+        for number, raw in enumerate(lines, start=1):
+            self.line(f"{name}:{number}", raw.removeprefix(_BOM) if number == 1 else raw)
 
     def line(self, where: str, raw: bytes) -> None:
         """Feed one line; ``where`` (file:line) names it in the report of an invalid one."""
         if not raw.strip():
             return
         self.records += 1
-        key, value, ts = _unwrap(raw)
-        item = decode_record(key, value)
-        if isinstance(item, Invalid):
-            self.invalid += 1
-            self.obs.events["invalid"] += 1
-            self.report(f"{where}: invalid record ({item.reason}): {item.detail}")
+        alerts: list[StallEvent] = []
+        try:
+            self._apply(where, raw, alerts)
+        except Exception as exc:  # one record must not stop the replay, whatever it is
+            self._invalid(where, engine_error(exc))
+        # what the engine said before it raised did happen: those alerts still go out
+        self._send(alerts)
+
+    def _apply(self, where: str, raw: bytes, alerts: list[StallEvent]) -> None:
+        """Time passes to the record's time, then the record is applied; alerts appended."""
+        record = _unwrap(raw)
+        if record.heartbeat:
+            self.heartbeats += 1
             return
-        moment = ts if ts is not None else item.version if isinstance(item, Snapshot) else 0.0
-        self.clock = max(self.clock, moment)
-        self._send(self.tracker.ingest(item, self.clock))
+        item = decode_record(record.key, record.value)
+        moment = record.timestamp
+        if moment <= 0 and isinstance(item, Snapshot):
+            moment = item.version
+        self._advance(where, moment, alerts)
+        if isinstance(item, Invalid):
+            self._invalid(where, item)
+            return
+        alerts += self.tracker.ingest(item, self.clock.now)
+
+    def _advance(self, where: str, moment: float, alerts: list[StallEvent]) -> None:
+        """Move the clock to a record's time, if credible, and fire what fell due."""
+        before = self.clock.now
+        if not self.clock.record(moment, self.wall()):
+            self.future += 1
+            return
+        jump = self.clock.now - before
+        if before > 0 and jump > JUMP_WARNING_SECONDS:
+            self.report(
+                f"{where}: warning: this record moved the clock {jump:.0f} s forward, "
+                f"to {iso(self.clock.now)}"
+            )
+        alerts += self.tracker.tick(self.clock.now)
+
+    def _invalid(self, where: str, item: Invalid) -> None:
+        self.invalid += 1
+        self.obs.events["invalid"] += 1
+        self.report(f"{where}: invalid record ({item.reason}): {item.detail}")
 
     def advance(self, now: float) -> None:
-        """Move the clock forward to ``now`` and fire what is due by then."""
-        self.clock = max(self.clock, now)
-        self._send(self.tracker.tick(self.clock))
+        """After the input: move the clock forward to ``now`` and fire what is due by then."""
+        self._send(self.tracker.tick(self.clock.settle(now, caught_up=True)))
 
     def _send(self, events: list[StallEvent]) -> None:
         for event in events:
@@ -113,12 +195,13 @@ class Replay:
         self.metrics.record(obs)
 
     def summary(self) -> str:
-        """Records, invalid, interactions per final stage, removals and alerts, one line."""
+        """Records, invalid, skipped, interactions per final stage, removals and alerts."""
         counts = self.tracker.stage_counts
         stages = " ".join(f"{stage.label}={counts[stage]}" for stage in STAGES)
         removed = " ".join(f"{reason}={n}" for reason, n in self.removed.items())
         return (
-            f"replay: {self.records} records, {self.invalid} invalid; "
+            f"replay: {self.records} records, {self.invalid} invalid, "
+            f"{self.heartbeats} heartbeats skipped, {self.future} with future timestamps; "
             f"tracked at end: {stages}; removed: {removed}; "
             f"alerts: {self.alerts['firing']} firing, {self.alerts['resolved']} resolved"
         )

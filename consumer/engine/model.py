@@ -1,135 +1,105 @@
 """The wire format: ``CampaignInteraction`` snapshots and how they are decoded.
 
+Only what the engine uses is decoded: the interaction id, the campaign's id and name,
+the agent's and the queue's ids, the dialing mode, ``activePreviewCall``, the six stage
+times, the conversation's id and end time, and the disposition. Everything else in a
+record (contact, script, skills, participants, phone numbers, caller names, fields the
+API adds later) is unknown to the decoder: skipped unread, so it can never make a record
+invalid, and personal data is never decoded at all.
+
 Producers publish the dialer's JSON in camelCase (the API's own names); producers that
-serialised through the old Ruby SDK emit snake_case. Both decode into the same structs:
-the camelCase classes are the canonical ones, and snake_case twins are generated from
-them (subclasses, so the rest of the code sees one type).
+serialised through the old Ruby SDK emit snake_case, and a record may mix both. The wire
+struct declares each multi-word field twice, once per spelling (the snake_case one as
+``<name>_snake``), so one decode pass reads both; where both are present camelCase wins.
 
 Rules that hold for every decode:
 
 * every field is optional, ``null`` and absent mean the same;
-* unknown fields are ignored anywhere (the API grows), never rejected;
 * date-times are RFC 3339 with or without fractional seconds, ``Z`` or an offset; a
   date-time without any offset is taken as UTC, which is what the dialer writes;
+* times are kept at millisecond resolution, the API's own: ``.123`` and ``.123456`` are
+  the same instant (digits beyond the microsecond are first rounded to it, by msgspec);
+* a date-time whose UTC value lies outside years 1-9999 is invalid, so every time the
+  engine holds can be formatted again (:func:`iso`);
 * ``dialingMode`` is normalised to lowercase, ``disposition`` is kept as a raw string;
-* anything else (bad bytes, not JSON, not an object, a field of the wrong type, no
-  interaction id) is an :class:`Invalid` value with a one-line reason naming the field,
-  never an exception.
-
-Personal data (``destinationAddress``, ``callerAddress``, ``callerName``, contact names)
-is decoded only so that a wrongly typed value is caught; :func:`decode` drops it when it
-builds the :class:`Snapshot` the engine works with, so nothing downstream can leak it.
+* anything else (bad bytes, not JSON, not an object, a decoded field of the wrong type,
+  no interaction id) is an :class:`Invalid` value with a one-line reason naming the
+  field, never an exception.
 """
 
 from __future__ import annotations
 
-import functools
 import operator
-import types
 import typing
-from datetime import UTC, datetime
-from typing import Any, Final, Literal, TypeVar
+from datetime import UTC, datetime, timedelta
+from typing import Final, Literal
 
 import msgspec
 
 from consumer.engine.lifecycle import STAGES, Snapshot, Tombstone
 
 # ---------------------------------------------------------------------------------------
-# wire structs (camelCase, canonical)
+# wire structs: both spellings of every multi-word field
+
+_SNAKE: Final = "_snake"
 
 
-class EntityRef(msgspec.Struct, frozen=True, rename="camel", gc=False):
-    """A ``DomainEntityRef``: ``{id, name, selfUri}``."""
+def _wire_name(attribute: str) -> str:
+    """The JSON key of a struct attribute: camelCase, or snake_case for a ``_snake`` twin."""
+    if attribute.endswith(_SNAKE):
+        return attribute.removesuffix(_SNAKE)
+    head, *rest = attribute.split("_")
+    return head + "".join(word.capitalize() for word in rest)
+
+
+class CampaignRef(msgspec.Struct, frozen=True, gc=False):
+    """The campaign's ``DomainEntityRef``: its id, and its name for people reading alerts."""
 
     id: str | None = None
     name: str | None = None
 
 
-class Participant(msgspec.Struct, frozen=True, rename="camel", gc=False):
-    """The parts of a conversation participant that tell whose leg it is and if it ended."""
+class EntityRef(msgspec.Struct, frozen=True, gc=False):
+    """An agent's or a queue's ``DomainEntityRef``: only its id is used."""
 
     id: str | None = None
-    purpose: str | None = None
-    start_time: datetime | None = None
-    end_time: datetime | None = None
 
 
-class ConversationBasic(msgspec.Struct, frozen=True, rename="camel", gc=False):
+class ConversationRef(msgspec.Struct, frozen=True, rename=_wire_name, gc=False):
     """The conversation hosting the call; ``endTime`` is null while it is up."""
 
     id: str | None = None
-    start_time: datetime | None = None
     end_time: datetime | None = None
-    participants: list[Participant] | None = None
+    end_time_snake: datetime | None = None
 
 
-class CampaignInteraction(msgspec.Struct, frozen=True, rename="camel", gc=False):
-    """One snapshot of a dialer interaction, as the Genesys Cloud API names its fields."""
+class CampaignInteraction(msgspec.Struct, frozen=True, rename=_wire_name, gc=False):
+    """The fields of one dialer snapshot that the engine uses, in both spellings."""
 
     id: str | None = None
-    campaign: EntityRef | None = None
+    campaign: CampaignRef | None = None
     agent: EntityRef | None = None
-    contact: EntityRef | None = None
-    destination_address: str | None = None
+    queue: EntityRef | None = None
+    conversation: ConversationRef | None = None
+    disposition: str | None = None
+    dialing_mode: str | None = None
+    dialing_mode_snake: str | None = None
     active_preview_call: bool | None = None
-    last_active_preview_wrapup_time: datetime | None = None
+    active_preview_call_snake: bool | None = None
+    # the six stage times, in Stage order
     creation_time: datetime | None = None
+    preview_pop_delivered_time: datetime | None = None
     call_placed_time: datetime | None = None
     call_routed_time: datetime | None = None
     preview_connected_time: datetime | None = None
-    queue: EntityRef | None = None
-    script: EntityRef | None = None
-    disposition: str | None = None
-    caller_name: str | None = None
-    caller_address: str | None = None
-    preview_pop_delivered_time: datetime | None = None
-    conversation: ConversationBasic | None = None
-    dialer_system_participant_id: str | None = None
-    dialing_mode: str | None = None
-    skills: list[EntityRef] | None = None
+    last_active_preview_wrapup_time: datetime | None = None
+    creation_time_snake: datetime | None = None
+    preview_pop_delivered_time_snake: datetime | None = None
+    call_placed_time_snake: datetime | None = None
+    call_routed_time_snake: datetime | None = None
+    preview_connected_time_snake: datetime | None = None
+    last_active_preview_wrapup_time_snake: datetime | None = None
 
-
-# ---------------------------------------------------------------------------------------
-# snake_case twins, generated so the two spellings can never drift apart
-
-
-_S = TypeVar("_S", bound=msgspec.Struct)
-
-
-def _identity(name: str) -> str:
-    return name
-
-
-def _snake_twin(cls: type[_S], made: dict[type, type]) -> type[_S]:
-    """Return a subclass of ``cls`` whose wire names are the Python (snake_case) names."""
-    if cls not in made:
-        fields = [(f.name, _rewrite(f.type, made), f.default) for f in msgspec.structs.fields(cls)]
-        made[cls] = msgspec.defstruct(
-            cls.__name__ + "Snake", fields, bases=(cls,), rename=_identity, frozen=True
-        )
-    return made[cls]
-
-
-def _rewrite(tp: Any, made: dict[type, type]) -> Any:
-    """Replace every struct type inside ``tp`` by its snake_case twin."""
-    if isinstance(tp, type) and issubclass(tp, msgspec.Struct):
-        return _snake_twin(tp, made)
-    args = typing.get_args(tp)
-    if not args:
-        return tp
-    rewritten = tuple(_rewrite(a, made) for a in args)
-    if isinstance(tp, types.UnionType):
-        return functools.reduce(operator.or_, rewritten)
-    return typing.get_origin(tp)[rewritten]
-
-
-_SnakeCampaignInteraction = _snake_twin(CampaignInteraction, {})
-
-# Fields whose two spellings differ: a camelCase decode that found none of them may be a
-# snake_case record, and only then is the second decode paid for.
-_MULTIWORD_FIELDS: Final = tuple(
-    f.name for f in msgspec.structs.fields(CampaignInteraction) if f.name != f.encode_name
-)
 
 # ---------------------------------------------------------------------------------------
 # what the engine sees
@@ -155,27 +125,54 @@ class Invalid(msgspec.Struct, frozen=True):
     detail: str
 
 
+def engine_error(exc: Exception) -> Invalid:
+    """A record the engine raised on: the exception's type and the first line of its message.
+
+    The engine holds no personal data (it is never decoded), so the message can name at
+    most ids and times; it is cut to one line of at most 200 characters all the same.
+    """
+    message = str(exc).strip().partition("\n")[0][:200]
+    return Invalid("engine_error", f"{type(exc).__name__}: {message}")
+
+
+# The instants a date-time may stand for: years 1-9999 in UTC, what datetime can format.
+FIRST_EPOCH: Final = datetime(1, 1, 1, tzinfo=UTC).timestamp()
+LAST_EPOCH: Final = datetime(9999, 12, 31, 23, 59, 59, 999_000, tzinfo=UTC).timestamp()
+_OUT_OF_RANGE: Final = "date-time outside years 1-9999 in UTC"
+
+
 def to_epoch(moment: datetime) -> float:
-    """Epoch seconds of a decoded date-time; one without an offset is taken as UTC."""
+    """Epoch seconds of a decoded date-time, to the millisecond; no offset means UTC.
+
+    Raises :class:`ValueError` when its UTC value lies outside years 1-9999.
+    """
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
+    below_ms = moment.microsecond % 1000
+    if below_ms:
+        moment = moment.replace(microsecond=moment.microsecond - below_ms)
+    epoch = moment.timestamp()
+    if FIRST_EPOCH <= epoch <= LAST_EPOCH:
+        return epoch
+    raise ValueError(_OUT_OF_RANGE)
+
+
+_UNIX_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def iso(epoch: float) -> str:
-    """ISO-8601 UTC with milliseconds and ``Z``, the way the dialer writes times."""
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+    """ISO-8601 UTC to the nearest millisecond with ``Z``, the way the dialer writes times.
+
+    Defined for every instant from :data:`FIRST_EPOCH` to :data:`LAST_EPOCH`, which is
+    every time :func:`decode` lets through. Whole milliseconds are counted rather than
+    the float converted: far from 1970 a float no longer holds a time to the microsecond,
+    and ``.999`` would print as ``.998``.
+    """
+    moment = _UNIX_EPOCH + timedelta(milliseconds=round(epoch * 1000))
+    return moment.isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
-def _epoch_or_none(moment: datetime | None) -> float | None:
-    return None if moment is None else to_epoch(moment)
-
-
-def _ref_id(ref: EntityRef | None) -> str | None:
-    return None if ref is None else ref.id
-
-
-# The struct attribute holding each stage's entry time, in Stage order.
+# Each stage's entry time: its struct attribute, in Stage order.
 _TIME_ATTRIBUTES: Final = (
     "creation_time",
     "preview_pop_delivered_time",
@@ -186,38 +183,29 @@ _TIME_ATTRIBUTES: Final = (
 )
 # Each stage's entry time as the API names it on the wire, by stage label.
 WIRE_TIMES: Final = {
-    stage.label: field.encode_name
-    for stage, name in zip(STAGES, _TIME_ATTRIBUTES, strict=True)
-    for field in msgspec.structs.fields(CampaignInteraction)
-    if field.name == name
+    stage.label: _wire_name(name) for stage, name in zip(STAGES, _TIME_ATTRIBUTES, strict=True)
 }
+_N_STAGES: Final = len(_TIME_ATTRIBUTES)
+# camelCase times then their snake_case twins: read in one call
+_times: Final = operator.attrgetter(
+    *_TIME_ATTRIBUTES, *(name + _SNAKE for name in _TIME_ATTRIBUTES)
+)
 
-_camel: Final = msgspec.json.Decoder(CampaignInteraction)
-_snake: Final = msgspec.json.Decoder(_SnakeCampaignInteraction)
-
-
-_multiword: Final = operator.attrgetter(*_MULTIWORD_FIELDS)
-_times: Final = operator.attrgetter(*_TIME_ATTRIBUTES)
-
-
-def _looks_snake(record: CampaignInteraction) -> bool:
-    # most records carry creationTime, a multi-word field: no need to fetch the others
-    return record.creation_time is None and _multiword(record).count(None) == len(_MULTIWORD_FIELDS)
+_decoder: Final = msgspec.json.Decoder(CampaignInteraction)
 
 
 def decode_interaction(text: str | bytes) -> CampaignInteraction | Invalid:
-    """Decode one JSON snapshot in either spelling, or say in one line why it is invalid."""
+    """Decode the fields the engine uses of one JSON snapshot, or say why it is invalid."""
     try:
         if isinstance(text, bytes):
             # msgspec skips unknown fields without checking their bytes; insist on UTF-8
             text = text.decode("utf-8")
-        record = _camel.decode(text)
-        if _looks_snake(record):
-            snake = _snake.decode(text)
-            if not _looks_snake(snake):
-                record = snake
+        return _decoder.decode(text)
     except UnicodeDecodeError as exc:
         return Invalid("not_utf8", f"value is not UTF-8 (byte {exc.start})")
+    except UnicodeEncodeError as exc:
+        # text handed over as str may hold a lone surrogate, which has no UTF-8 form
+        return Invalid("not_utf8", f"value has no UTF-8 form (character {exc.start})")
     except msgspec.ValidationError as exc:
         message = str(exc)
         return Invalid("invalid_field" if " - at `$" in message else "not_object", message)
@@ -226,25 +214,66 @@ def decode_interaction(text: str | bytes) -> CampaignInteraction | Invalid:
     except RecursionError:
         # msgspec recurses into nesting, even inside fields it skips
         return Invalid("too_deep", "JSON nested too deeply to read")
-    return record
+
+
+def _out_of_range(record: CampaignInteraction) -> Invalid:
+    """The :class:`Invalid` naming the first date-time in use in ``record`` out of range."""
+    conversation = record.conversation or ConversationRef()
+    pairs = [
+        (name, getattr(record, name), getattr(record, name + _SNAKE)) for name in _TIME_ATTRIBUTES
+    ]
+    pairs.append(("conversation.end_time", conversation.end_time, conversation.end_time_snake))
+    for name, camel, snake in pairs:
+        # the value used is the one that counts: camelCase where present
+        where, moment = (_wire_name(name), camel) if camel is not None else (name, snake)
+        if moment is not None:
+            try:
+                to_epoch(moment)
+            except ValueError:
+                return Invalid("invalid_field", f"{_OUT_OF_RANGE} - at `$.{where}`")
+    raise AssertionError("no date-time out of range")  # only called after one raised
 
 
 def to_snapshot(record: CampaignInteraction) -> Snapshot | Invalid:
-    """Keep what the engine needs of a decoded record, dropping all personal data."""
+    """Keep what the engine needs of a decoded record: one spelling, times in epoch seconds."""
     if not record.id:
         return Invalid("missing_id", "no interaction id - at `$.id`")
+    both = _times(record)
     conversation = record.conversation
-    times = tuple([None if t is None else to_epoch(t) for t in _times(record)])
+    ended = None if conversation is None else conversation.end_time or conversation.end_time_snake
+    times: list[float | None] = []
+    try:
+        for index in range(_N_STAGES):
+            # a datetime is never false: ``or`` falls back to the snake_case twin only on None
+            moment = both[index] or both[index + _N_STAGES]
+            if moment is None:
+                times.append(None)
+            elif moment.tzinfo is UTC and not moment.microsecond % 1000:
+                # the dialer's own form (``Z``, milliseconds): always in range, to_epoch's
+                # checks would only cost time on the hot path
+                times.append(moment.timestamp())
+            else:
+                times.append(to_epoch(moment))
+        ended_epoch = None if ended is None else to_epoch(ended)
+    except ValueError:
+        return _out_of_range(record)
+    mode = record.dialing_mode
+    if mode is None:
+        mode = record.dialing_mode_snake
+    active = record.active_preview_call
+    if active is None:
+        active = record.active_preview_call_snake
+    campaign = record.campaign
     return Snapshot(
         interaction_id=record.id,
-        campaign_id=_ref_id(record.campaign),
-        campaign_name=None if record.campaign is None else record.campaign.name,
-        agent_id=_ref_id(record.agent),
-        queue_id=_ref_id(record.queue),
-        dialing_mode=None if record.dialing_mode is None else record.dialing_mode.lower(),
-        active=record.active_preview_call,
-        times=times,
-        conversation_ended=None if conversation is None else _epoch_or_none(conversation.end_time),
+        campaign_id=None if campaign is None else campaign.id,
+        campaign_name=None if campaign is None else campaign.name,
+        agent_id=None if record.agent is None else record.agent.id,
+        queue_id=None if record.queue is None else record.queue.id,
+        dialing_mode=None if mode is None else mode.lower(),
+        active=active,
+        times=tuple(times),
+        conversation_ended=ended_epoch,
     )
 
 

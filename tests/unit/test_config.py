@@ -98,6 +98,11 @@ def test_campaign_overrides(tmp_path: Path) -> None:
         ("[stall]\nx = 1\n", "stall"),
         ("[tracking]\nmax_interactions = 'many'\n", "tracking.max_interactions"),
         ("[stalls.thresholds]\nplaced = -1\n", "stalls.thresholds"),
+        ("[stalls.thresholds]\nplaced = nan\n", "stalls.thresholds.placed"),
+        ("[stalls.thresholds]\nrouted = inf\n", "stalls.thresholds.routed"),
+        ("[stalls.thresholds]\nconnected = 31536001\n", "stalls.thresholds.connected"),
+        ('[stalls.campaigns."c"]\nplaced = -inf\n', "stalls.campaigns.c.placed"),
+        ('[stalls.campaigns."c"]\ncreated = 1e12\n', "stalls.campaigns.c.created"),
         ("[http]\nport = 70000\n", "http.port"),
         ('[kafka]\nsecurity_protocol = "SASL_SSL"\n', "kafka.sasl_mechanism"),
         ("this is = not = toml\n", "not valid TOML"),
@@ -129,12 +134,21 @@ def test_unknown_stall_rules_stop_the_start_named(tmp_path: Path, text: str, nam
         ({"INTERACTION_CONSUMER_KAFKA_TOPC": "x"}, "INTERACTION_CONSUMER_KAFKA_TOPC"),
         ({"INTERACTION_CONSUMER_TRACKING_TTL_SECONDS": "soon"}, "TRACKING_TTL_SECONDS"),
         ({"INTERACTION_CONSUMER_LOG_LEVEL": "LOUD"}, "log.level"),
+        ({"INTERACTION_CONSUMER_STALLS_THRESHOLDS": "{ placed = nan }"}, "thresholds.placed"),
     ],
 )
 def test_bad_environment_settings_are_named(env: dict[str, str], names: str) -> None:
     """A misspelt or unreadable variable is named in the error."""
     with pytest.raises(ConfigError, match=names):
         load_settings(env=env)
+
+
+def test_a_threshold_of_a_year_is_the_most_allowed(tmp_path: Path) -> None:
+    """Thresholds from 0 to exactly a year load; the bound is inclusive."""
+    settings = load_settings(
+        write(tmp_path, "[stalls.thresholds]\nplaced = 31536000\nrouted = 0\n")
+    )
+    assert stall_policy(settings).threshold(None, "placed") == 365 * 86400
 
 
 def test_unreadable_file_is_named(tmp_path: Path) -> None:

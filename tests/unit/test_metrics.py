@@ -6,7 +6,7 @@ from prometheus_client import CollectorRegistry
 
 from consumer.engine.stalls import StallPolicy
 from consumer.engine.tracker import Tracker
-from consumer.metrics import CampaignLabels, EngineMetrics
+from consumer.metrics import MAX_CAMPAIGN_LABEL_LENGTH, CampaignLabels, EngineMetrics
 from tests.unit.factory import T0, snap, tracker
 
 
@@ -66,6 +66,15 @@ def test_campaign_labels_are_capped() -> None:
     """Past the cap, new campaigns share the label ``other``; known ones keep theirs."""
     labels = CampaignLabels(2)
     assert [labels(c) for c in ("a", "b", "c", "a", None)] == ["a", "b", "other", "a", "none"]
+
+
+def test_reserved_and_overlong_campaign_ids_map_to_other() -> None:
+    """Ids spelled like the label's own values or over 64 characters share ``other``, unkept."""
+    labels = CampaignLabels(3)
+    longest, too_long = "c" * MAX_CAMPAIGN_LABEL_LENGTH, "c" * (MAX_CAMPAIGN_LABEL_LENGTH + 1)
+    got = [labels(c) for c in ("none", "other", too_long, longest, "a", "b", "none", None)]
+    assert got == ["other", "other", "other", longest, "a", "b", "other", "none"]
+    assert labels("c") == "other"  # the three kept are the safe ones: the cap is reached
 
 
 def test_stalled_gauge_uses_capped_campaign_labels() -> None:

@@ -10,7 +10,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from consumer.engine.lifecycle import Snapshot, Stage, Tombstone
-from consumer.engine.model import Invalid, decode, decode_record
+from consumer.engine.model import (
+    FIRST_EPOCH,
+    INVALID_REASONS,
+    LAST_EPOCH,
+    Invalid,
+    decode,
+    decode_interaction,
+    decode_record,
+    engine_error,
+    iso,
+)
 
 PERSONAL = ("+15551234567", "+15557654321", "Jane Customer", "Outbound Sales Line")
 
@@ -133,11 +143,161 @@ def test_any_disposition_string_is_accepted(disposition: str) -> None:
     decoded({"id": "i", "disposition": disposition})
 
 
-def test_personal_data_is_dropped() -> None:
-    """Phone numbers and names never reach the snapshot the engine keeps."""
-    text = repr(decoded(full_camel()))
-    for secret in PERSONAL:
-        assert secret not in text
+def test_personal_data_is_never_decoded() -> None:
+    """Phone numbers and names are not even in the decoded wire struct, in either spelling."""
+    for document in (full_camel(), to_snake(full_camel())):
+        record = decode_interaction(json.dumps(document))
+        assert not isinstance(record, Invalid), record
+        for text in (repr(record), repr(decoded(document))):
+            for secret in PERSONAL:
+                assert secret not in text
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"skills": [None, {"id": "sk-1"}, None]},
+        {"skills": {"id": "not a list"}},
+        {"conversation": {"id": "conv-1", "participants": [None, 3, "x"]}},
+        {"conversation": {"participants": {"purpose": 1}, "startTime": "not a time"}},
+        {"destinationAddress": 15551234567},
+        {"callerAddress": ["+1555"], "callerName": {"first": "Jane"}},
+        {"contact": "k-1", "script": 7, "dialerSystemParticipantId": False},
+        {"campaign": {"id": "c-1", "selfUri": 5}, "agent": {"id": "a-1", "name": 9}},
+        {"queue": {"id": "q-1", "name": ["Queue"]}},
+        {"destination_address": 1, "caller_name": None, "skills": [[None]]},
+    ],
+)
+def test_fields_the_engine_does_not_use_cannot_make_a_record_invalid(
+    extra: dict[str, Any],
+) -> None:
+    """Nulls in arrays and wrongly typed unused fields are ignored: unknown to the decoder."""
+    document = {
+        "id": "i-1",
+        "campaign": {"id": "c-1"},
+        "agent": {"id": "a-1"},
+        "creationTime": "2026-11-25T10:00:00.000Z",
+    }
+    snapshot = decoded(document | extra)
+    assert (snapshot.interaction_id, snapshot.campaign_id, snapshot.agent_id) == (
+        "i-1",
+        "c-1",
+        "a-1",
+    )
+
+
+def test_mixed_spellings_keep_every_field() -> None:
+    """A record mixing camelCase and snake_case keys loses no field of either spelling."""
+    camel = full_camel()
+    mixed = {
+        key if index % 2 else to_snake({key: None}).popitem()[0]: value
+        for index, (key, value) in enumerate(camel.items())
+    }
+    mixed["conversation"] = {"id": "conv-1", "end_time": "2026-11-25T10:09:00Z"}
+    assert set(mixed) != set(camel)  # both spellings are really present
+    assert set(mixed) != set(to_snake(camel))
+    assert decoded(mixed) == decoded(camel)
+
+
+def test_camel_case_wins_where_both_spellings_are_present() -> None:
+    """Where a field comes in both spellings, the camelCase value is the one kept."""
+    snapshot = decoded(
+        {
+            "id": "i-1",
+            "creation_time": "2026-11-25T11:00:00Z",
+            "creationTime": "2026-11-25T10:00:00Z",
+            "dialingMode": "PREVIEW",
+            "dialing_mode": "power",
+            "active_preview_call": False,
+            "activePreviewCall": True,
+            "conversation": {"end_time": "2026-11-25T12:00:00Z", "endTime": "2026-11-25T10:09:00Z"},
+            "call_placed_time": "2026-11-25T10:06:00Z",
+            "callPlacedTime": None,  # null is absent: the other spelling's value stands
+        }
+    )
+    assert snapshot.times[Stage.CREATED] == 1795600800.0
+    assert snapshot.dialing_mode == "preview"
+    assert snapshot.active is True
+    assert snapshot.conversation_ended == 1795601340.0
+    assert snapshot.times[Stage.PLACED] == 1795601160.0
+
+
+@pytest.mark.parametrize(
+    ("field", "text"),
+    [
+        ("creationTime", "0001-01-01T00:00:00+05:30"),
+        ("previewPopDeliveredTime", "9999-12-31T23:59:59-05:00"),
+        ("call_placed_time", "0001-01-01T05:29:59.999+05:30"),
+        ("lastActivePreviewWrapupTime", "9999-12-31T23:59:59.999-00:01"),
+        ("conversation.endTime", "0001-01-01T00:00:00+00:01"),
+        ("conversation.end_time", "9999-12-31T20:00:00-23:59"),
+    ],
+)
+def test_times_outside_years_1_to_9999_in_utc_are_invalid_fields(field: str, text: str) -> None:
+    """A date-time whose UTC value falls before year 1 or after 9999 is invalid, and named."""
+    parent, _, name = field.rpartition(".")
+    document: dict[str, Any] = {"id": "i-1", "creationTime": "2026-11-25T10:00:00Z"}
+    if parent:
+        document[parent] = {name: text}
+    else:
+        document[name] = text
+    result = invalid(json.dumps(document).encode())
+    assert result.reason == "invalid_field"
+    assert f"`$.{field}`" in result.detail
+    assert "years 1-9999" in result.detail
+
+
+def test_only_the_time_in_use_is_checked_for_range() -> None:
+    """An out-of-range snake_case twin of a camelCase time is unused; the one used is named."""
+    out = "0001-01-01T00:00:00+05:30"
+    kept = decoded({"id": "i", "creationTime": "2026-11-25T10:00:00Z", "creation_time": out})
+    assert kept.times[Stage.CREATED] == 1795600800.0
+    document = {
+        "id": "i",
+        "creationTime": "2026-11-25T10:00:00Z",
+        "creation_time": out,  # unused: camelCase wins
+        "call_placed_time": out,  # used, and out of range
+    }
+    result = invalid(json.dumps(document).encode())
+    assert "`$.call_placed_time`" in result.detail
+
+
+@pytest.mark.parametrize(
+    ("text", "formatted"),
+    [
+        ("0001-01-01T00:00:00Z", "0001-01-01T00:00:00.000Z"),
+        ("0001-01-01T05:30:00+05:30", "0001-01-01T00:00:00.000Z"),
+        ("9999-12-31T23:59:59.999999Z", "9999-12-31T23:59:59.999Z"),
+        ("9999-12-31T18:59:59-05:00", "9999-12-31T23:59:59.000Z"),
+        ("1969-12-31T23:59:59.5Z", "1969-12-31T23:59:59.500Z"),
+    ],
+)
+def test_times_at_the_edges_of_the_range_decode_and_format(text: str, formatted: str) -> None:
+    """The first and last instants of years 1-9999 (UTC) decode, and iso() formats them."""
+    moment = decoded({"id": "i", "creationTime": text}).times[Stage.CREATED]
+    assert moment is not None
+    assert FIRST_EPOCH <= moment <= LAST_EPOCH
+    assert iso(moment) == formatted
+
+
+@pytest.mark.parametrize("fraction", ["", ".1", ".12", ".123456", ".123999", ".1230", ".123000"])
+def test_times_are_kept_to_the_millisecond(fraction: str) -> None:
+    """Digits below the millisecond are dropped: ``.123`` and ``.123456`` are one instant."""
+    base = "2026-11-25T10:00:00"
+    expected = decoded({"id": "i", "creationTime": f"{base}{fraction[:4]}Z"})
+    for offset in ("Z", "+00:00", ""):
+        got = decoded({"id": "i", "callPlacedTime": f"{base}{fraction}{offset}"})
+        assert got.times[Stage.PLACED] == expected.times[Stage.CREATED]
+
+
+def test_engine_error_is_a_known_reason_with_a_one_line_detail() -> None:
+    """An exception becomes an ``engine_error`` Invalid: its type and the first message line."""
+    assert "engine_error" in INVALID_REASONS
+    result = engine_error(ValueError("year 0 is out of range\nsecond line" + "x" * 500))
+    assert result.reason == "engine_error"
+    assert result.detail == "ValueError: year 0 is out of range"
+    long = engine_error(KeyError("k" * 500))
+    assert len(long.detail) < 250
 
 
 @pytest.mark.parametrize(
@@ -157,7 +317,8 @@ def test_personal_data_is_dropped() -> None:
         (b'{"id": "i", "creationTime": 12345}', "invalid_field", "$.creationTime"),
         (b'{"id": "i", "creationTime": "yesterday"}', "invalid_field", "$.creationTime"),
         (b'{"id": "i", "call_placed_time": "soon"}', "invalid_field", "$.call_placed_time"),
-        (b'{"id": "i", "skills": {"id": "x"}}', "invalid_field", "$.skills"),
+        (b'{"id": "i", "conversation": {"end_time": 3}}', "invalid_field", "$.conversation"),
+        (b'{"id": "i", "dialing_mode": 1}', "invalid_field", "$.dialing_mode"),
         (b"{}", "missing_id", "$.id"),
         (b"[" * 100_000 + b"]" * 100_000, "not_object", "array"),
         (b'{"id": "i", "x": ' + b'{"a":' * 50_000 + b"1" + b"}" * 50_001, "too_deep", "nested"),
@@ -172,6 +333,14 @@ def test_invalid_input_has_a_one_line_reason_naming_the_field(
     assert result.reason == reason
     assert names in result.detail
     assert "\n" not in result.detail
+
+
+def test_text_with_a_lone_surrogate_is_invalid_not_an_exception() -> None:
+    """A value handed over as str with no UTF-8 form (lone surrogate) is ``not_utf8``."""
+    for text in ('{"id": "\ud800"}', '{"id": "i", "x": "\udfff"}'):
+        result = decode_record("k", text)
+        assert isinstance(result, Invalid)
+        assert result.reason == "not_utf8"
 
 
 def test_tombstones() -> None:

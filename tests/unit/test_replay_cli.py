@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from consumer.engine.model import iso
 from tests.unit.factory import T0
 
@@ -130,7 +132,11 @@ def alerts(done: subprocess.CompletedProcess[str]) -> list[tuple[str, str, str, 
 
 
 def test_mixed_dump_gives_the_right_alerts_in_order(tmp_path: Path) -> None:
-    """Bare and kcat lines replay on event time into exactly the expected alerts, in time order."""
+    """Bare and kcat lines replay on event time into exactly the expected alerts, in order.
+
+    Time passes before each record: the tombstone at +360 s first fires what fell due by
+    then (stuck at +300 s, doomed at +305 s), then ends doomed.
+    """
     done = replay(tmp_path)
     assert done.returncode == 0, done.stderr
     assert alerts(done) == [
@@ -144,7 +150,7 @@ def test_mixed_dump_gives_the_right_alerts_in_order(tmp_path: Path) -> None:
     records = [json.loads(line) for line in done.stdout.splitlines()]
     assert records[0]["alertId"] == records[1]["alertId"]
     assert records[3]["alertId"] == records[4]["alertId"]
-    assert records[2]["observedAt"] == records[3]["observedAt"] == at(360)
+    assert [r["observedAt"] for r in records[2:]] == [at(360)] * 3
     assert records[4]["stalledForSeconds"] == 355  # popped at 5, tombstoned at 360
 
 
@@ -156,7 +162,7 @@ def test_invalid_lines_are_reported_and_counted(tmp_path: Path) -> None:
     assert f"{dump}:9: invalid record (invalid_field)" in done.stderr
     assert "$.id" in done.stderr
     summary = done.stderr.strip().splitlines()[-1]
-    assert summary.startswith("replay: 8 records, 2 invalid;")
+    assert summary.startswith("replay: 8 records, 2 invalid, 0 heartbeats skipped, 0 with future")
     assert "previewing=1" in summary  # stuck is still tracked
     assert "alerts: 3 firing, 2 resolved" in summary
 
@@ -178,6 +184,16 @@ def test_stall_after_and_config_change_thresholds(tmp_path: Path) -> None:
     settings.write_text("[stalls.thresholds]\nplaced = 0\n")
     calm = replay(tmp_path, "{dump}", "--config", str(settings))
     assert "slow" not in {interaction for interaction, *_ in alerts(calm)}
+
+
+@pytest.mark.parametrize("seconds", ["nan", "inf", "-inf", "31536001", "1e400", "-1"])
+def test_stall_after_rejects_non_finite_and_over_a_year(tmp_path: Path, seconds: str) -> None:
+    """--stall-after takes 0 to a year of seconds; nan, inf and more exit 2 naming the flag."""
+    done = replay(tmp_path, "{dump}", "--stall-after", f"placed={seconds}")
+    assert done.returncode == 2
+    assert "--stall-after" in done.stderr
+    assert "a year" in done.stderr
+    assert done.stdout == ""
 
 
 def test_usage_errors_and_unopenable_input(tmp_path: Path) -> None:
@@ -202,3 +218,31 @@ def test_metrics_out_and_no_personal_data(tmp_path: Path) -> None:
     for text in (done.stdout, done.stderr, exposition):
         assert PHONE not in text
         assert "Jane Customer" not in text
+
+
+@pytest.mark.parametrize("target", ["missing-dir/metrics.txt", "."])
+def test_unwritable_metrics_out_exits_2_before_reading(tmp_path: Path, target: str) -> None:
+    """An unwritable --metrics-out is named with exit status 2, before any input is read."""
+    path = tmp_path / target
+    done = replay(tmp_path, "{dump}", "--metrics-out", str(path))
+    assert done.returncode == 2
+    assert f"cannot write --metrics-out {path}" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stdout == ""  # no alert: the input was not replayed
+    assert "replay:" not in done.stderr
+
+
+def test_end_time_beyond_year_9999_in_utc_is_a_usage_error(tmp_path: Path) -> None:
+    """--end-time must stay within years 1-9999 in UTC, where alerts can be formatted."""
+    done = replay(tmp_path, "{dump}", "--end-time", "9999-12-31T23:59:59-05:00")
+    assert done.returncode == 2
+    assert "--end-time" in done.stderr
+    assert "years 1-9999" in done.stderr
+
+
+def test_a_file_with_a_byte_order_mark_replays(tmp_path: Path) -> None:
+    """A dump saved with a UTF-8 BOM (as some Windows editors write) reads its first line."""
+    done = replay(tmp_path, lines=["\ufeff" + LINES[0]], stdin=None)
+    assert "invalid record" not in done.stderr
+    assert "1 records, 0 invalid" in done.stderr
+    assert "previewing=1" in done.stderr
