@@ -9,8 +9,8 @@ invalid, and personal data is never decoded at all.
 
 Producers publish the dialer's JSON in camelCase (the API's own names); producers that
 serialised through the old Ruby SDK emit snake_case, and a record may mix both. The wire
-struct declares each multi-word field twice, once per spelling (the snake_case one as
-``<name>_snake``), so one decode pass reads both; where both are present camelCase wins.
+structs (:mod:`consumer.engine.wire`) read both spellings in one pass; where both are
+present camelCase wins.
 
 Rules that hold for every decode:
 
@@ -37,73 +37,13 @@ from typing import Final, Literal
 import msgspec
 
 from consumer.engine.lifecycle import STAGES, Snapshot, Tombstone
-
-# ---------------------------------------------------------------------------------------
-# wire structs: both spellings of every multi-word field
-
-_SNAKE: Final = "_snake"
-
-
-def _wire_name(attribute: str) -> str:
-    """The JSON key of a struct attribute: camelCase, or snake_case for a ``_snake`` twin."""
-    if attribute.endswith(_SNAKE):
-        return attribute.removesuffix(_SNAKE)
-    head, *rest = attribute.split("_")
-    return head + "".join(word.capitalize() for word in rest)
-
-
-class CampaignRef(msgspec.Struct, frozen=True, gc=False):
-    """The campaign's ``DomainEntityRef``: its id, and its name for people reading alerts."""
-
-    id: str | None = None
-    name: str | None = None
-
-
-class EntityRef(msgspec.Struct, frozen=True, gc=False):
-    """An agent's or a queue's ``DomainEntityRef``: only its id is used."""
-
-    id: str | None = None
-
-
-class ConversationRef(msgspec.Struct, frozen=True, rename=_wire_name, gc=False):
-    """The conversation hosting the call; ``endTime`` is null while it is up."""
-
-    id: str | None = None
-    end_time: datetime | None = None
-    end_time_snake: datetime | None = None
-
-
-class CampaignInteraction(msgspec.Struct, frozen=True, rename=_wire_name, gc=False):
-    """The fields of one dialer snapshot that the engine uses, in both spellings."""
-
-    id: str | None = None
-    campaign: CampaignRef | None = None
-    agent: EntityRef | None = None
-    queue: EntityRef | None = None
-    conversation: ConversationRef | None = None
-    disposition: str | None = None
-    dialing_mode: str | None = None
-    dialing_mode_snake: str | None = None
-    active_preview_call: bool | None = None
-    active_preview_call_snake: bool | None = None
-    # the six stage times, in Stage order
-    creation_time: datetime | None = None
-    preview_pop_delivered_time: datetime | None = None
-    call_placed_time: datetime | None = None
-    call_routed_time: datetime | None = None
-    preview_connected_time: datetime | None = None
-    last_active_preview_wrapup_time: datetime | None = None
-    creation_time_snake: datetime | None = None
-    preview_pop_delivered_time_snake: datetime | None = None
-    call_placed_time_snake: datetime | None = None
-    call_routed_time_snake: datetime | None = None
-    preview_connected_time_snake: datetime | None = None
-    last_active_preview_wrapup_time_snake: datetime | None = None
-
-
-# ---------------------------------------------------------------------------------------
-# what the engine sees
-
+from consumer.engine.wire import (
+    SNAKE,
+    CampaignInteraction,
+    ConversationRef,
+    decoder,
+    wire_name,
+)
 
 InvalidReason = Literal[
     "not_utf8",
@@ -183,15 +123,11 @@ _TIME_ATTRIBUTES: Final = (
 )
 # Each stage's entry time as the API names it on the wire, by stage label.
 WIRE_TIMES: Final = {
-    stage.label: _wire_name(name) for stage, name in zip(STAGES, _TIME_ATTRIBUTES, strict=True)
+    stage.label: wire_name(name) for stage, name in zip(STAGES, _TIME_ATTRIBUTES, strict=True)
 }
 _N_STAGES: Final = len(_TIME_ATTRIBUTES)
 # camelCase times then their snake_case twins: read in one call
-_times: Final = operator.attrgetter(
-    *_TIME_ATTRIBUTES, *(name + _SNAKE for name in _TIME_ATTRIBUTES)
-)
-
-_decoder: Final = msgspec.json.Decoder(CampaignInteraction)
+_times: Final = operator.attrgetter(*_TIME_ATTRIBUTES, *(name + SNAKE for name in _TIME_ATTRIBUTES))
 
 
 def decode_interaction(text: str | bytes) -> CampaignInteraction | Invalid:
@@ -200,7 +136,7 @@ def decode_interaction(text: str | bytes) -> CampaignInteraction | Invalid:
         if isinstance(text, bytes):
             # msgspec skips unknown fields without checking their bytes; insist on UTF-8
             text = text.decode("utf-8")
-        return _decoder.decode(text)
+        return decoder.decode(text)
     except UnicodeDecodeError as exc:
         return Invalid("not_utf8", f"value is not UTF-8 (byte {exc.start})")
     except UnicodeEncodeError as exc:
@@ -220,12 +156,12 @@ def _out_of_range(record: CampaignInteraction) -> Invalid:
     """The :class:`Invalid` naming the first date-time in use in ``record`` out of range."""
     conversation = record.conversation or ConversationRef()
     pairs = [
-        (name, getattr(record, name), getattr(record, name + _SNAKE)) for name in _TIME_ATTRIBUTES
+        (name, getattr(record, name), getattr(record, name + SNAKE)) for name in _TIME_ATTRIBUTES
     ]
     pairs.append(("conversation.end_time", conversation.end_time, conversation.end_time_snake))
     for name, camel, snake in pairs:
         # the value used is the one that counts: camelCase where present
-        where, moment = (_wire_name(name), camel) if camel is not None else (name, snake)
+        where, moment = (wire_name(name), camel) if camel is not None else (name, snake)
         if moment is not None:
             try:
                 to_epoch(moment)
