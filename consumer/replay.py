@@ -175,7 +175,7 @@ class Replay:
 
     def _invalid(self, where: str, item: Invalid) -> None:
         self.invalid += 1
-        self.obs.events["invalid"] += 1
+        self.obs.invalid()
         self.report(f"{where}: invalid record ({item.reason}): {item.detail}")
 
     def advance(self, now: float) -> None:

@@ -188,7 +188,7 @@ class Step:
                 item = self._decode(record)
                 if isinstance(item, Invalid):
                     out.dead_letters.append(DeadLetter(record, item))
-                    tracker.obs.events["invalid"] += 1
+                    tracker.obs.invalid()
                     continue
                 seconds = record.timestamp / 1000.0
                 credible = clock.record(seconds, wall)
@@ -212,7 +212,7 @@ class Step:
             except Exception as exc:  # one record must never stop the loop
                 detail = f"{type(exc).__name__}: {exc}"[:500]
                 out.dead_letters.append(DeadLetter(record, Invalid("engine_error", detail)))
-                tracker.obs.events["invalid"] += 1
+                tracker.obs.invalid()
 
     def _heartbeat(
         self, tp: Partition, state: PartitionState, record: Record, out: Outputs, wall: float

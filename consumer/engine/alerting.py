@@ -36,9 +36,9 @@ the change ends the interaction in the same instant it came due.
 from __future__ import annotations
 
 import typing
-from typing import Final, Literal
+from typing import Final, Literal, final
 
-import msgspec
+from mypy_extensions import mypyc_attr
 
 from consumer.engine import lifecycle
 from consumer.engine.lifecycle import Interaction
@@ -52,37 +52,102 @@ REMOVALS: Final[tuple[Removal, ...]] = typing.get_args(Removal)
 Resolution = Literal["moved_on", Removal]
 
 
-class Fired(msgspec.Struct, frozen=True, gc=False):
+@final
+@mypyc_attr(acyclic=True)
+class Fired:
     """A stall that fired, and when (the partition clock): what a ``FIRING`` alert holds."""
 
-    stall: Stall
-    at: float
+    def __init__(self, stall: Stall, at: float) -> None:
+        self.stall = stall
+        self.at = at
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Fired) and (self.stall, self.at) == (other.stall, other.at)
+
+    def __repr__(self) -> str:
+        return f"Fired({self.stall!r}, {self.at!r})"
 
 
-class StallEvent(msgspec.Struct, frozen=True, gc=False):
+_EVENT_FIELDS: Final = (
+    "status",
+    "interaction_id",
+    "stall",
+    "fired_at",
+    "observed_at",
+    "campaign",
+    "campaign_name",
+    "agent",
+    "queue",
+    "mode",
+    "until",
+    "resolution",
+)
+
+
+@final
+@mypyc_attr(acyclic=True)
+class StallEvent:
     """A stall firing or resolved: plain values, formatted for the outside at the edge.
 
     The interaction's attributes are copied as they were when the event happened.
     """
 
-    status: Status
-    interaction_id: str
-    stall: Stall
-    fired_at: float  # when the stall fired
-    observed_at: float  # the partition clock when this event happened
-    campaign: str | None
-    campaign_name: str | None
-    agent: str | None
-    queue: str | None
-    mode: str | None
-    until: float | None = None  # resolved: when the stall ended
-    resolution: Resolution | None = None
+    def __init__(
+        self,
+        status: Status,
+        interaction_id: str,
+        stall: Stall,
+        fired_at: float,
+        observed_at: float,
+        campaign: str | None,
+        campaign_name: str | None,
+        agent: str | None,
+        queue: str | None,
+        mode: str | None,
+        until: float | None = None,
+        resolution: Resolution | None = None,
+    ) -> None:
+        self.status: Status = status
+        self.interaction_id = interaction_id
+        self.stall = stall
+        self.fired_at = fired_at  # when the stall fired
+        self.observed_at = observed_at  # the partition clock when this event happened
+        self.campaign = campaign
+        self.campaign_name = campaign_name
+        self.agent = agent
+        self.queue = queue
+        self.mode = mode
+        self.until = until  # resolved: when the stall ended
+        self.resolution: Resolution | None = resolution
 
     @property
     def stalled_for(self) -> float:
         """Firing: how long so far; resolved: how long the stall lasted."""
         end = self.observed_at if self.until is None else self.until
         return max(0.0, end - self.stall.since)
+
+    def _fields(self) -> tuple[object, ...]:
+        return (
+            self.status,
+            self.interaction_id,
+            self.stall,
+            self.fired_at,
+            self.observed_at,
+            self.campaign,
+            self.campaign_name,
+            self.agent,
+            self.queue,
+            self.mode,
+            self.until,
+            self.resolution,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, StallEvent) and self._fields() == other._fields()
+
+    def __repr__(self) -> str:
+        pairs = zip(_EVENT_FIELDS, self._fields(), strict=True)
+        return "StallEvent(" + ", ".join(f"{n}={v!r}" for n, v in pairs) + ")"
 
 
 def ended_at(state: Interaction, stall: Stall, now: float) -> float:

@@ -26,17 +26,23 @@ Stages, in order::
    the conversation of its current call has ended and no preview call is active (a
    tombstone ends it too; that is the tracker's business). An absent
    ``activePreviewCall`` counts as inactive: only ``true`` holds an interaction open.
+
+How it is stored: this module is compiled by mypyc (``setup.py``), and its classes are
+native ones whose times are plain C doubles, not float objects. A time no snapshot gave
+is :data:`UNKNOWN`, minus infinity, below every real time: merging a time is then ``max``
+alone, and a comparison with an unknown time is simply false. The ``at_*`` fields hold
+that form; the public properties (``created``, ``times``, ``conversation_ended``...) say
+``None`` instead, as the rest of the code and the tests expect.
 """
 
 from __future__ import annotations
 
-import operator
 import sys
 from collections.abc import Sequence
 from enum import IntEnum
-from typing import Final, Literal, TypeVar
+from typing import Final, Literal, final
 
-import msgspec
+from mypy_extensions import mypyc_attr
 
 
 class Stage(IntEnum):
@@ -59,8 +65,17 @@ STAGES: Final = tuple(Stage)
 # each stage's label, indexed by stage: the hot path reads it without Enum machinery
 LABELS: Final = tuple(stage.name.lower() for stage in STAGES)
 
-# A call's own stages: their times only count when they follow the call's placement.
-_AFTER_PLACEMENT: Final = (Stage.ROUTED, Stage.CONNECTED)
+# The stages as plain ints: compiled code compares these natively, an IntEnum it cannot.
+CREATED: Final = 0
+PREVIEWING: Final = 1
+PLACED: Final = 2
+ROUTED: Final = 3
+CONNECTED: Final = 4
+WRAPPED_UP: Final = 5
+
+UNKNOWN: Final = float("-inf")  # a time no snapshot gave: below every real one
+
+_intern: Final = sys.intern  # a module attribute looked up once, not on every call
 
 # Latency histograms: (name, from stage, to stage), observed when "to" is reached.
 LATENCIES: Final = (
@@ -73,91 +88,249 @@ LATENCIES: Final = (
 )
 
 # the latencies each stage completes: (name, from stage), in the order of LATENCIES
-_LATENCIES_TO: Final = {
-    stage: [(name, start) for name, start, end in LATENCIES if end is stage] for stage in STAGES
-}
+_LATENCIES_TO: Final = tuple(
+    [(name, int(start)) for name, start, end in LATENCIES if end is stage] for stage in STAGES
+)
 
 Ending = Literal["wrapped_up", "conversation_ended"]
 
 
-def _newest(times: Sequence[float | None], conversation_ended: float | None) -> float:
-    newest = conversation_ended or 0.0
-    for moment in times:
-        if moment is not None and moment > newest:
-            newest = moment
+def _known(moment: float | None) -> float:
+    return UNKNOWN if moment is None else moment
+
+
+def _optional(moment: float) -> float | None:
+    return None if moment == UNKNOWN else moment
+
+
+def _newest(a: float, b: float, c: float, d: float, e: float, f: float, ended: float) -> float:
+    """The newest of the six stage times and the conversation's end: a version; 0 if none."""
+    newest = 0.0 if ended == UNKNOWN else ended
+    # straight-line: compiled, these are C doubles, and a loop would box them into a tuple
+    if a > newest:
+        newest = a
+    if b > newest:
+        newest = b
+    if c > newest:
+        newest = c
+    if d > newest:
+        newest = d
+    if e > newest:
+        newest = e
+    if f > newest:
+        newest = f
     return newest
 
 
-class Snapshot(msgspec.Struct, frozen=True, gc=False):
+_NO_TIMES: Final[tuple[float | None, ...]] = (None,) * len(STAGES)
+_SNAPSHOT_FIELDS: Final = (
+    "interaction_id",
+    "campaign_id",
+    "campaign_name",
+    "agent_id",
+    "queue_id",
+    "dialing_mode",
+    "active",
+    "times",
+    "conversation_ended",
+)
+
+
+@final
+@mypyc_attr(acyclic=True)  # holds strings and floats only: no garbage collector pass needed
+class Snapshot:
     """What the engine uses of one decoded snapshot; times in epoch seconds, no personal data.
 
     ``times`` is indexed by :class:`Stage`.
     """
 
-    interaction_id: str
-    campaign_id: str | None = None
-    campaign_name: str | None = None
-    agent_id: str | None = None
-    queue_id: str | None = None
-    dialing_mode: str | None = None
-    active: bool | None = None
-    times: tuple[float | None, ...] = (None,) * len(STAGES)
-    conversation_ended: float | None = None
+    def __init__(
+        self,
+        interaction_id: str,
+        campaign_id: str | None = None,
+        campaign_name: str | None = None,
+        agent_id: str | None = None,
+        queue_id: str | None = None,
+        dialing_mode: str | None = None,
+        active: bool | None = None,
+        times: tuple[float | None, ...] = _NO_TIMES,
+        conversation_ended: float | None = None,
+    ) -> None:
+        self.interaction_id = interaction_id
+        self.campaign_id = campaign_id
+        self.campaign_name = campaign_name
+        self.agent_id = agent_id
+        self.queue_id = queue_id
+        self.dialing_mode = dialing_mode
+        self.active = active
+        self.at_created = _known(times[CREATED])
+        self.at_previewing = _known(times[PREVIEWING])
+        self.at_placed = _known(times[PLACED])
+        self.at_routed = _known(times[ROUTED])
+        self.at_connected = _known(times[CONNECTED])
+        self.at_wrapped_up = _known(times[WRAPPED_UP])
+        self.at_ended = _known(conversation_ended)
+        # the newest moment this snapshot speaks of; 0 when it has no time at all
+        self.version = _newest(
+            self.at_created,
+            self.at_previewing,
+            self.at_placed,
+            self.at_routed,
+            self.at_connected,
+            self.at_wrapped_up,
+            self.at_ended,
+        )
 
     @property
-    def version(self) -> float:
-        """The newest moment this snapshot speaks of; 0 when it has no time at all."""
-        return _newest(self.times, self.conversation_ended)
+    def times(self) -> tuple[float | None, ...]:
+        """When each stage was entered, indexed by :class:`Stage`."""
+        return (
+            _optional(self.at_created),
+            _optional(self.at_previewing),
+            _optional(self.at_placed),
+            _optional(self.at_routed),
+            _optional(self.at_connected),
+            _optional(self.at_wrapped_up),
+        )
+
+    @property
+    def conversation_ended(self) -> float | None:
+        """When the conversation of the call ended, if it did."""
+        return _optional(self.at_ended)
+
+    def _fields(self) -> tuple[object, ...]:
+        return (
+            self.interaction_id,
+            self.campaign_id,
+            self.campaign_name,
+            self.agent_id,
+            self.queue_id,
+            self.dialing_mode,
+            self.active,
+            self.times,
+            self.conversation_ended,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Snapshot) and self._fields() == other._fields()
+
+    def __repr__(self) -> str:
+        pairs = zip(_SNAPSHOT_FIELDS, self._fields(), strict=True)
+        return "Snapshot(" + ", ".join(f"{n}={v!r}" for n, v in pairs) + ")"
 
 
-class Tombstone(msgspec.Struct, frozen=True, gc=False):
+@final
+@mypyc_attr(acyclic=True)
+class Tombstone:
     """A record with a key and a null value: the producer deleted the interaction."""
 
-    interaction_id: str
+    def __init__(self, interaction_id: str) -> None:
+        self.interaction_id = interaction_id
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Tombstone) and self.interaction_id == other.interaction_id
+
+    def __repr__(self) -> str:
+        return f"Tombstone({self.interaction_id!r})"
 
 
-class Interaction(msgspec.Struct, gc=False):
+# a version for each last-writer-wins attribute: campaign, campaign name, agent, queue, mode
+Versions = tuple[float, float, float, float, float]
+
+
+@final
+@mypyc_attr(acyclic=True)  # a million of them must cost the garbage collector nothing
+class Interaction:
     """The merged state of one interaction: only what the rules above need.
 
-    Nothing here is a container: the time each stage was entered is a field of its own,
-    named after the stage, and each last-writer-wins attribute is two fields, its value
-    and the version (snapshot time) that wrote it. A million interactions then hold no
-    objects the garbage collector tracks; a tuple replaced on every merge would fill its
-    youngest generation faster than collections empty it, and every collection would
-    walk them. ``closed`` is ``True`` when ``activePreviewCall`` was false or absent, so
-    that on a version tie closed wins (``True > False``); ``None`` until a snapshot said
-    either.
+    A native class of doubles and string references, about 160 bytes, none of them
+    objects the garbage collector tracks. ``closed`` is ``True`` when
+    ``activePreviewCall`` was false or absent, so that on a version tie closed wins
+    (``True > False``); ``None`` until a snapshot said either.
+
+    Versions: each last-writer-wins attribute was written by some snapshot, whose version
+    decides the next contest. The flag is carried by every snapshot, so its version,
+    ``closed_version``, is the newest any snapshot had; an attribute a snapshot carries
+    gets the same one. Only when the newest snapshots left an attribute out do their
+    versions differ, and only then does ``lagging`` hold the five versions (see
+    :data:`Versions`; 0 for an attribute not known): otherwise it is ``None`` and each
+    known attribute's version is ``closed_version``. Five floats saved per interaction.
     """
 
-    created: float | None = None
-    previewing: float | None = None
-    placed: float | None = None
-    routed: float | None = None
-    connected: float | None = None
-    wrapped_up: float | None = None
-    conversation_ended: float | None = None
-    closed: bool | None = None
-    closed_version: float = 0.0
-    # campaign id and name, agent id, queue id, dialing mode (lowercase), each with the
-    # version that wrote it
-    campaign: str | None = None
-    campaign_version: float = 0.0
-    campaign_name: str | None = None
-    campaign_name_version: float = 0.0
-    agent: str | None = None
-    agent_version: float = 0.0
-    queue: str | None = None
-    queue_version: float = 0.0
-    mode: str | None = None
-    mode_version: float = 0.0
-    stage: Stage = Stage.CREATED
-    # Bookkeeping owned by the tracker: tracker-clock time of the last snapshot (for TTL).
-    seen: float = 0.0
+    def __init__(self) -> None:
+        self.at_created = UNKNOWN
+        self.at_previewing = UNKNOWN
+        self.at_placed = UNKNOWN
+        self.at_routed = UNKNOWN
+        self.at_connected = UNKNOWN
+        self.at_wrapped_up = UNKNOWN
+        self.at_ended = UNKNOWN  # the conversation's end
+        self.closed: bool | None = None
+        self.closed_version = 0.0
+        # campaign id and name, agent id, queue id, dialing mode (lowercase)
+        self.campaign: str | None = None
+        self.campaign_name: str | None = None
+        self.agent: str | None = None
+        self.queue: str | None = None
+        self.mode: str | None = None
+        self.lagging: Versions | None = None
+        self.stage_number = CREATED  # derived from the times (rule 2)
+        # Bookkeeping owned by the tracker: tracker-clock time of the last snapshot (for TTL).
+        self.seen = 0.0
+
+    # -- the public view: None for what is not known -----------------------------------
+
+    @property
+    def created(self) -> float | None:
+        """When the interaction was created."""
+        return _optional(self.at_created)
+
+    @property
+    def previewing(self) -> float | None:
+        """When the preview popped."""
+        return _optional(self.at_previewing)
+
+    @property
+    def placed(self) -> float | None:
+        """When the call was placed."""
+        return _optional(self.at_placed)
+
+    @property
+    def routed(self) -> float | None:
+        """When the call was routed to the agent."""
+        return _optional(self.at_routed)
+
+    @property
+    def connected(self) -> float | None:
+        """When the customer was connected."""
+        return _optional(self.at_connected)
+
+    @property
+    def wrapped_up(self) -> float | None:
+        """When the agent last wrapped up."""
+        return _optional(self.at_wrapped_up)
+
+    @property
+    def conversation_ended(self) -> float | None:
+        """When the conversation of the latest call ended, if it did."""
+        return _optional(self.at_ended)
 
     @property
     def times(self) -> tuple[float | None, ...]:
         """When each stage was entered, indexed by :class:`Stage` (a new tuple each time)."""
-        return _stage_times(self)
+        return (
+            self.created,
+            self.previewing,
+            self.placed,
+            self.routed,
+            self.connected,
+            self.wrapped_up,
+        )
+
+    @property
+    def stage(self) -> Stage:
+        """The stage the times put the interaction in."""
+        return STAGES[self.stage_number]
 
     @property
     def active(self) -> bool:
@@ -167,62 +340,199 @@ class Interaction(msgspec.Struct, gc=False):
     @property
     def version(self) -> float:
         """The newest moment the merged state speaks of."""
-        return _newest(self.times, self.conversation_ended)
+        return _newest(
+            self.at_created,
+            self.at_previewing,
+            self.at_placed,
+            self.at_routed,
+            self.at_connected,
+            self.at_wrapped_up,
+            self.at_ended,
+        )
+
+    def versions(self) -> Versions:
+        """The version that wrote each attribute (see :data:`Versions`)."""
+        lagging = self.lagging
+        if lagging is not None:
+            return lagging
+        v = self.closed_version
+        return (
+            0.0 if self.campaign is None else v,
+            0.0 if self.campaign_name is None else v,
+            0.0 if self.agent is None else v,
+            0.0 if self.queue is None else v,
+            0.0 if self.mode is None else v,
+        )
+
+    def _fields(self) -> tuple[object, ...]:
+        return (
+            self.at_created,
+            self.at_previewing,
+            self.at_placed,
+            self.at_routed,
+            self.at_connected,
+            self.at_wrapped_up,
+            self.at_ended,
+            self.closed,
+            self.closed_version,
+            self.campaign,
+            self.campaign_name,
+            self.agent,
+            self.queue,
+            self.mode,
+            self.lagging,
+            self.stage_number,
+            self.seen,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Interaction) and self._fields() == other._fields()
+
+    def __repr__(self) -> str:
+        return (
+            f"Interaction(times={self.times!r}, conversation_ended={self.conversation_ended!r}, "
+            f"closed={self.closed!r}, closed_version={self.closed_version!r}, "
+            f"attributes={self.campaign, self.campaign_name, self.agent, self.queue, self.mode!r}, "
+            f"versions={self.versions()!r}, stage={self.stage.label}, seen={self.seen!r})"
+        )
 
 
-_stage_times: Final = operator.attrgetter(*LABELS)
+def time_of(state: Interaction, stage: int) -> float:
+    """When ``state`` entered ``stage`` (:data:`UNKNOWN` if never)."""
+    if stage == CREATED:
+        return state.at_created
+    if stage == PREVIEWING:
+        return state.at_previewing
+    if stage == PLACED:
+        return state.at_placed
+    if stage == ROUTED:
+        return state.at_routed
+    if stage == CONNECTED:
+        return state.at_connected
+    return state.at_wrapped_up
 
-# merged attribute of Interaction (and the field of its version) <- attribute of Snapshot
-_ATTRIBUTES: Final = tuple(
-    (name, name + "_version") for name in ("campaign", "campaign_name", "agent", "queue", "mode")
-)
-_snapshot_attributes: Final = operator.attrgetter(
-    "campaign_id", "campaign_name", "agent_id", "queue_id", "dialing_mode"
-)
 
-
-_Value = TypeVar("_Value", str, bool)
-
-
-def _newer(version: float, value: _Value, known: float, current: _Value) -> bool:
-    """``(version, value)`` wins over ``(known, current)``: later, or on a tie the larger."""
-    return version > known or (version == known and value > current)
+def _derive(popped: float, placed: float, routed: float, connected: float, wrapped: float) -> int:
+    """Rule 2 on raw times (an unknown time compares false with everything)."""
+    if placed > wrapped:  # placed, and newer than any wrap-up: the current call's stages
+        if connected >= placed:
+            return CONNECTED
+        if routed >= placed:
+            return ROUTED
+        return PLACED
+    if wrapped != UNKNOWN:
+        return PREVIEWING if popped > wrapped else WRAPPED_UP
+    return PREVIEWING if popped != UNKNOWN else CREATED
 
 
 def derive_stage(times: Sequence[float | None]) -> Stage:
     """The stage a set of merged timestamps puts an interaction in (rule 2)."""
-    wrapped = times[Stage.WRAPPED_UP]
-    placed = times[Stage.PLACED]
-    if placed is not None and (wrapped is None or placed > wrapped):
-        for stage in (Stage.CONNECTED, Stage.ROUTED):
-            moment = times[stage]
-            if moment is not None and moment >= placed:
-                return stage
-        return Stage.PLACED
-    popped = times[Stage.PREVIEWING]
-    if wrapped is not None:
-        return Stage.PREVIEWING if popped is not None and popped > wrapped else Stage.WRAPPED_UP
-    return Stage.PREVIEWING if popped is not None else Stage.CREATED
+    return STAGES[
+        _derive(
+            _known(times[PREVIEWING]),
+            _known(times[PLACED]),
+            _known(times[ROUTED]),
+            _known(times[CONNECTED]),
+            _known(times[WRAPPED_UP]),
+        )
+    ]
 
 
-def _call_floor(times: Sequence[float | None], stage: Stage) -> float | None:
+def restage(state: Interaction) -> None:
+    """Derive ``state``'s stage from its times again (after they were set from outside)."""
+    state.stage_number = _derive(
+        state.at_previewing,
+        state.at_placed,
+        state.at_routed,
+        state.at_connected,
+        state.at_wrapped_up,
+    )
+
+
+def _call_floor(state: Interaction) -> float:
     """The wrap-up that ended the previous call: the current call's times are all later."""
-    return None if stage is Stage.WRAPPED_UP else times[Stage.WRAPPED_UP]
+    return UNKNOWN if state.stage_number == WRAPPED_UP else state.at_wrapped_up
 
 
-def _belongs(times: Sequence[float | None], stage: Stage, floor: float | None) -> bool:
-    moment = times[stage]
-    if moment is None or (floor is not None and moment <= floor):
+def _belongs(state: Interaction, stage: int, floor: float) -> bool:
+    """``stage``'s time is one of the current call's (or preview's)."""
+    moment = time_of(state, stage)
+    if moment == UNKNOWN or moment <= floor:
         return False
-    if stage in _AFTER_PLACEMENT:
-        placed = times[Stage.PLACED]
-        return placed is not None and moment >= placed
+    if stage in (ROUTED, CONNECTED):  # only after the call's placement
+        placed = state.at_placed
+        return placed != UNKNOWN and moment >= placed
     return True
 
 
 def new_interaction() -> Interaction:
     """An interaction nothing is known about yet; :func:`merge` fills it."""
     return Interaction()
+
+
+def _lagging(state: Interaction, versions: Versions, base: float) -> Versions | None:
+    """``lagging`` for these attribute versions: ``None`` when each known one is ``base``."""
+    v0, v1, v2, v3, v4 = versions
+    if (
+        (state.campaign is None or v0 == base)
+        and (state.campaign_name is None or v1 == base)
+        and (state.agent is None or v2 == base)
+        and (state.queue is None or v3 == base)
+        and (state.mode is None or v4 == base)
+    ):
+        return None
+    return (
+        0.0 if state.campaign is None else v0,
+        0.0 if state.campaign_name is None else v1,
+        0.0 if state.agent is None else v2,
+        0.0 if state.queue is None else v3,
+        0.0 if state.mode is None else v4,
+    )
+
+
+def rebuild(
+    times: Sequence[float | None],
+    conversation_ended: float | None,
+    closed: bool | None,
+    closed_version: float,
+    attributes: Sequence[str | None],
+    versions: Versions,
+    seen: float,
+) -> Interaction:
+    """An interaction as saved (:mod:`consumer.engine.changelog`): its stage derived again.
+
+    ``attributes`` and ``versions`` are in the order of :data:`Versions`.
+    """
+    state = Interaction()
+    state.at_created = _known(times[CREATED])
+    state.at_previewing = _known(times[PREVIEWING])
+    state.at_placed = _known(times[PLACED])
+    state.at_routed = _known(times[ROUTED])
+    state.at_connected = _known(times[CONNECTED])
+    state.at_wrapped_up = _known(times[WRAPPED_UP])
+    state.at_ended = _known(conversation_ended)
+    state.closed = closed
+    state.closed_version = closed_version
+    campaign, campaign_name, agent, queue, mode = attributes
+    state.campaign = None if campaign is None else _intern(campaign)
+    state.campaign_name = None if campaign_name is None else _intern(campaign_name)
+    state.agent = None if agent is None else _intern(agent)
+    state.queue = None if queue is None else _intern(queue)
+    state.mode = None if mode is None else _intern(mode)
+    state.lagging = _lagging(state, versions, closed_version)
+    state.seen = seen
+    restage(state)
+    return state
+
+
+def _wins(version: float, value: str, known: float, current: str | None) -> bool:
+    """``(version, value)`` wins over ``(known, current)``: later, or on a tie the larger."""
+    return current is None or version > known or (version == known and value > current)
+
+
+def _keep(current: str | None, value: str) -> str:
+    """One copy of each campaign, agent, queue and mode string, not one per state."""
+    return current if current == value else _intern(value)
 
 
 def merge(state: Interaction, snap: Snapshot) -> list[Stage] | None:
@@ -232,54 +542,97 @@ def merge(state: Interaction, snap: Snapshot) -> list[Stage] | None:
     call newly reached (entered, or re-entered by a new call), in order; possibly empty
     when only an attribute changed.
     """
-    moments = snap.times
-    changed = [
-        stage
-        for stage, moment, current in zip(STAGES, moments, _stage_times(state), strict=True)
-        if moment is not None and (current is None or moment > current)
-    ]
-    for stage in changed:
-        setattr(state, LABELS[stage], moments[stage])
+    changed: list[int] = []
+    moment = snap.at_created
+    if moment > state.at_created:
+        state.at_created = moment
+        changed.append(CREATED)
+    moment = snap.at_previewing
+    if moment > state.at_previewing:
+        state.at_previewing = moment
+        changed.append(PREVIEWING)
+    moment = snap.at_placed
+    if moment > state.at_placed:
+        state.at_placed = moment
+        changed.append(PLACED)
+    moment = snap.at_routed
+    if moment > state.at_routed:
+        state.at_routed = moment
+        changed.append(ROUTED)
+    moment = snap.at_connected
+    if moment > state.at_connected:
+        state.at_connected = moment
+        changed.append(CONNECTED)
+    moment = snap.at_wrapped_up
+    if moment > state.at_wrapped_up:
+        state.at_wrapped_up = moment
+        changed.append(WRAPPED_UP)
     learned = bool(changed)
-    ended = snap.conversation_ended
-    if ended is not None and (state.conversation_ended is None or ended > state.conversation_ended):
-        state.conversation_ended = ended
+    if snap.at_ended > state.at_ended:
+        state.at_ended = snap.at_ended
         learned = True
+
     version = snap.version
-    for (attribute, at_version), value in zip(_ATTRIBUTES, _snapshot_attributes(snap), strict=True):
-        if value is None:
-            continue
-        current = getattr(state, attribute)
-        # _newer, inlined: five times for every record
-        known = getattr(state, at_version)
-        if current is None or version > known or (version == known and value > current):
-            # one copy of each campaign, agent, queue and mode string, not one per state
-            setattr(state, attribute, current if current == value else sys.intern(value))
-            setattr(state, at_version, version)
-            learned = True
+    base = state.closed_version
+    lagging = state.lagging
+    if lagging is None:  # every known attribute has the flag's version (the common case)
+        v0 = v1 = v2 = v3 = v4 = base
+    else:
+        v0, v1, v2, v3, v4 = lagging
+    attributes_changed = False
+    value = snap.campaign_id
+    if value is not None and _wins(version, value, v0, state.campaign):
+        state.campaign = _keep(state.campaign, value)
+        v0 = version
+        attributes_changed = True
+    value = snap.campaign_name
+    if value is not None and _wins(version, value, v1, state.campaign_name):
+        state.campaign_name = _keep(state.campaign_name, value)
+        v1 = version
+        attributes_changed = True
+    value = snap.agent_id
+    if value is not None and _wins(version, value, v2, state.agent):
+        state.agent = _keep(state.agent, value)
+        v2 = version
+        attributes_changed = True
+    value = snap.queue_id
+    if value is not None and _wins(version, value, v3, state.queue):
+        state.queue = _keep(state.queue, value)
+        v3 = version
+        attributes_changed = True
+    value = snap.dialing_mode
+    if value is not None and _wins(version, value, v4, state.mode):
+        state.mode = _keep(state.mode, value)
+        v4 = version
+        attributes_changed = True
     closed = snap.active is not True
-    if state.closed is None or _newer(version, closed, state.closed_version, state.closed):
-        state.closed, state.closed_version, learned = closed, version, True
+    current = state.closed
+    if current is None or version > base or (version == base and closed > current):
+        state.closed, state.closed_version, base = closed, version, version
+        attributes_changed = True
+    if attributes_changed:
+        state.lagging = _lagging(state, (v0, v1, v2, v3, v4), base)
+        learned = True
     if not learned:
         return None
-    times = _stage_times(state)
-    stage = state.stage = derive_stage(times)
-    floor = _call_floor(times, stage)
-    return [s for s in changed if s <= stage and _belongs(times, s, floor)]
+    restage(state)
+    stage = state.stage_number
+    floor = _call_floor(state)
+    return [STAGES[s] for s in changed if s <= stage and _belongs(state, s, floor)]
 
 
 def latencies(state: Interaction, reached: list[Stage]) -> list[tuple[str, float]]:
     """Stage-to-stage durations of the current call completed by the stages just reached."""
     if not reached:
         return []
-    times = state.times
-    floor = _call_floor(times, state.stage)
+    floor = _call_floor(state)
     observed = []
     for end in reached:
+        finished = time_of(state, end)
         for name, start in _LATENCIES_TO[end]:
-            if _belongs(times, start, floor):
-                began, finished = times[start], times[end]
-                if began is not None and finished is not None and began <= finished:
+            if _belongs(state, start, floor):
+                began = time_of(state, start)
+                if finished != UNKNOWN and began <= finished:
                     observed.append((name, finished - began))
     return observed
 
@@ -290,19 +643,19 @@ def conversation_over(state: Interaction) -> bool:
     A conversation that ended before the current call or preview began belongs to an
     earlier call on the same interaction and says nothing about this one.
     """
-    ended = state.conversation_ended
-    if ended is None:
+    ended = state.at_ended
+    if ended == UNKNOWN:
         return False
-    stage = state.stage
-    began: float | None = getattr(state, LABELS[Stage.PLACED if stage >= Stage.PLACED else stage])
-    return began is None or ended >= began
+    stage = state.stage_number
+    began = time_of(state, PLACED if stage >= PLACED else stage)
+    return began == UNKNOWN or ended >= began
 
 
 def ending(state: Interaction) -> Ending | None:
     """Why the interaction is over (rule 3), or ``None`` while it is still open."""
-    if state.active:
+    if state.closed is False:  # a preview call is live
         return None
-    if state.stage is Stage.WRAPPED_UP:
+    if state.stage_number == WRAPPED_UP:
         return "wrapped_up"
     if conversation_over(state):
         return "conversation_ended"
@@ -311,8 +664,7 @@ def ending(state: Interaction) -> Ending | None:
 
 def entered_at(state: Interaction) -> float | None:
     """When the interaction entered its current stage, from the snapshots' own times."""
-    entered: float | None = getattr(state, LABELS[state.stage])
-    return entered
+    return _optional(time_of(state, state.stage_number))
 
 
 def moved_since(state: Interaction, stage: Stage, since: float) -> float | None:
@@ -323,14 +675,20 @@ def moved_since(state: Interaction, stage: Stage, since: float) -> float | None:
     a snapshot saying ``activePreviewCall`` false carries the time of its newest stage,
     not of the closing (an admin's "disconnect interactions" adds no time at all).
     """
-    moments = [
-        moment
-        for s, moment in zip(STAGES, state.times, strict=True)
-        if moment is not None and (moment > since if s is stage else moment >= since)
-    ]
-    if state.conversation_ended is not None and state.conversation_ended > since:
-        moments.append(state.conversation_ended)
-    return min(moments, default=None)
+    first = UNKNOWN
+    own = int(stage)
+    for s in range(len(STAGES)):
+        moment = time_of(state, s)
+        if moment == UNKNOWN:
+            continue
+        if (moment > since if s == own else moment >= since) and (
+            first == UNKNOWN or moment < first
+        ):
+            first = moment
+    ended = state.at_ended
+    if ended != UNKNOWN and ended > since and (first == UNKNOWN or ended < first):
+        first = ended
+    return _optional(first)
 
 
 def starts_new_call(snap: Snapshot, ended_version: float) -> bool:
@@ -338,9 +696,8 @@ def starts_new_call(snap: Snapshot, ended_version: float) -> bool:
 
     Anything else about an ended interaction is a late echo of what ended it.
     """
-    placed, popped = snap.times[Stage.PLACED], snap.times[Stage.PREVIEWING]
     return (
-        (placed is not None and placed > ended_version)
-        or (popped is not None and popped > ended_version)
+        snap.at_placed > ended_version
+        or snap.at_previewing > ended_version
         or (snap.active is True and snap.version > ended_version)
     )

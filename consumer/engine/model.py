@@ -37,13 +37,8 @@ from typing import Final, Literal
 import msgspec
 
 from consumer.engine.lifecycle import STAGES, Snapshot, Tombstone
-from consumer.engine.wire import (
-    SNAKE,
-    CampaignInteraction,
-    ConversationRef,
-    decoder,
-    wire_name,
-)
+from consumer.engine.wire import SNAKE, CampaignInteraction, ConversationRef, wire_name
+from consumer.engine.wire import decoder as _decoder
 
 InvalidReason = Literal[
     "not_utf8",
@@ -125,18 +120,20 @@ _TIME_ATTRIBUTES: Final = (
 WIRE_TIMES: Final = {
     stage.label: wire_name(name) for stage, name in zip(STAGES, _TIME_ATTRIBUTES, strict=True)
 }
-_N_STAGES: Final = len(_TIME_ATTRIBUTES)
 # camelCase times then their snake_case twins: read in one call
+_decode: Final = _decoder.decode  # looked up once: compiled, a global costs a dict lookup
+_UTC: Final = UTC
 _times: Final = operator.attrgetter(*_TIME_ATTRIBUTES, *(name + SNAKE for name in _TIME_ATTRIBUTES))
 
 
 def decode_interaction(text: str | bytes) -> CampaignInteraction | Invalid:
     """Decode the fields the engine uses of one JSON snapshot, or say why it is invalid."""
     try:
-        if isinstance(text, bytes):
+        if isinstance(text, bytes) and not text.isascii():
             # msgspec skips unknown fields without checking their bytes; insist on UTF-8
+            # (ASCII, what the dialer almost always sends, is UTF-8: no copy to check it)
             text = text.decode("utf-8")
-        return decoder.decode(text)
+        return _decode(text)
     except UnicodeDecodeError as exc:
         return Invalid("not_utf8", f"value is not UTF-8 (byte {exc.start})")
     except UnicodeEncodeError as exc:
@@ -170,26 +167,35 @@ def _out_of_range(record: CampaignInteraction) -> Invalid:
     raise AssertionError("no date-time out of range")  # only called after one raised
 
 
+def _epoch(moment: datetime | None) -> float | None:
+    """Epoch seconds of a time a snapshot gave; :class:`ValueError` when out of range."""
+    if moment is None:
+        return None
+    if moment.tzinfo is _UTC and not moment.microsecond % 1000:
+        # the dialer's own form (``Z``, milliseconds): always in range, to_epoch's checks
+        # would only cost time on the hot path
+        return moment.timestamp()
+    return to_epoch(moment)
+
+
 def to_snapshot(record: CampaignInteraction) -> Snapshot | Invalid:
     """Keep what the engine needs of a decoded record: one spelling, times in epoch seconds."""
     if not record.id:
         return Invalid("missing_id", "no interaction id - at `$.id`")
-    both = _times(record)
+    # camelCase then snake_case; a datetime is never false, so ``or`` falls back to the
+    # snake_case twin only on None
+    both: tuple[datetime | None, ...] = _times(record)
     conversation = record.conversation
     ended = None if conversation is None else conversation.end_time or conversation.end_time_snake
-    times: list[float | None] = []
     try:
-        for index in range(_N_STAGES):
-            # a datetime is never false: ``or`` falls back to the snake_case twin only on None
-            moment = both[index] or both[index + _N_STAGES]
-            if moment is None:
-                times.append(None)
-            elif moment.tzinfo is UTC and not moment.microsecond % 1000:
-                # the dialer's own form (``Z``, milliseconds): always in range, to_epoch's
-                # checks would only cost time on the hot path
-                times.append(moment.timestamp())
-            else:
-                times.append(to_epoch(moment))
+        times = (
+            _epoch(both[0] or both[6]),
+            _epoch(both[1] or both[7]),
+            _epoch(both[2] or both[8]),
+            _epoch(both[3] or both[9]),
+            _epoch(both[4] or both[10]),
+            _epoch(both[5] or both[11]),
+        )
         ended_epoch = None if ended is None else to_epoch(ended)
     except ValueError:
         return _out_of_range(record)
@@ -200,16 +206,18 @@ def to_snapshot(record: CampaignInteraction) -> Snapshot | Invalid:
     if active is None:
         active = record.active_preview_call_snake
     campaign = record.campaign
+    agent = record.agent
+    queue = record.queue
     return Snapshot(
-        interaction_id=record.id,
-        campaign_id=None if campaign is None else campaign.id,
-        campaign_name=None if campaign is None else campaign.name,
-        agent_id=None if record.agent is None else record.agent.id,
-        queue_id=None if record.queue is None else record.queue.id,
-        dialing_mode=None if mode is None else mode.lower(),
-        active=active,
-        times=tuple(times),
-        conversation_ended=ended_epoch,
+        record.id,
+        None if campaign is None else campaign.id,
+        None if campaign is None else campaign.name,
+        None if agent is None else agent.id,
+        None if queue is None else queue.id,
+        None if mode is None else mode.lower(),
+        active,
+        times,
+        ended_epoch,
     )
 
 

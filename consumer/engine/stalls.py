@@ -20,12 +20,20 @@ interaction, rule and start time: the same stall always gets the same alert id.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Final
+from typing import Final, final
 
-import msgspec
+from mypy_extensions import mypyc_attr
 
-from consumer.engine import lifecycle
-from consumer.engine.lifecycle import LABELS, STAGES, Interaction, Stage
+from consumer.engine.lifecycle import (
+    LABELS,
+    STAGES,
+    UNKNOWN,
+    WRAPPED_UP,
+    Interaction,
+    Stage,
+    conversation_over,
+    time_of,
+)
 
 CONVERSATION_ENDED: Final = "conversation_ended"
 RULES: Final = (*(stage.label for stage in STAGES), CONVERSATION_ENDED)
@@ -47,14 +55,19 @@ def unknown_rules(names: Iterable[str]) -> list[str]:
     return sorted(set(names) - set(RULES))
 
 
-class Stall(msgspec.Struct, frozen=True, gc=False):
+@final
+@mypyc_attr(acyclic=True)
+class Stall:
     """The stall rule running on one interaction: which rule, since when, how long allowed."""
 
-    rule: str
-    stage: Stage
-    entered: float | None  # when the interaction entered ``stage``
-    since: float  # when the rule started counting
-    threshold: float
+    def __init__(
+        self, rule: str, stage: Stage, entered: float | None, since: float, threshold: float
+    ) -> None:
+        self.rule = rule
+        self.stage = stage
+        self.entered = entered  # when the interaction entered ``stage``
+        self.since = since  # when the rule started counting
+        self.threshold = threshold
 
     @property
     def due(self) -> float:
@@ -64,6 +77,15 @@ class Stall(msgspec.Struct, frozen=True, gc=False):
     def same(self, other: Stall | None) -> bool:
         """``other`` is this very stall (same rule and start): the alert ids are equal."""
         return other is not None and self.rule == other.rule and self.since == other.since
+
+    def _fields(self) -> tuple[object, ...]:
+        return (self.rule, self.stage, self.entered, self.since, self.threshold)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Stall) and self._fields() == other._fields()
+
+    def __repr__(self) -> str:
+        return "Stall(%r, %s, %r, %r, %r)" % self._fields()  # noqa: UP031 - one tuple
 
 
 class StallPolicy:
@@ -124,16 +146,16 @@ class StallPolicy:
         """The stall rule running on ``state`` now, or ``None`` when none can fire."""
         if not self.watched(state):
             return None
-        entered = lifecycle.entered_at(state)
-        if (
-            state.active
-            and state.stage is not Stage.WRAPPED_UP
-            and lifecycle.conversation_over(state)
-        ):
-            rule, since = CONVERSATION_ENDED, state.conversation_ended
+        number = state.stage_number
+        entered = time_of(state, number)
+        if state.closed is False and number != WRAPPED_UP and conversation_over(state):
+            rule, since = CONVERSATION_ENDED, state.at_ended
         else:
-            rule, since = LABELS[state.stage], entered
-        if since is None:
+            rule, since = LABELS[number], entered
+        if since == UNKNOWN:
             return None  # no time to measure from: the snapshots never said when
         threshold = self.threshold(state.campaign, rule)
-        return Stall(rule, state.stage, entered, since, threshold) if threshold > 0 else None
+        if not threshold > 0:
+            return None
+        known = None if entered == UNKNOWN else entered
+        return Stall(rule, STAGES[number], known, since, threshold)

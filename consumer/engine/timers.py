@@ -60,6 +60,11 @@ class Timers:
             del bucket[interaction_id]
             self._entries -= 1
 
+    def due(self, now: float) -> bool:
+        """Some bucket has come due by ``now`` (:meth:`pop_due` has something to look at)."""
+        order = self._order
+        return bool(order) and order[0] <= _bucket(now)
+
     def pop_due(self, now: float, running: Running) -> list[tuple[str, Stall]]:
         """The stalls come due by ``now``; ``running(id)`` is the stall on ``id`` now, if any."""
         due: list[tuple[str, Stall]] = []

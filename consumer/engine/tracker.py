@@ -25,9 +25,10 @@ replay or a backlog, the wall clock once caught up). Invariants:
 from __future__ import annotations
 
 import typing
-from collections import Counter
-from dataclasses import dataclass, field
-from typing import Final, Literal
+from dataclasses import dataclass
+from typing import Final, Literal, TypeVar
+
+from mypy_extensions import mypyc_attr
 
 from consumer.engine import alerting, lifecycle
 from consumer.engine.alerting import Fired, Removal, Resolution, StallEvent
@@ -51,23 +52,40 @@ def mode_label(mode: str | None) -> str:
     return mode if mode in KNOWN_MODES else "other"
 
 
-@dataclass
+# the (stage label, mode label) key of each transition, made once rather than per record
+_TRANSITIONS: Final = {
+    mode: tuple((label, mode) for label in LABELS) for mode in (*KNOWN_MODES, "other")
+}
+
+_K = TypeVar("_K")
+
+
+def _tally(counts: dict[_K, int], key: _K) -> None:
+    counts[key] = counts.get(key, 0) + 1
+
+
 class Observations:
     """What happened since the metrics last looked: plain counts, drained once per batch."""
 
-    events: Counter[Outcome] = field(default_factory=Counter)
-    transitions: Counter[tuple[str, str]] = field(default_factory=Counter)
-    latencies: list[tuple[str, str, float]] = field(default_factory=list)
-    removals: Counter[Removal] = field(default_factory=Counter)
-    firings: Counter[str] = field(default_factory=Counter)
+    def __init__(self) -> None:
+        self.events: dict[Outcome, int] = {}
+        self.transitions: dict[tuple[str, str], int] = {}
+        self.latencies: list[tuple[str, str, float]] = []
+        self.removals: dict[Removal, int] = {}
+        self.firings: dict[str, int] = {}
+
+    def invalid(self) -> None:
+        """One more record that could not be tracked (dead-lettered by the caller)."""
+        _tally(self.events, "invalid")
 
     def drain(self) -> Observations:
         """Hand over everything observed so far and start afresh."""
-        taken = Observations(
-            self.events, self.transitions, self.latencies, self.removals, self.firings
-        )
-        self.events, self.transitions, self.latencies = Counter(), Counter(), []
-        self.removals, self.firings = Counter(), Counter()
+        taken = Observations()
+        taken.events, self.events = self.events, taken.events
+        taken.transitions, self.transitions = self.transitions, taken.transitions
+        taken.latencies, self.latencies = self.latencies, taken.latencies
+        taken.removals, self.removals = self.removals, taken.removals
+        taken.firings, self.firings = self.firings, taken.firings
         return taken
 
 
@@ -83,6 +101,11 @@ class Limits:
 _Alert = Fired | Stall | None
 
 
+# A compiled class is closed to Python subclasses unless it says otherwise; tests subclass
+# it to make it fail. Such a class's methods are looked up as Python methods, so only the
+# public ones are methods: the work is done by the module's functions below, called
+# directly.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Tracker:
     """The interactions of one partition, their stages and their stalls."""
 
@@ -98,7 +121,7 @@ class Tracker:
         self.stage_counts = [0] * len(STAGES)
         # ids whose persisted form changed since the owner last took them (see changelog)
         self.dirty: set[str] = set()
-        self._timers = Timers()
+        self.wheel = Timers()
 
     def __len__(self) -> int:
         return len(self.states)
@@ -106,17 +129,15 @@ class Tracker:
     @property
     def timers(self) -> int:
         """Stall timers held, stale ones included (for the memory benchmark)."""
-        return len(self._timers)
-
-    # -- input ----------------------------------------------------------------------
+        return len(self.wheel)
 
     def ingest(self, item: Snapshot | Tombstone, now: float) -> list[StallEvent]:
         """Time passes to ``now``, then the record: what fell due fires, then ``item`` applies."""
-        events = self.tick(now)
+        events = _tick(self, now)
         if isinstance(item, Tombstone):
-            events += self._end(item.interaction_id, now)
+            events += _end(self, item.interaction_id, now)
         else:
-            events += self._apply(item, now)
+            events += _apply(self, item, now)
         return events
 
     def restore(self, saved: dict[str, tuple[Interaction, Fired | None]]) -> None:
@@ -125,16 +146,16 @@ class Tracker:
         Fired stalls stay fired (they are not raised again); unfired ones get timers, so a
         stall that came due while nobody owned the partition fires once, at the next tick.
         """
-        for iid, (state, fired) in sorted(saved.items(), key=lambda item: item[1][0].seen):
+        for iid, (state, fired) in sorted(saved.items(), key=_seen):
             self.states[iid] = state
-            self.stage_counts[state.stage] += 1
+            self.stage_counts[state.stage_number] += 1
             if fired is not None:
                 self.stalled[iid] = fired
-        self._rebuild_timers()
+        _rebuild_timers(self)
 
     def retime(self) -> None:
         """Set every stall timer afresh: the policy's thresholds changed."""
-        self._rebuild_timers()
+        _rebuild_timers(self)
 
     def take_dirty(self) -> set[str]:
         """The ids changed since the last call; the caller persists them."""
@@ -143,174 +164,200 @@ class Tracker:
 
     def tick(self, now: float) -> list[StallEvent]:
         """Advance to ``now``: fire the stalls that are due, expire idle interactions."""
-        events = [
-            self._fire(iid, self.states[iid], stall, now)
-            for iid, stall in self._timers.pop_due(now, self._running)
-        ]
-        horizon = now - self.limits.ttl_seconds
-        idle = []
-        for iid, state in self.states.items():  # oldest first: stop at the first fresh one
-            if state.seen >= horizon:
-                break
-            idle.append(iid)
-        for iid in idle:
-            events += self._remove(iid, "expired", now)
-        forgotten = []
-        for iid, (_, at) in self.ended.items():
-            if at >= horizon:
-                break
-            forgotten.append(iid)
-        for iid in forgotten:
-            del self.ended[iid]
-        return events
+        return _tick(self, now)
 
-    # -- inside ---------------------------------------------------------------------
-
-    def _apply(self, snap: Snapshot, now: float) -> list[StallEvent]:
-        iid = snap.interaction_id
-        state = self.states.get(iid)
-        if state is None:
-            return self._first(snap, now)
-        stage_before = state.stage
-        before = self._alert(iid, state)
-        reached = lifecycle.merge(state, snap)
-        self._touch(iid, state, now)
-        if reached is None:
-            self.obs.events["late" if snap.version < state.version else "duplicate"] += 1
-            return []
-        self.obs.events["applied"] += 1
-        if state.stage is not stage_before:
-            self.stage_counts[stage_before] -= 1
-            self.stage_counts[state.stage] += 1
-        self._observe(state, reached)
-        return self._settle(iid, state, now, before)
-
-    def _end(self, interaction_id: str, now: float) -> list[StallEvent]:
-        """A tombstone: the producer deleted the interaction."""
-        self.obs.events["tombstone"] += 1
-        state = self.states.get(interaction_id)
-        version = now if state is None else max(now, state.version)
-        self._remember_end(interaction_id, version, now)
-        return [] if state is None else self._remove(interaction_id, "tombstone", now)
-
-    def _first(self, snap: Snapshot, now: float) -> list[StallEvent]:
-        iid = snap.interaction_id
-        ended = self.ended.get(iid)
-        if ended is not None:
-            if not lifecycle.starts_new_call(snap, ended[0]):
-                self.obs.events["ended"] += 1
-                return []
-            del self.ended[iid]
-        self.obs.events["applied"] += 1
-        state = lifecycle.new_interaction()
-        reached = lifecycle.merge(state, snap) or []
-        if Stage.CREATED not in reached:
-            reached.insert(0, Stage.CREATED)
-        self._observe(state, reached)
-        events: list[StallEvent] = []
-        if len(self.states) >= self.limits.max_interactions:
-            events += self._remove(next(iter(self.states)), "evicted", now)
-        self.states[iid] = state
-        state.seen = now
-        self.stage_counts[state.stage] += 1
-        return events + self._settle(iid, state, now, None)
-
-    def _touch(self, iid: str, state: Interaction, now: float) -> None:
-        """Mark ``state`` as just updated: newest in the TTL and eviction order."""
-        state.seen = max(state.seen, now)
-        del self.states[iid]
-        self.states[iid] = state
-
-    def _observe(self, state: Interaction, reached: list[Stage]) -> None:
-        mode = mode_label(state.mode)
-        for stage in reached:
-            self.obs.transitions[LABELS[stage], mode] += 1
-        for name, seconds in lifecycle.latencies(state, reached):
-            self.obs.latencies.append((name, mode, seconds))
-
-    def _running(self, iid: str) -> Stall | None:
+    def running(self, iid: str) -> Stall | None:
         """The unfired stall running on ``iid`` now, if it is tracked (for the timers)."""
-        state = self.states.get(iid)
-        return None if state is None or iid in self.stalled else self.policy.stall(state)
+        return _running(self, iid)
 
-    def _alert(self, iid: str, state: Interaction) -> _Alert:
-        """The alert of ``iid`` now: the stall it fired, else the stall running, if any."""
-        fired = self.stalled.get(iid)
-        return fired if fired is not None else self.policy.stall(state)
 
-    def _settle(self, iid: str, state: Interaction, now: float, before: _Alert) -> list[StallEvent]:
-        """After a change: move the alert along the table, end the interaction or re-time it."""
-        self.dirty.add(iid)
-        reason = lifecycle.ending(state)
-        after = None if reason is not None else self.policy.stall(state)
-        events = self._change(iid, state, before, after, now, reason or "moved_on")
-        if reason is not None:
-            self._remember_end(iid, state.version, now)
-            self._drop(iid, reason)
-        elif after is not None and iid not in self.stalled:
-            if after.due <= now:  # already due: time has passed it, the table's *due* row
-                events.append(self._fire(iid, state, after, now))
-            else:
-                self._timers.set(iid, after.due)
-                if len(self._timers) > 2 * len(self.states) + 1024:
-                    self._rebuild_timers()
-        return events
+def _seen(item: tuple[str, tuple[Interaction, Fired | None]]) -> float:
+    return item[1][0].seen
 
-    def _change(
-        self,
-        iid: str,
-        state: Interaction,
-        before: _Alert,
-        after: Stall | None,
-        now: float,
-        why: Resolution,
-    ) -> list[StallEvent]:
-        """The *changed* rows of the alert table: ``before`` the change, ``after`` it."""
-        if isinstance(before, Fired):
-            if before.stall.same(after):
-                return []  # the same stall still runs: it stays fired, once
-            del self.stalled[iid]
-            return [alerting.resolve(iid, state, before, now, why)]
-        if before is None:
+
+def _tick(t: Tracker, now: float) -> list[StallEvent]:
+    events = []
+    if t.wheel.due(now):
+        for iid, stall in t.wheel.pop_due(now, t.running):
+            events.append(_fire(t, iid, t.states[iid], stall, now))
+    horizon = now - t.limits.ttl_seconds
+    idle = []
+    for iid, state in t.states.items():  # oldest first: stop at the first fresh one
+        if state.seen >= horizon:
+            break
+        idle.append(iid)
+    for iid in idle:
+        events += _remove(t, iid, "expired", now)
+    forgotten = []
+    for iid, (_, at) in t.ended.items():
+        if at >= horizon:
+            break
+        forgotten.append(iid)
+    for iid in forgotten:
+        del t.ended[iid]
+    return events
+
+
+def _apply(t: Tracker, snap: Snapshot, now: float) -> list[StallEvent]:
+    iid = snap.interaction_id
+    state = t.states.get(iid)
+    if state is None:
+        return _first(t, snap, now)
+    stage_before = state.stage_number
+    before = _alert(t, iid, state)
+    reached = lifecycle.merge(state, snap)
+    _touch(t, iid, state, now)
+    if reached is None:
+        _tally(t.obs.events, "late" if snap.version < state.version else "duplicate")
+        return []
+    _tally(t.obs.events, "applied")
+    if state.stage_number != stage_before:
+        t.stage_counts[stage_before] -= 1
+        t.stage_counts[state.stage_number] += 1
+    _observe(t, state, reached)
+    return _settle(t, iid, state, now, before)
+
+
+def _end(t: Tracker, interaction_id: str, now: float) -> list[StallEvent]:
+    """A tombstone: the producer deleted the interaction."""
+    _tally(t.obs.events, "tombstone")
+    state = t.states.get(interaction_id)
+    version = now if state is None else max(now, state.version)
+    _remember_end(t, interaction_id, version, now)
+    return [] if state is None else _remove(t, interaction_id, "tombstone", now)
+
+
+def _first(t: Tracker, snap: Snapshot, now: float) -> list[StallEvent]:
+    iid = snap.interaction_id
+    ended = t.ended.get(iid)
+    if ended is not None:
+        if not lifecycle.starts_new_call(snap, ended[0]):
+            _tally(t.obs.events, "ended")
             return []
-        if after is None or after.due != before.due:
-            self._timers.discard(iid, before.due)
-        if before.same(after):
-            return []
-        events = alerting.interrupt(iid, state, before, now, why)
-        if events:
-            self.obs.firings[LABELS[before.stage]] += 1
-        return events
+        del t.ended[iid]
+    _tally(t.obs.events, "applied")
+    state = lifecycle.new_interaction()
+    reached = lifecycle.merge(state, snap) or []
+    if Stage.CREATED not in reached:
+        reached.insert(0, Stage.CREATED)
+    _observe(t, state, reached)
+    events: list[StallEvent] = []
+    if len(t.states) >= t.limits.max_interactions:
+        events += _remove(t, next(iter(t.states)), "evicted", now)
+    t.states[iid] = state
+    state.seen = now
+    t.stage_counts[state.stage_number] += 1
+    return events + _settle(t, iid, state, now, None)
 
-    def _fire(self, iid: str, state: Interaction, stall: Stall, now: float) -> StallEvent:
-        fired, event = alerting.fire(iid, state, stall, now)
-        self.stalled[iid] = fired
-        self.dirty.add(iid)
-        self.obs.firings[LABELS[stall.stage]] += 1
-        return event
 
-    def _remove(self, iid: str, reason: Removal, now: float) -> list[StallEvent]:
-        """Take ``iid`` out of the tracker; its alert is judged as the table says."""
-        state = self.states[iid]
-        events = self._change(iid, state, self._alert(iid, state), None, now, reason)
-        self._drop(iid, reason)
-        return events
+def _touch(t: Tracker, iid: str, state: Interaction, now: float) -> None:
+    """Mark ``state`` as just updated: newest in the TTL and eviction order."""
+    state.seen = max(state.seen, now)
+    del t.states[iid]
+    t.states[iid] = state
 
-    def _drop(self, iid: str, reason: Removal) -> None:
-        state = self.states.pop(iid)
-        self.dirty.add(iid)
-        self.stage_counts[state.stage] -= 1
-        self.obs.removals[reason] += 1
 
-    def _remember_end(self, iid: str, version: float, now: float) -> None:
-        self.ended.pop(iid, None)
-        if len(self.ended) >= self.limits.max_interactions:
-            del self.ended[next(iter(self.ended))]
-        self.ended[iid] = (version, now)
+def _observe(t: Tracker, state: Interaction, reached: list[Stage]) -> None:
+    mode = mode_label(state.mode)
+    keys = _TRANSITIONS[mode]
+    for stage in reached:
+        _tally(t.obs.transitions, keys[stage])
+    for name, seconds in lifecycle.latencies(state, reached):
+        t.obs.latencies.append((name, mode, seconds))
 
-    def _rebuild_timers(self) -> None:
-        self._timers = timers = Timers()
-        for iid in self.states:
-            stall = self._running(iid)
-            if stall is not None:
-                timers.set(iid, stall.due)
+
+def _running(t: Tracker, iid: str) -> Stall | None:
+    state = t.states.get(iid)
+    return None if state is None or iid in t.stalled else t.policy.stall(state)
+
+
+def _alert(t: Tracker, iid: str, state: Interaction) -> _Alert:
+    """The alert of ``iid`` now: the stall it fired, else the stall running, if any."""
+    fired = t.stalled.get(iid)
+    return fired if fired is not None else t.policy.stall(state)
+
+
+def _settle(
+    t: Tracker, iid: str, state: Interaction, now: float, before: _Alert
+) -> list[StallEvent]:
+    """After a change: move the alert along the table, end the interaction or re-time it."""
+    t.dirty.add(iid)
+    reason = lifecycle.ending(state)
+    after = None if reason is not None else t.policy.stall(state)
+    events = _change(t, iid, state, before, after, now, reason or "moved_on")
+    if reason is not None:
+        _remember_end(t, iid, state.version, now)
+        _drop(t, iid, reason)
+    elif after is not None and iid not in t.stalled:
+        if after.due <= now:  # already due: time has passed it, the table's *due* row
+            events.append(_fire(t, iid, state, after, now))
+        else:
+            t.wheel.set(iid, after.due)
+            if len(t.wheel) > 2 * len(t.states) + 1024:
+                _rebuild_timers(t)
+    return events
+
+
+def _change(
+    t: Tracker,
+    iid: str,
+    state: Interaction,
+    before: _Alert,
+    after: Stall | None,
+    now: float,
+    why: Resolution,
+) -> list[StallEvent]:
+    """The *changed* rows of the alert table: ``before`` the change, ``after`` it."""
+    if isinstance(before, Fired):
+        if before.stall.same(after):
+            return []  # the same stall still runs: it stays fired, once
+        del t.stalled[iid]
+        return [alerting.resolve(iid, state, before, now, why)]
+    if before is None:
+        return []
+    if after is None or after.due != before.due:
+        t.wheel.discard(iid, before.due)
+    if before.same(after):
+        return []
+    events = alerting.interrupt(iid, state, before, now, why)
+    if events:
+        _tally(t.obs.firings, LABELS[before.stage])
+    return events
+
+
+def _fire(t: Tracker, iid: str, state: Interaction, stall: Stall, now: float) -> StallEvent:
+    fired, event = alerting.fire(iid, state, stall, now)
+    t.stalled[iid] = fired
+    t.dirty.add(iid)
+    _tally(t.obs.firings, LABELS[stall.stage])
+    return event
+
+
+def _remove(t: Tracker, iid: str, reason: Removal, now: float) -> list[StallEvent]:
+    """Take ``iid`` out of the tracker; its alert is judged as the table says."""
+    state = t.states[iid]
+    events = _change(t, iid, state, _alert(t, iid, state), None, now, reason)
+    _drop(t, iid, reason)
+    return events
+
+
+def _drop(t: Tracker, iid: str, reason: Removal) -> None:
+    state = t.states.pop(iid)
+    t.dirty.add(iid)
+    t.stage_counts[state.stage_number] -= 1
+    _tally(t.obs.removals, reason)
+
+
+def _remember_end(t: Tracker, iid: str, version: float, now: float) -> None:
+    t.ended.pop(iid, None)
+    if len(t.ended) >= t.limits.max_interactions:
+        del t.ended[next(iter(t.ended))]
+    t.ended[iid] = (version, now)
+
+
+def _rebuild_timers(t: Tracker) -> None:
+    t.wheel = timers = Timers()
+    for iid in t.states:
+        stall = _running(t, iid)
+        if stall is not None:
+            timers.set(iid, stall.due)

@@ -114,9 +114,33 @@ FORMAT_1 = {
 }
 
 
-def test_state_written_by_the_previous_release_restores() -> None:
-    """Format-1 records restore with their stages, attributes and fired stall intact."""
-    restored = {iid: changelog.decode(bytes.fromhex(value)) for iid, value in FORMAT_1.items()}
+# Written by the release before this one (format 2, commit 85acc5a), the same way: the
+# three interactions above from snapshots of the test factory (campaign "c-1", agent "a-1").
+FORMAT_2 = {
+    "i-fired": (
+        "dc001b02cb41dac1aba0000000cb41dac1aba047df3bc0c0c0c0c0c2cb41dac1aba047df3ba3632d31cb41da"
+        "c1aba047df3ba3432d31cb41dac1aba047df3ba3612d31cb41dac1aba047df3ba3712d31cb41dac1aba047df"
+        "3ba770726576696577cb41dac1aba047df3bcb41dac1aba047df3baa70726576696577696e6701cb41dac1ab"
+        "a047df3bcb41dac1aba047df3bcb4072c00000000000cb41dac1ac04000000"
+    ),
+    "i-pending": (
+        "dc001b02cb41dac1aba0000000cb41dac1abf7800000c0c0c0c0c0c2cb41dac1abf7800000a3632d31cb41da"
+        "c1abf7800000a3432d31cb41dac1abf7800000a3612d31cb41dac1abf7800000a3712d31cb41dac1abf78000"
+        "00a770726576696577cb41dac1abf7800000cb41dac1abf7800000c000c0cb0000000000000000cb00000000"
+        "00000000cb0000000000000000"
+    ),
+    "i-bare": (
+        "dc001b02cb41dac1aba0000000c0c0c0c0c0c0c3cb41dac1aba0000000c0cb0000000000000000c0cb000000"
+        "0000000000c0cb0000000000000000c0cb0000000000000000c0cb0000000000000000cb41dac1aba0400000"
+        "c000c0cb0000000000000000cb0000000000000000cb0000000000000000"
+    ),
+}
+
+
+@pytest.mark.parametrize("written", [FORMAT_1, FORMAT_2], ids=["format-1", "format-2"])
+def test_state_written_by_the_previous_release_restores(written: dict[str, str]) -> None:
+    """Records of earlier formats restore with their stages, attributes and fired stall intact."""
+    restored = {iid: changelog.decode(bytes.fromhex(value)) for iid, value in written.items()}
     assert all(r is not None for r in restored.values())
     t = tracker()
     t.restore({iid: r for iid, r in restored.items() if r is not None})
@@ -138,7 +162,7 @@ def test_state_written_by_the_previous_release_restores() -> None:
 
 
 def test_a_restored_previous_release_record_saves_in_the_current_format() -> None:
-    """A format-1 state written back is format 2, and reads back the same."""
+    """A format-1 state written back is in the current format, and reads back the same."""
     old = changelog.decode(bytes.fromhex(FORMAT_1["i-fired"]))
     assert old is not None
     again = changelog.decode(changelog.encode(*old))
