@@ -4,17 +4,23 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 BENCH_STAMP := $(VENV)/.bench-stamp
+# The package as the image ships it, engine compiled by mypyc (setup.py), unpacked here;
+# tests and benchmarks put it first on the path. Any source change rebuilds it.
+COMPILED := build/compiled
+COMPILED_STAMP := $(COMPILED)/.built
+SOURCES := $(shell find consumer -name '*.py') setup.py pyproject.toml
 
-.PHONY: demo test check lint unit bench tools clean
+.PHONY: demo test check lint unit unit-compiled compiled bench tools clean
 
 # The main job: local broker (unless KAFKA_BOOTSTRAP_SERVERS is set), simulated traffic,
 # and the daemon with readable logs. Ctrl-C stops it.
 demo: tools $(STAMP)
 	scripts/demo
 
-# Whole suite: lint, types, unit tests, and integration tests on a real Kafka broker
-# (KAFKA_BOOTSTRAP_SERVERS if set, else Docker via testcontainers, else scripts/kafka-local).
-test: tools check
+# Whole suite: lint, types, the unit tests on the compiled engine, then unit and integration
+# tests on the source as it is (KAFKA_BOOTSTRAP_SERVERS if set, else Docker via
+# testcontainers, else scripts/kafka-local).
+test: tools check unit-compiled
 	$(BIN)/pytest
 
 # System tools the tests use: kcat, Java and Maven (installed with apt-get when missing).
@@ -33,6 +39,21 @@ check lint: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit
 
+# The same unit tests on the compiled engine: it must behave exactly as its source does.
+# --import-mode=append keeps the checkout's own consumer/ behind the compiled one.
+unit-compiled: $(COMPILED_STAMP)
+	PYTHONPATH=$(COMPILED) $(BIN)/python -P -c 'import consumer.engine as e; assert e.compiled()'
+	PYTHONPATH=$(COMPILED) $(BIN)/pytest --import-mode=append tests/unit
+
+compiled: $(COMPILED_STAMP)
+
+$(COMPILED_STAMP): $(STAMP) $(SOURCES)
+	rm -rf build  # setuptools packs whatever an earlier build left in build/lib
+	CONSUMER_USE_MYPYC=1 $(BIN)/python -m pip wheel --quiet --no-deps --wheel-dir build/wheel .
+	$(BIN)/python -m zipfile -e build/wheel/interaction_consumer-*.whl $(COMPILED)
+	rm -rf $(COMPILED)/*.dist-info
+	touch $@
+
 # Benchmarks (not part of the test suite): print their figures, ratios and targets.
 # BENCH_FLAGS=--quick runs them about ten times smaller.
 bench: tools $(BENCH_STAMP)
@@ -49,4 +70,4 @@ $(BENCH_STAMP): $(STAMP)
 	touch $@
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache .hypothesis

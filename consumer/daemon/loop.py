@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from prometheus_client import CollectorRegistry
 
-from consumer import config
+from consumer import config, engine
 from consumer.adapters.logs import fields
 from consumer.backoff import Backoff
 from consumer.daemon import campaigns, readiness, restore
@@ -153,7 +153,10 @@ class Daemon:
         log.info(
             "consuming",
             extra=fields(
-                topic=kafka.topic, group=kafka.group_id, bootstrap=kafka.bootstrap_servers
+                topic=kafka.topic,
+                group=kafka.group_id,
+                bootstrap=kafka.bootstrap_servers,
+                engine="compiled" if engine.compiled() else "python",
             ),
         )
 

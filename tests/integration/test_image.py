@@ -273,3 +273,17 @@ def test_image_installs_the_whole_package_and_nothing_of_tests_or_bench(
     assert simulated.returncode == 0, simulated.stderr
     printed = [json.loads(line) for line in simulated.stdout.splitlines()]
     assert [r for r in printed if r["topic"] == "simulated" and r["payload"]]
+
+
+def test_image_runs_the_compiled_engine(container: str) -> None:
+    """The image's engine is the one its build stage compiled with mypyc, not the source."""
+    ran = subprocess.run(
+        in_container(
+            container, ["python", "-c", "import consumer.engine as e; print(e.compiled())"]
+        ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.strip() == "True"

@@ -9,10 +9,11 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from consumer.adapters.alerts import Alert
-from consumer.engine.alerting import StallEvent
 from consumer.config import load_settings
+from consumer.engine.alerting import StallEvent
 from consumer.engine.heartbeat import HEADER
 from consumer.engine.model import iso
+from consumer.engine.tracker import Tracker
 from consumer.replay import Replay
 from tests.unit.factory import T0
 
@@ -165,14 +166,15 @@ def test_a_jump_of_more_than_an_hour_is_warned_with_its_line() -> None:
 def test_a_record_the_engine_raises_on_is_reported_counted_and_passed() -> None:
     """An exception from the engine is that record's engine_error; the rest is still read."""
     run = Run()
-    ingest = run.replay.tracker.ingest
 
-    def fragile(item: Any, now: float) -> list[StallEvent]:
-        if item.interaction_id == "poison":
-            raise ZeroDivisionError("float division by zero")
-        return ingest(item, now)
+    class Fragile(Tracker):
+        def ingest(self, item: Any, now: float) -> list[StallEvent]:
+            if item.interaction_id == "poison":
+                raise ZeroDivisionError("float division by zero")
+            return super().ingest(item, now)
 
-    run.replay.tracker.ingest = fragile  # type: ignore[method-assign]
+    old = run.replay.tracker
+    run.replay.tracker = Fragile(old.policy, old.limits, old.obs)
     run.feed(
         envelope("a", at(0), preview("a", 0)),
         envelope("poison", at(400), preview("poison", 0)),

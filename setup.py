@@ -1,0 +1,42 @@
+"""The build: pure Python, or with the engine's hot path compiled by mypyc.
+
+``CONSUMER_USE_MYPYC=1`` compiles the modules below into C extensions (it needs a C
+compiler and the Python headers), as black and mypy ship themselves; the wheel then holds
+both the extensions and the same ``.py`` sources. Without it the package is pure Python:
+it installs anywhere and behaves the same, only slower (README, Performance). The
+variable is not an ``INTERACTION_CONSUMER_`` setting on purpose: the daemon refuses
+unknown settings, and this one only means something while building.
+"""
+
+from __future__ import annotations
+
+import os
+
+from setuptools import setup
+
+# Everything a record goes through between its bytes and the tracker's state, and the
+# changelog codec a restore runs a million times: the pure core, mypy --strict clean.
+# Modules whose msgspec structs msgspec decodes (wire, formats, heartbeat) stay Python:
+# msgspec reads the annotations, which a compiled module does not keep as written.
+COMPILED = [
+    "consumer/engine/alerting.py",
+    "consumer/engine/changelog.py",
+    "consumer/engine/clock.py",
+    "consumer/engine/lifecycle.py",
+    "consumer/engine/model.py",
+    "consumer/engine/stalls.py",
+    "consumer/engine/timers.py",
+    "consumer/engine/tracker.py",
+]
+
+
+def extensions() -> list[object]:
+    """The mypyc extensions, when asked for."""
+    if os.environ.get("CONSUMER_USE_MYPYC") != "1":
+        return []
+    from mypyc.build import mypycify  # a build requirement, needed only here
+
+    return list(mypycify(COMPILED, opt_level="3"))
+
+
+setup(ext_modules=extensions())
