@@ -42,6 +42,7 @@ from collections.abc import Sequence
 from enum import IntEnum
 from typing import Final, Literal, final
 
+import msgspec
 from mypy_extensions import mypyc_attr
 
 
@@ -243,10 +244,11 @@ Versions = tuple[float, float, float, float, float]
 class Interaction:
     """The merged state of one interaction: only what the rules above need.
 
-    A native class of doubles and string references, about 160 bytes, none of them
-    objects the garbage collector tracks. ``closed`` is ``True`` when
-    ``activePreviewCall`` was false or absent, so that on a version tie closed wins
-    (``True > False``); ``None`` until a snapshot said either.
+    Compiled, a native class of C doubles and string references, 160 bytes, that no
+    garbage collector pass visits; uncompiled, the same fields as an untracked msgspec
+    struct (:func:`_untracked`). ``closed`` is ``True`` when ``activePreviewCall`` was
+    false or absent, so that on a version tie closed wins (``True > False``); ``None``
+    until a snapshot said either.
 
     Versions: each last-writer-wins attribute was written by some snapshot, whose version
     decides the next contest. The flag is carried by every snapshot, so its version,
@@ -255,28 +257,30 @@ class Interaction:
     versions differ, and only then does ``lagging`` hold the five versions (see
     :data:`Versions`; 0 for an attribute not known): otherwise it is ``None`` and each
     known attribute's version is ``closed_version``. Five floats saved per interaction.
+
+    The fields are declared with their defaults, and there is no ``__init__``, so that
+    :func:`_untracked` can make the struct from the declaration.
     """
 
-    def __init__(self) -> None:
-        self.at_created = UNKNOWN
-        self.at_previewing = UNKNOWN
-        self.at_placed = UNKNOWN
-        self.at_routed = UNKNOWN
-        self.at_connected = UNKNOWN
-        self.at_wrapped_up = UNKNOWN
-        self.at_ended = UNKNOWN  # the conversation's end
-        self.closed: bool | None = None
-        self.closed_version = 0.0
-        # campaign id and name, agent id, queue id, dialing mode (lowercase)
-        self.campaign: str | None = None
-        self.campaign_name: str | None = None
-        self.agent: str | None = None
-        self.queue: str | None = None
-        self.mode: str | None = None
-        self.lagging: Versions | None = None
-        self.stage_number = CREATED  # derived from the times (rule 2)
-        # Bookkeeping owned by the tracker: tracker-clock time of the last snapshot (for TTL).
-        self.seen = 0.0
+    at_created: float = UNKNOWN
+    at_previewing: float = UNKNOWN
+    at_placed: float = UNKNOWN
+    at_routed: float = UNKNOWN
+    at_connected: float = UNKNOWN
+    at_wrapped_up: float = UNKNOWN
+    at_ended: float = UNKNOWN  # the conversation's end
+    closed: bool | None = None
+    closed_version: float = 0.0
+    # campaign id and name, agent id, queue id, dialing mode (lowercase)
+    campaign: str | None = None
+    campaign_name: str | None = None
+    agent: str | None = None
+    queue: str | None = None
+    mode: str | None = None
+    lagging: Versions | None = None
+    stage_number: int = CREATED  # derived from the times (rule 2)
+    # Bookkeeping owned by the tracker: tracker-clock time of the last snapshot (for TTL).
+    seen: float = 0.0
 
     # -- the public view: None for what is not known -----------------------------------
 
@@ -395,6 +399,35 @@ class Interaction:
             f"attributes={self.campaign, self.campaign_name, self.agent, self.queue, self.mode!r}, "
             f"versions={self.versions()!r}, stage={self.stage.label}, seen={self.seen!r})"
         )
+
+
+# what a class statement adds to a class's namespace besides its own fields and methods
+_CLASS_INTERNALS: Final = frozenset(
+    {"__annotations__", "__dict__", "__module__", "__qualname__", "__weakref__"}
+)
+
+
+def _untracked(cls: type) -> type:
+    """``cls`` as a msgspec struct that the garbage collector does not track.
+
+    For the uncompiled engine only: instances of an ordinary class are objects the
+    collector tracks, and with a million interactions each full collection took half a
+    second. A struct without GC support holds the same fields, defaults and methods, and
+    costs the collector nothing, as the native class does compiled.
+    """
+    fields = [(name, object, vars(cls)[name]) for name in cls.__annotations__]
+    methods = {
+        name: value
+        for name, value in vars(cls).items()
+        if name not in cls.__annotations__ and name not in _CLASS_INTERNALS
+    }
+    return msgspec.defstruct(
+        cls.__name__, fields, namespace=methods, module=cls.__module__, gc=False
+    )
+
+
+if __file__.endswith(".py"):  # not compiled: see _untracked; compiled code never sees this
+    globals()["Interaction"] = _untracked(Interaction)
 
 
 def time_of(state: Interaction, stage: int) -> float:
