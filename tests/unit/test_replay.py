@@ -9,8 +9,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from consumer.adapters.alerts import Alert
-from consumer.engine.alerting import StallEvent
 from consumer.config import load_settings
+from consumer.engine.alerting import StallEvent
 from consumer.engine.heartbeat import HEADER
 from consumer.engine.model import iso
 from consumer.replay import Replay
