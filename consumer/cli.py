@@ -15,7 +15,7 @@ from typing import IO, Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from consumer import apidouble, config, poll, service
+from consumer import config, poll, service, simulate_api
 from consumer.adapters import logs
 from consumer.adapters.alerts import Alert, encode_alert
 from consumer.engine.model import to_epoch
@@ -266,7 +266,7 @@ def _simulate(args: argparse.Namespace) -> int:
         host, port = args.serve_api
         credentials = settings.genesys
         return asyncio.run(
-            apidouble.serve(
+            simulate_api.serve(
                 traffic,
                 host,
                 port,
