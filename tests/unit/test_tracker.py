@@ -321,4 +321,3 @@ def test_resolutions_carry_how_long_the_stall_really_lasted() -> None:
     (resolved,) = t.ingest(closing, T0 + 500)
     durations[resolved.resolution or ""] = resolved.stalled_for
     assert durations == {"tombstone": 350, "moved_on": 500}
-
