@@ -351,6 +351,6 @@ def test_poison_from_kcat_never_silences_the_monitor(
     assert letters == {
         b"year-zero": b"invalid_field",
         b"year-10000": b"invalid_field",
-        b"deep": b"too_deep",
+        b"deep": b"not_object",  # an array is told apart before its depth matters
         b"deep-field": b"too_deep",
     }
