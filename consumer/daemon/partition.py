@@ -40,6 +40,9 @@ class PartitionState:
     tracker: Tracker
     clock: PartitionClock
     forward: bool = False  # an input partition re-keyed into the repartition topic
+    # repartition mode: records forwarded to this partition end before this offset; it is
+    # not caught up until it has read them (they are behind it, though not yet in its lag)
+    awaiting: int = 0
     restoring: bool = False  # its state is being restored: not processed meanwhile
     next_offset: int | None = None  # after the last applied record
     progressed_at: float = 0.0

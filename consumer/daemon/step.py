@@ -109,6 +109,13 @@ class Step:
         if state is not None and state.next_offset is None:
             state.next_offset = offset
 
+    def forwarded(self, landed: Mapping[Partition, int]) -> None:
+        """Re-keyed records were delivered: each partition waits to read as far as they go."""
+        for tp, end in landed.items():
+            state = self.partitions.get(tp)
+            if state is not None and end > state.awaiting:
+                state.awaiting = end
+
     def unpositioned(self) -> list[Partition]:
         """Partitions nothing was read from yet, whose start is not known."""
         return [tp for tp, s in self.partitions.items() if s.next_offset is None]
@@ -294,6 +301,11 @@ class Step:
         """Per partition: caught up?, time passes, silences judged, changed state encoded."""
         views = []
         confirmed_by_topic: dict[str, dict[int, float]] = {}
+        # repartition mode: what this instance still has to re-key is behind every partition
+        forwarding = any(
+            s.forward and (s.next_offset is None or s.next_offset < (facts.highwater(tp) or 0))
+            for tp, s in self.partitions.items()
+        )
         for tp, state in self.partitions.items():
             highwater = facts.highwater(tp)
             lag = None
@@ -302,6 +314,8 @@ class Step:
             confirmed = state.confirmed(facts.confirmed_at(tp), wall)
             # the monitor's own outage: only a broker's recent answer shows it caught up
             caught_up = lag == 0 and facts.reachable and confirmed is not None
+            if caught_up and (forwarding or (state.next_offset or 0) < state.awaiting):
+                caught_up = False
             clock = state.clock
             if not state.restoring and not state.forward:
                 if caught_up and not clock.caught_up:
