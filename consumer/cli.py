@@ -15,7 +15,7 @@ from typing import IO, Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from consumer import config, poll, service, simulate_api
+from consumer import config, config_load, poll, service, simulate_api
 from consumer.adapters import logs
 from consumer.adapters.alerts import Alert, encode_alert
 from consumer.engine.model import to_epoch
@@ -183,7 +183,9 @@ def _settings(args: argparse.Namespace) -> config.Settings:
         if value is not None:
             section, name = setting.split(".")
             overrides.setdefault(section, {})[name] = value
-    return config.load_settings(getattr(args, "config", None), env=os.environ, overrides=overrides)
+    return config_load.load_settings(
+        getattr(args, "config", None), env=os.environ, overrides=overrides
+    )
 
 
 def _unwritable(path: Path) -> OSError | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from consumer.config import load_settings
+from consumer.config_load import load_settings
 from consumer.engine.campaigns import Campaign, decode, encode, previewing_threshold, topic_for
 
 
