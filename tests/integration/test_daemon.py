@@ -17,6 +17,7 @@ from tests.integration.harness import (
     Got,
     Sent,
     alerts,
+    create_topic,
     offsets,
     produce,
     read_topic,
@@ -371,3 +372,16 @@ def test_poison_from_kcat_never_silences_the_monitor(
         b"deep": b"not_object",  # an array is told apart before its depth matters
         b"deep-field": b"too_deep",
     }
+
+
+def test_a_state_topic_sized_for_another_topic_stops_the_start(
+    broker: Broker, topic: str, tmp_path: Path
+) -> None:
+    """A changelog whose partitions do not match the input's: exit 2, the setting named."""
+    daemon = Daemon(broker, topic, FAST)
+    create_topic(broker, f"{daemon.group}.state", partitions=1)  # the input has 3
+    code = daemon.run(tmp_path / "daemon.log")
+    output = daemon.logs()
+    assert code == 2, output[-3000:]
+    assert "kafka.state_topic" in output
+    assert "Traceback" not in output
