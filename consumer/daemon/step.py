@@ -37,8 +37,9 @@ from consumer.engine.tracker import Tracker
 
 # misrouted interactions warned about, remembered so each is warned once (oldest forgotten)
 MISROUTED_REMEMBERED: Final = 10_000
-# a partition's "timestamp from the future" warning is repeated at most this often
-FUTURE_WARNING_EVERY: Final = 60.0
+# a warning about one partition's records (future timestamps, unreadable heartbeats) is
+# repeated at most this often: a flood of bad records is counted, not logged line by line
+WARNING_EVERY: Final = 60.0
 # a heartbeat source's tolerated silence past its heartbeat: twice its interval, at least
 GRACE_FLOOR: Final = 20.0
 
@@ -228,7 +229,7 @@ class Step:
         out.heartbeats += 1
         beat = heartbeat.decode(record.value)
         if beat is None:
-            out.notices.append(Notice(logging.WARNING, "heartbeat_unreadable", _where(record)))
+            self._warn(state, out, wall, "heartbeat_unreadable", _where(record))
             return
         up_to = beat.up_to_epoch
         grace = self.settings.source_grace
@@ -247,21 +248,21 @@ class Step:
         self, tp: Partition, state: PartitionState, record: Record, out: Outputs, wall: float
     ) -> None:
         out.future[tp] = out.future.get(tp, 0) + 1
-        if wall - state.future_warned_at >= FUTURE_WARNING_EVERY:
-            state.future_warned_at = wall
-            out.notices.append(
-                Notice(
-                    logging.WARNING,
-                    "timestamp_from_the_future",
-                    _where(record)
-                    | {
-                        "timestamp_ms": record.timestamp,
-                        "max_clock_skew_seconds": self.settings.max_clock_skew,
-                        "hint": "a producer's clock runs ahead: the record is applied, "
-                        "its time is not believed",
-                    },
-                )
-            )
+        context = _where(record) | {
+            "timestamp_ms": record.timestamp,
+            "max_clock_skew_seconds": self.settings.max_clock_skew,
+            "hint": "a producer's clock runs ahead: the record is applied, its time not believed",
+        }
+        self._warn(state, out, wall, "timestamp_from_the_future", context)
+
+    @staticmethod
+    def _warn(
+        state: PartitionState, out: Outputs, wall: float, event: str, context: dict[str, Any]
+    ) -> None:
+        """A warning about a producer's records, at most once a minute per partition."""
+        if wall - state.warned.get(event, float("-inf")) >= WARNING_EVERY:
+            state.warned[event] = wall
+            out.notices.append(Notice(logging.WARNING, event, context))
 
     def _misrouted_snapshot(self, interaction_id: str, out: Outputs) -> None:
         """Count a snapshot keyed by something else than its id; warn once per interaction.

@@ -156,3 +156,16 @@ def test_repartition_waits_for_what_it_forwarded_before_trusting_the_wall_clock(
     assert step.partitions[tracked].clock.caught_up
     fired = {a.interaction_id for a in out.alerts if isinstance(a, Alert)}
     assert fired == {"a", "b"}
+
+
+def test_a_flood_of_bad_records_is_counted_and_warned_once_a_minute() -> None:
+    """Unreadable heartbeats: each counted, one warning per partition per minute."""
+    step = step_with()
+    _, headers = beat(0)
+    garbage = [record(n, b"garbage", key="x", at=0, headers=headers) for n in range(50)]
+    out = step.step({TP: garbage}, facts(50, 0), T0, 0.0)
+    assert out.heartbeats == 50
+    assert [n.event for n in out.notices].count("heartbeat_unreadable") == 1
+    later = [record(50, b"garbage", key="x", at=61, headers=headers)]
+    out = step.step({TP: later}, facts(51, 61), T0 + 61, 0.0)
+    assert [n.event for n in out.notices].count("heartbeat_unreadable") == 1
