@@ -557,7 +557,7 @@ class TopicFollower:
     subscribed topic at ERROR, and an absent poller is no error.
     """
 
-    LOOK_AGAIN: Final = 60.0
+    LOOK_AGAIN: Final = 10.0
 
     def __init__(self, settings: KafkaSettings, topic: str) -> None:
         self.settings = settings
