@@ -31,7 +31,7 @@ from consumer.engine import alerting, changelog, heartbeat
 from consumer.engine.alerting import StallEvent
 from consumer.engine.clock import PartitionClock
 from consumer.engine.lifecycle import Snapshot, Tombstone
-from consumer.engine.model import Invalid, decode_record
+from consumer.engine.model import Invalid, decode_record, engine_error
 from consumer.engine.sources import SourceWatch
 from consumer.engine.tracker import Tracker
 
@@ -52,7 +52,6 @@ class StepSettings:
     check_keys: bool = True  # warn about snapshots not keyed by their interaction id
     max_clock_skew: float = 60.0
     source_grace: float | None = None  # None: from the heartbeat's interval
-    source_silent: float = 60.0
     persist_state: bool = True
 
 
@@ -189,10 +188,10 @@ class Step:
         tracker, clock = state.tracker, state.clock
         skew = self.settings.max_clock_skew
         for record in records:  # the hot loop: per-record work stays inline
-            if record.headers and heartbeat.is_heartbeat(record.headers):
-                self._heartbeat(tp, state, record, out, wall)
-                continue
             try:
+                if record.headers and heartbeat.is_heartbeat(record.headers):
+                    self._heartbeat(tp, state, record, out, wall)
+                    continue
                 item = self._decode(record)
                 if isinstance(item, Invalid):
                     out.dead_letters.append(DeadLetter(record, item))
@@ -218,8 +217,7 @@ class Step:
                 if seconds > 0:
                     out.applied_delays.append(wall - seconds)
             except Exception as exc:  # one record must never stop the loop
-                detail = f"{type(exc).__name__}: {exc}"[:500]
-                out.dead_letters.append(DeadLetter(record, Invalid("engine_error", detail)))
+                out.dead_letters.append(DeadLetter(record, engine_error(exc)))
                 tracker.obs.events["invalid"] += 1
 
     def _heartbeat(
@@ -399,5 +397,5 @@ def _where(record: Record) -> dict[str, Any]:
     return {"topic": record.topic, "partition": record.partition, "offset": record.offset}
 
 
-def _error(exc: BaseException) -> dict[str, Any]:
-    return {"error": f"{type(exc).__name__}: {exc}"[:500]}
+def _error(exc: Exception) -> dict[str, Any]:
+    return {"error": engine_error(exc).detail}
