@@ -159,7 +159,7 @@ class Step:
                 continue  # revoked, or paused for a restore, since the fetch
             out.records += len(records)
             if state.forward:
-                self._forward(records, out)
+                self._forward(state, records, out)
             else:
                 self._apply(tp, state, records, out, wall)
             state.next_offset = records[-1].offset + 1
@@ -282,16 +282,20 @@ class Step:
             )
         )
 
-    def _forward(self, records: Sequence[Record], out: Outputs) -> None:
+    def _forward(self, state: PartitionState, records: Sequence[Record], out: Outputs) -> None:
         """Repartition mode: re-key each valid snapshot by its interaction id."""
         for record in records:
-            if record.headers and heartbeat.is_heartbeat(record.headers):
-                # re-keyed partitions get no heartbeats: they run on the wall clock (README)
-                out.heartbeats += 1
-                continue
-            item = self._decode(record)
+            try:
+                if record.headers and heartbeat.is_heartbeat(record.headers):
+                    # re-keyed partitions get no heartbeats: they run on the wall clock
+                    out.heartbeats += 1
+                    continue
+                item = self._decode(record)
+            except Exception as exc:  # one record must never stop the loop
+                item = engine_error(exc)
             if isinstance(item, Invalid):
                 out.dead_letters.append(DeadLetter(record, item))
+                state.tracker.obs.events["invalid"] += 1
             else:
                 key = item.interaction_id.encode()
                 out.forwards.append((key, record.value, record.timestamp))
