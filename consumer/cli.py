@@ -19,7 +19,7 @@ from consumer import config, config_load, poll, service, simulate_api
 from consumer.adapters import logs
 from consumer.adapters.alerts import Alert, encode_alert
 from consumer.engine.model import to_epoch
-from consumer.engine.stalls import RULES
+from consumer.engine.stalls import RULES, unknown_rules
 from consumer.publish import publish
 from consumer.replay import Replay
 from consumer.simulate import Simulator, TrafficSettings, kcat_lines
@@ -27,7 +27,7 @@ from consumer.simulate import Simulator, TrafficSettings, kcat_lines
 
 def _stall_after(text: str) -> tuple[str, float]:
     rule, sep, seconds = text.partition("=")
-    if not sep or rule not in RULES:
+    if not sep or unknown_rules([rule]):
         raise argparse.ArgumentTypeError(
             f"expected STAGE=SECONDS with STAGE one of {', '.join(RULES)}, got {text!r}"
         )
