@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from consumer import config
+from consumer import config, config_load
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,4 +49,4 @@ def service_settings(bootstrap: str, topic: str, **sections: Any) -> config.Sett
         "alerts_topic": f"{group}.alerts",
         "dead_letter_topic": f"{group}.dead-letter",
     }
-    return config.load_settings(overrides={"kafka": kafka, **sections})
+    return config_load.load_settings(overrides={"kafka": kafka, **sections})

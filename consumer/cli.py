@@ -15,11 +15,11 @@ from typing import IO, Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from consumer import apidouble, config, poll, service
+from consumer import config, config_load, poll, service, simulate_api
 from consumer.adapters import logs
 from consumer.adapters.alerts import Alert, encode_alert
 from consumer.engine.model import to_epoch
-from consumer.engine.stalls import RULES
+from consumer.engine.stalls import RULES, unknown_rules
 from consumer.publish import publish
 from consumer.replay import Replay
 from consumer.simulate import Simulator, TrafficSettings, kcat_lines
@@ -27,7 +27,7 @@ from consumer.simulate import Simulator, TrafficSettings, kcat_lines
 
 def _stall_after(text: str) -> tuple[str, float]:
     rule, sep, seconds = text.partition("=")
-    if not sep or rule not in RULES:
+    if not sep or unknown_rules([rule]):
         raise argparse.ArgumentTypeError(
             f"expected STAGE=SECONDS with STAGE one of {', '.join(RULES)}, got {text!r}"
         )
@@ -183,7 +183,9 @@ def _settings(args: argparse.Namespace) -> config.Settings:
         if value is not None:
             section, name = setting.split(".")
             overrides.setdefault(section, {})[name] = value
-    return config.load_settings(getattr(args, "config", None), env=os.environ, overrides=overrides)
+    return config_load.load_settings(
+        getattr(args, "config", None), env=os.environ, overrides=overrides
+    )
 
 
 def _unwritable(path: Path) -> OSError | None:
@@ -266,7 +268,7 @@ def _simulate(args: argparse.Namespace) -> int:
         host, port = args.serve_api
         credentials = settings.genesys
         return asyncio.run(
-            apidouble.serve(
+            simulate_api.serve(
                 traffic,
                 host,
                 port,

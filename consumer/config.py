@@ -1,33 +1,21 @@
-"""One settings struct, read from a TOML file, the environment and flags, then validated.
+"""One settings struct: every setting, its type, default and bounds. Plain data.
 
-Precedence, lowest first: defaults, the TOML file (``--config``), environment variables,
-command-line flags. Every setting has one dotted name (``stalls.watch_all_modes``); its
-environment variable is ``INTERACTION_CONSUMER_`` plus the name in upper case with dots
-as underscores (``INTERACTION_CONSUMER_STALLS_WATCH_ALL_MODES``). An unknown or malformed
-setting stops the start with a :class:`ConfigError` that names it: configuration typos
-must fail loudly, unlike wire data, where unknown fields are expected.
+The structs forbid unknown fields and validate what they can alone (ranges, formats,
+settings that need each other); :mod:`consumer.config_load` reads them from a TOML file,
+the environment and flags. An unknown or malformed setting stops the start with a
+:class:`ConfigError` that names it: configuration typos must fail loudly, unlike wire
+data, where unknown fields are expected.
 """
 
 from __future__ import annotations
 
 import re
-import tomllib
-import types
-import typing
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Final, Literal
 
 import msgspec
 
 from consumer.errors import ServiceError
-
-ENV_PREFIX: Final = "INTERACTION_CONSUMER_"
-# the variables Genesys Cloud's own tools read, honoured like KAFKA_BOOTSTRAP_SERVERS
-_CONVENTIONAL_ENV: Final = {
-    "GENESYS_CLIENT_ID": "client_id",
-    "GENESYS_CLIENT_SECRET": "client_secret",
-}
 
 Positive = Annotated[int, msgspec.Meta(ge=1)]
 
@@ -324,121 +312,3 @@ class Settings(_Section):
     log: LogSettings = msgspec.field(default_factory=LogSettings)
     alertmanager: AlertmanagerSettings = msgspec.field(default_factory=AlertmanagerSettings)
     genesys: GenesysSettings = msgspec.field(default_factory=GenesysSettings)
-
-
-def _leaf_types(struct: type[msgspec.Struct], prefix: str = "") -> dict[str, Any]:
-    """Dotted setting name -> type, for every scalar setting (what env vars can set)."""
-    names: dict[str, Any] = {}
-    for f in msgspec.structs.fields(struct):
-        if isinstance(f.type, type) and issubclass(f.type, msgspec.Struct):
-            names.update(_leaf_types(f.type, f"{prefix}{f.name}."))
-        else:
-            names[prefix + f.name] = f.type
-    return names
-
-
-def env_name(setting: str) -> str:
-    """The environment variable that sets a dotted setting."""
-    return ENV_PREFIX + setting.replace(".", "_").upper()
-
-
-def _set(tree: dict[str, Any], dotted: str, value: Any) -> None:
-    *parents, leaf = dotted.split(".")
-    for part in parents:
-        tree = tree.setdefault(part, {})
-    tree[leaf] = value
-
-
-def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
-def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
-    tree: dict[str, Any] = {}
-    leaves = _leaf_types(Settings)
-    known = {env_name(name): name for name in leaves}
-    for var, value in env.items():
-        if not var.startswith(ENV_PREFIX):
-            continue
-        if var not in known:
-            raise ConfigError(f"{var}: unknown setting (see README, Configuration)")
-        name = known[var]
-        _set(tree, name, _parse_env_value(var, value, leaves[name]))
-    return tree
-
-
-def _takes_text(tp: Any) -> bool:
-    """Whether a setting of type ``tp`` is given as plain text (str, Literal of str)."""
-    if isinstance(tp, type):
-        return issubclass(tp, str)
-    args = typing.get_args(tp)
-    if typing.get_origin(tp) is Literal:
-        return all(isinstance(a, str) for a in args)
-    if typing.get_origin(tp) is Annotated:
-        return _takes_text(args[0])
-    union = typing.get_origin(tp) in (typing.Union, types.UnionType)
-    return union and any(_takes_text(a) for a in args)
-
-
-def _parse_env_value(var: str, value: str, tp: Any) -> Any:
-    """Read one environment value for a setting of type ``tp``.
-
-    Text settings take the string as it is; others read it as a TOML value (numbers,
-    booleans, ``{ inline = "tables" }``).
-    """
-    if _takes_text(tp):
-        return value
-    try:
-        return tomllib.loads(f"v = {value}")["v"]
-    except tomllib.TOMLDecodeError:
-        raise ConfigError(f"{var}: cannot read {value!r} as a value") from None
-
-
-def load_settings(
-    path: Path | None = None,
-    env: Mapping[str, str] | None = None,
-    overrides: Mapping[str, Any] | None = None,
-) -> Settings:
-    """Build and validate the settings; raise :class:`ConfigError` naming a bad setting."""
-    tree: dict[str, Any] = {}
-    if path is not None:
-        try:
-            tree = tomllib.loads(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigError(f"--config {path}: cannot read ({exc.strerror})") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"--config {path}: not valid TOML ({exc})") from None
-    env = env or {}
-    tree = _deep_merge(tree, _from_env(env))
-    if "KAFKA_BOOTSTRAP_SERVERS" in env and env_name("kafka.bootstrap_servers") not in env:
-        tree = _deep_merge(tree, {"kafka": {"bootstrap_servers": env["KAFKA_BOOTSTRAP_SERVERS"]}})
-    for var, setting in _CONVENTIONAL_ENV.items():
-        if var in env and env_name(f"genesys.{setting}") not in env:
-            tree = _deep_merge(tree, {"genesys": {setting: env[var]}})
-    tree = _deep_merge(tree, overrides or {})
-    try:
-        return msgspec.convert(tree, Settings, dec_hook=_decode_custom)
-    except msgspec.ValidationError as exc:
-        raise ConfigError(_name_setting(str(exc))) from None
-
-
-def _decode_custom(tp: type, value: Any) -> Any:
-    if tp is Secret and isinstance(value, str):
-        return Secret(value)
-    raise TypeError(f"expected a string for a {tp.__name__}")  # msgspec reports it with the path
-
-
-def _name_setting(message: str) -> str:
-    """Turn msgspec's ``... - at `$.stalls.thresholds```` into ``stalls.thresholds: ...``."""
-    text, _, where = message.partition(" - at `$")
-    where = where.rstrip("`").lstrip(".")
-    if text.startswith("Object contains unknown field"):
-        field = text.split("`")[1]
-        return f"{where + '.' if where else ''}{field}: unknown setting"
-    return f"{where or 'settings'}: {text}"

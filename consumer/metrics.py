@@ -53,8 +53,11 @@ class CampaignLabels:
         self._known: set[str] = set()
 
     def __call__(self, campaign_id: str | None) -> str:
-        """The label for ``campaign_id``: itself while under the cap and safe, else ``other``."""
-        if campaign_id is None:
+        """The label for ``campaign_id``: itself while under the cap and safe, else ``other``.
+
+        No id (or an empty one, which Prometheus would read as no label) is ``none``.
+        """
+        if not campaign_id:
             return NO_CAMPAIGN
         if campaign_id in self._known:
             return campaign_id

@@ -47,7 +47,6 @@ def batch_step(
             check_keys=not kafka.repartition,
             max_clock_skew=runtime.max_clock_skew_seconds,
             source_grace=runtime.source_grace_seconds,
-            source_silent=runtime.source_silent_seconds,
             persist_state=persist_state,
         ),
         lambda: Tracker(policy, limits, observations),

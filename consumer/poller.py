@@ -58,6 +58,7 @@ from consumer.adapters.logs import fields
 from consumer.adapters.producing import Publisher, send_heartbeats
 from consumer.config import Settings
 from consumer.engine import campaigns as campaign_records
+from consumer.engine.answer import Probe, answer_decoder, present, probe_decoder, with_campaign
 from consumer.engine.campaigns import BUCKETS, LIVE_STATUSES, Campaign
 from consumer.engine.model import iso
 from consumer.errors import (
@@ -73,50 +74,6 @@ log = logging.getLogger(__name__)
 BUCKET_HEADER: Final = "genesys.bucket"
 POLLED_AT_HEADER: Final = "genesys.polled.at"
 MISSES_BEFORE_TOMBSTONE: Final = 2
-
-
-class _Answer(msgspec.Struct, rename="camel"):
-    """A ``CampaignInteractions`` answer, each interaction kept as its own raw bytes."""
-
-    # msgspec.Raw takes no union with None: absent is empty, null is b"null"
-    campaign: msgspec.Raw = msgspec.Raw()
-    pending_interactions: list[msgspec.Raw] | None = None
-    proceeding_interactions: list[msgspec.Raw] | None = None
-    previewing_interactions: list[msgspec.Raw] | None = None
-    interacting_interactions: list[msgspec.Raw] | None = None
-    scheduled_interactions: list[msgspec.Raw] | None = None
-
-    def lists(self) -> list[tuple[str, list[msgspec.Raw]]]:
-        """(bucket, interactions) for each of the five lists."""
-        return [(bucket, getattr(self, f"{bucket}_interactions") or []) for bucket in BUCKETS]
-
-
-class _Probe(msgspec.Struct):
-    """What the poller reads of an interaction: its id, and whether it names its campaign."""
-
-    id: str | None = None
-    campaign: msgspec.Raw = msgspec.Raw()  # absent: empty
-
-
-def _present(ref: msgspec.Raw) -> bool:
-    """A ``campaign`` member that is there and not null."""
-    return bytes(ref) not in (b"", b"null")
-
-
-_answer_decoder: Final = msgspec.json.Decoder(_Answer)
-_probe_decoder: Final = msgspec.json.Decoder(_Probe)
-
-
-def with_campaign(raw: bytes, campaign: bytes) -> bytes:
-    """``raw`` (a JSON object) with a ``campaign`` member added at its end.
-
-    Only called when the object has no ``campaign`` or a null one: a JSON reader keeps
-    the last of two members of one name, so the added one wins either way, and every
-    byte of the original stays as it was.
-    """
-    body = raw.rstrip()[:-1].rstrip()  # without the closing brace
-    separator = b"" if body.endswith(b"{") else b","
-    return body + separator + b'"campaign":' + campaign + b"}"
 
 
 @dataclass
@@ -313,7 +270,7 @@ class Poller:
         started = self.clock.time()
         try:
             body = await self.client.interactions(campaign_id)
-            answer = _answer_decoder.decode(body)
+            answer = answer_decoder.decode(body)
         except NotFoundError:
             self.metrics.polls.labels("not_found").inc()
             self._warn_gone(campaign_id)
@@ -326,7 +283,7 @@ class Poller:
             return None
         campaign_ref = (
             bytes(answer.campaign)
-            if _present(answer.campaign)
+            if present(answer.campaign)
             else msgspec.json.encode({"id": campaign_id, "name": watched.campaign.name})
         )
         polled_at = iso(started).encode()
@@ -337,14 +294,14 @@ class Poller:
         for bucket, interactions in answer.lists():
             for raw in interactions:
                 try:
-                    probe = _probe_decoder.decode(raw)
+                    probe = probe_decoder.decode(raw)
                 except msgspec.DecodeError:
-                    probe = _Probe()  # not an object, or an id that is not a string
+                    probe = Probe()  # not an object, or an id that is not a string
                 if probe.id is None or probe.id in current:
                     invalid += probe.id is None
                     continue
                 value = bytes(raw)
-                if not _present(probe.campaign):
+                if not present(probe.campaign):
                     value = with_campaign(value, campaign_ref)
                 if len(value) > self.max_value_bytes:
                     # the broker would refuse it, failing the whole campaign every round

@@ -465,23 +465,40 @@ async def ensure_topics(
     *,
     compact: bool = False,
     partitions_like: str | None = None,
+    setting: str = "",
 ) -> None:
     """Create the topics that do not exist yet (the daemon's outputs, the simulator's topic).
 
     ``partitions_like`` sizes them like another topic (a changelog must match its input
-    partition for partition); ``compact`` makes them compacted.
+    partition for partition), and checks that those already there do: one that does not
+    is a :class:`~consumer.config.ConfigError` naming ``setting`` (a group reused for
+    another topic, say). ``compact`` makes them compacted. The other topic is never
+    described before it exists: a broker that creates topics on first mention would
+    create it with its default partition count, racing its real producer.
     """
+    names = list(names)
     admin = AIOKafkaAdminClient(**client_options(settings))
     try:
         await admin.start()
         existing = set(await admin.list_topics())
         missing = [name for name in names if name not in existing]
+        if partitions_like is not None:
+            if partitions_like not in existing:
+                raise BrokerError(f"topic {partitions_like} does not exist (yet)")
+            present = [name for name in names if name in existing]
+            counts = {
+                t["topic"]: len(t["partitions"])
+                for t in await admin.describe_topics([partitions_like, *present])
+            }
+            partitions = counts[partitions_like]
+            for name in present:
+                if counts[name] != partitions:
+                    raise ConfigError(
+                        f"{setting}: topic {name} has {counts[name]} partition(s) but "
+                        f"{partitions_like} has {partitions}: they must match partition for "
+                        "partition; give this topic a kafka.group_id of its own"
+                    )
         if missing:
-            if partitions_like is not None:
-                (described,) = await admin.describe_topics([partitions_like])
-                if described["error_code"] or not described["partitions"]:
-                    raise BrokerError(f"topic {partitions_like} does not exist (yet)")
-                partitions = len(described["partitions"])
             # three copies where the cluster has three brokers; a one-broker cluster gets one
             brokers = len((await admin.describe_cluster())["brokers"])
             replicas = min(3, max(1, brokers))
@@ -514,7 +531,11 @@ async def ensure_outputs(settings: KafkaSettings) -> None:
     await ensure_topics(settings, [settings.alerts_topic, settings.dead_letter_topic], 3)
     if settings.repartition:
         await ensure_topics(
-            settings, [settings.repartition_topic_name], 0, partitions_like=settings.topic
+            settings,
+            [settings.repartition_topic_name],
+            0,
+            partitions_like=settings.topic,
+            setting="kafka.repartition_topic",
         )
     if settings.persist_state:
         await ensure_topics(
@@ -523,6 +544,7 @@ async def ensure_outputs(settings: KafkaSettings) -> None:
             0,
             compact=True,
             partitions_like=settings.tracked_topic,
+            setting="kafka.state_topic",
         )
 
 
@@ -535,7 +557,7 @@ class TopicFollower:
     subscribed topic at ERROR, and an absent poller is no error.
     """
 
-    LOOK_AGAIN: Final = 60.0
+    LOOK_AGAIN: Final = 10.0
 
     def __init__(self, settings: KafkaSettings, topic: str) -> None:
         self.settings = settings

@@ -85,12 +85,11 @@ class Delivery:
                             self._producer, topics.dead_letters, letter, topics.dead_letter_max
                         )
                     )
-                for key, value, timestamp in out.forwards:
-                    acks.append(
-                        await self._producer.send(
-                            topics.repartition, key, value, timestamp_ms=timestamp
-                        )
-                    )
+                forwarded = [
+                    await self._producer.send(topics.repartition, key, value, timestamp_ms=ts)
+                    for key, value, ts in out.forwards
+                ]
+                acks += forwarded
                 acks += await self._save(first)
                 await self._producer.confirm(acks)
                 await self._producer.confirm(await self._save(later))
@@ -104,6 +103,10 @@ class Delivery:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), delay)
         self.delivering_since = None
+        for ack in forwarded:  # where each re-keyed record landed (its RecordMetadata)
+            landed = ack.result()
+            tp = (landed.topic, landed.partition)
+            out.forwarded[tp] = max(out.forwarded.get(tp, 0), landed.offset + 1)
         self._count(out)
         return True
 

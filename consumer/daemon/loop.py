@@ -187,6 +187,8 @@ class Daemon:
         if not await self.delivery.deliver(out):
             self.ledger.give_up()  # at stop: this batch's offsets, and later ones, stay
             return False
+        if out.forwarded:
+            self.step.forwarded(out.forwarded)
         self.ledger.delivered(out.offsets)
         self.commits.soon()
         if out.records:

@@ -38,6 +38,8 @@ class Outputs:
     dead_letters: list[DeadLetter] = field(default_factory=list)
     # (key, value, timestamp ms) to re-key into the repartition topic
     forwards: list[tuple[bytes, bytes | None, int]] = field(default_factory=list)
+    # once delivered: repartition partition -> the offset after its last record forwarded
+    forwarded: dict[Partition, int] = field(default_factory=dict)
     # changelog records by partition: the state as this batch left it
     states: dict[int, list[StateRecord]] = field(default_factory=dict)
     offsets: dict[Partition, int] = field(default_factory=dict)

@@ -8,7 +8,7 @@ back, while producers flush what they held meanwhile.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final, NamedTuple
 
 from consumer.engine.clock import PartitionClock
@@ -40,10 +40,13 @@ class PartitionState:
     tracker: Tracker
     clock: PartitionClock
     forward: bool = False  # an input partition re-keyed into the repartition topic
+    # repartition mode: records forwarded to this partition end before this offset; it is
+    # not caught up until it has read them (they are behind it, though not yet in its lag)
+    awaiting: int = 0
     restoring: bool = False  # its state is being restored: not processed meanwhile
     next_offset: int | None = None  # after the last applied record
     progressed_at: float = 0.0
-    future_warned_at: float = float("-inf")
+    warned: dict[str, float] = field(default_factory=dict)  # warning event -> when, wall
     away: bool = False  # the broker's answers stopped (an outage)
     resumed: float | None = None  # when they came back
 

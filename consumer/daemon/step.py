@@ -31,14 +31,15 @@ from consumer.engine import alerting, changelog, heartbeat
 from consumer.engine.alerting import StallEvent
 from consumer.engine.clock import PartitionClock
 from consumer.engine.lifecycle import Snapshot, Tombstone
-from consumer.engine.model import Invalid, decode_record
+from consumer.engine.model import Invalid, decode_record, engine_error
 from consumer.engine.sources import SourceWatch
 from consumer.engine.tracker import Tracker
 
 # misrouted interactions warned about, remembered so each is warned once (oldest forgotten)
 MISROUTED_REMEMBERED: Final = 10_000
-# a partition's "timestamp from the future" warning is repeated at most this often
-FUTURE_WARNING_EVERY: Final = 60.0
+# a warning about one partition's records (future timestamps, unreadable heartbeats) is
+# repeated at most this often: a flood of bad records is counted, not logged line by line
+WARNING_EVERY: Final = 60.0
 # a heartbeat source's tolerated silence past its heartbeat: twice its interval, at least
 GRACE_FLOOR: Final = 20.0
 
@@ -51,7 +52,6 @@ class StepSettings:
     check_keys: bool = True  # warn about snapshots not keyed by their interaction id
     max_clock_skew: float = 60.0
     source_grace: float | None = None  # None: from the heartbeat's interval
-    source_silent: float = 60.0
     persist_state: bool = True
 
 
@@ -109,6 +109,13 @@ class Step:
         if state is not None and state.next_offset is None:
             state.next_offset = offset
 
+    def forwarded(self, landed: Mapping[Partition, int]) -> None:
+        """Re-keyed records were delivered: each partition waits to read as far as they go."""
+        for tp, end in landed.items():
+            state = self.partitions.get(tp)
+            if state is not None and end > state.awaiting:
+                state.awaiting = end
+
     def unpositioned(self) -> list[Partition]:
         """Partitions nothing was read from yet, whose start is not known."""
         return [tp for tp, s in self.partitions.items() if s.next_offset is None]
@@ -152,7 +159,7 @@ class Step:
                 continue  # revoked, or paused for a restore, since the fetch
             out.records += len(records)
             if state.forward:
-                self._forward(records, out)
+                self._forward(state, records, out)
             else:
                 self._apply(tp, state, records, out, wall)
             state.next_offset = records[-1].offset + 1
@@ -181,10 +188,10 @@ class Step:
         tracker, clock = state.tracker, state.clock
         skew = self.settings.max_clock_skew
         for record in records:  # the hot loop: per-record work stays inline
-            if record.headers and heartbeat.is_heartbeat(record.headers):
-                self._heartbeat(tp, state, record, out, wall)
-                continue
             try:
+                if record.headers and heartbeat.is_heartbeat(record.headers):
+                    self._heartbeat(tp, state, record, out, wall)
+                    continue
                 item = self._decode(record)
                 if isinstance(item, Invalid):
                     out.dead_letters.append(DeadLetter(record, item))
@@ -210,8 +217,7 @@ class Step:
                 if seconds > 0:
                     out.applied_delays.append(wall - seconds)
             except Exception as exc:  # one record must never stop the loop
-                detail = f"{type(exc).__name__}: {exc}"[:500]
-                out.dead_letters.append(DeadLetter(record, Invalid("engine_error", detail)))
+                out.dead_letters.append(DeadLetter(record, engine_error(exc)))
                 tracker.obs.invalid()
 
     def _heartbeat(
@@ -221,7 +227,7 @@ class Step:
         out.heartbeats += 1
         beat = heartbeat.decode(record.value)
         if beat is None:
-            out.notices.append(Notice(logging.WARNING, "heartbeat_unreadable", _where(record)))
+            self._warn(state, out, wall, "heartbeat_unreadable", _where(record))
             return
         up_to = beat.up_to_epoch
         grace = self.settings.source_grace
@@ -240,21 +246,21 @@ class Step:
         self, tp: Partition, state: PartitionState, record: Record, out: Outputs, wall: float
     ) -> None:
         out.future[tp] = out.future.get(tp, 0) + 1
-        if wall - state.future_warned_at >= FUTURE_WARNING_EVERY:
-            state.future_warned_at = wall
-            out.notices.append(
-                Notice(
-                    logging.WARNING,
-                    "timestamp_from_the_future",
-                    _where(record)
-                    | {
-                        "timestamp_ms": record.timestamp,
-                        "max_clock_skew_seconds": self.settings.max_clock_skew,
-                        "hint": "a producer's clock runs ahead: the record is applied, "
-                        "its time is not believed",
-                    },
-                )
-            )
+        context = _where(record) | {
+            "timestamp_ms": record.timestamp,
+            "max_clock_skew_seconds": self.settings.max_clock_skew,
+            "hint": "a producer's clock runs ahead: the record is applied, its time not believed",
+        }
+        self._warn(state, out, wall, "timestamp_from_the_future", context)
+
+    @staticmethod
+    def _warn(
+        state: PartitionState, out: Outputs, wall: float, event: str, context: dict[str, Any]
+    ) -> None:
+        """A warning about a producer's records, at most once a minute per partition."""
+        if wall - state.warned.get(event, float("-inf")) >= WARNING_EVERY:
+            state.warned[event] = wall
+            out.notices.append(Notice(logging.WARNING, event, context))
 
     def _misrouted_snapshot(self, interaction_id: str, out: Outputs) -> None:
         """Count a snapshot keyed by something else than its id; warn once per interaction.
@@ -276,16 +282,20 @@ class Step:
             )
         )
 
-    def _forward(self, records: Sequence[Record], out: Outputs) -> None:
+    def _forward(self, state: PartitionState, records: Sequence[Record], out: Outputs) -> None:
         """Repartition mode: re-key each valid snapshot by its interaction id."""
         for record in records:
-            if record.headers and heartbeat.is_heartbeat(record.headers):
-                # re-keyed partitions get no heartbeats: they run on the wall clock (README)
-                out.heartbeats += 1
-                continue
-            item = self._decode(record)
+            try:
+                if record.headers and heartbeat.is_heartbeat(record.headers):
+                    # re-keyed partitions get no heartbeats: they run on the wall clock
+                    out.heartbeats += 1
+                    continue
+                item = self._decode(record)
+            except Exception as exc:  # one record must never stop the loop
+                item = engine_error(exc)
             if isinstance(item, Invalid):
                 out.dead_letters.append(DeadLetter(record, item))
+                state.tracker.obs.invalid()
             else:
                 key = item.interaction_id.encode()
                 out.forwards.append((key, record.value, record.timestamp))
@@ -294,6 +304,11 @@ class Step:
         """Per partition: caught up?, time passes, silences judged, changed state encoded."""
         views = []
         confirmed_by_topic: dict[str, dict[int, float]] = {}
+        # repartition mode: what this instance still has to re-key is behind every partition
+        forwarding = any(
+            s.forward and (s.next_offset is None or s.next_offset < (facts.highwater(tp) or 0))
+            for tp, s in self.partitions.items()
+        )
         for tp, state in self.partitions.items():
             highwater = facts.highwater(tp)
             lag = None
@@ -302,6 +317,8 @@ class Step:
             confirmed = state.confirmed(facts.confirmed_at(tp), wall)
             # the monitor's own outage: only a broker's recent answer shows it caught up
             caught_up = lag == 0 and facts.reachable and confirmed is not None
+            if caught_up and (forwarding or (state.next_offset or 0) < state.awaiting):
+                caught_up = False
             clock = state.clock
             if not state.restoring and not state.forward:
                 if caught_up and not clock.caught_up:
@@ -384,5 +401,5 @@ def _where(record: Record) -> dict[str, Any]:
     return {"topic": record.topic, "partition": record.partition, "offset": record.offset}
 
 
-def _error(exc: BaseException) -> dict[str, Any]:
-    return {"error": f"{type(exc).__name__}: {exc}"[:500]}
+def _error(exc: Exception) -> dict[str, Any]:
+    return {"error": engine_error(exc).detail}

@@ -47,6 +47,9 @@ BUCKETS: Final = ("pending", "proceeding", "previewing", "interacting", "schedul
 # the statuses of a campaign that may still have interactions in flight
 LIVE_STATUSES: Final = frozenset({"on", "stopping"})
 
+# a preview time-out longer than this is no setting a campaign means: it is ignored
+MAX_TIMEOUT_SECONDS: Final = 86400.0
+
 _encoder: Final = msgspec.json.Encoder()
 _decoder: Final = msgspec.json.Decoder(Campaign)
 
@@ -79,6 +82,6 @@ def previewing_threshold(campaign: Campaign, grace_seconds: float) -> float | No
     takes precedence over this one; the caller checks that.
     """
     timeout = campaign.preview_time_out_seconds
-    if timeout is None or timeout <= 0:
-        return None
+    if timeout is None or not 0 < timeout <= MAX_TIMEOUT_SECONDS:
+        return None  # never auto-places, or a value no campaign means (a day at most)
     return timeout + grace_seconds

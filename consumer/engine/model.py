@@ -2,10 +2,11 @@
 
 Only what the engine uses is decoded: the interaction id, the campaign's id and name,
 the agent's and the queue's ids, the dialing mode, ``activePreviewCall``, the six stage
-times, the conversation's id and end time, and the disposition. Everything else in a
-record (contact, script, skills, participants, phone numbers, caller names, fields the
-API adds later) is unknown to the decoder: skipped unread, so it can never make a record
-invalid, and personal data is never decoded at all.
+times and the conversation's end time. Everything else in a record (the disposition, the
+conversation's id and participants, contact, script, skills, phone numbers, caller names,
+fields the API adds later) is unknown to the decoder: skipped unread, so it can never make
+a record invalid (the domain brief: never fail a record over its disposition), and
+personal data is never decoded at all.
 
 Producers publish the dialer's JSON in camelCase (the API's own names); producers that
 serialised through the old Ruby SDK emit snake_case, and a record may mix both. The wire
@@ -21,7 +22,7 @@ Rules that hold for every decode:
   the same instant (digits beyond the microsecond are first rounded to it, by msgspec);
 * a date-time whose UTC value lies outside years 1-9999 is invalid, so every time the
   engine holds can be formatted again (:func:`iso`);
-* ``dialingMode`` is normalised to lowercase, ``disposition`` is kept as a raw string;
+* ``dialingMode`` is normalised to lowercase;
 * anything else (bad bytes, not JSON, not an object, a decoded field of the wrong type,
   no interaction id) is an :class:`Invalid` value with a one-line reason naming the
   field, never an exception.

@@ -44,7 +44,6 @@ class EntityRef(msgspec.Struct, frozen=True, gc=False):
 class ConversationRef(msgspec.Struct, frozen=True, rename=wire_name, gc=False):
     """The conversation hosting the call; ``endTime`` is null while it is up."""
 
-    id: str | None = None
     end_time: datetime | None = None
     end_time_snake: datetime | None = None
 
@@ -57,7 +56,6 @@ class CampaignInteraction(msgspec.Struct, frozen=True, rename=wire_name, gc=Fals
     agent: EntityRef | None = None
     queue: EntityRef | None = None
     conversation: ConversationRef | None = None
-    disposition: str | None = None
     dialing_mode: str | None = None
     dialing_mode_snake: str | None = None
     active_preview_call: bool | None = None

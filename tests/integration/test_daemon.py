@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import time
@@ -16,6 +17,7 @@ from tests.integration.harness import (
     Got,
     Sent,
     alerts,
+    create_topic,
     offsets,
     produce,
     read_topic,
@@ -61,6 +63,19 @@ def snapshot(
         else:
             body[WIRE_TIMES[name]] = iso(moment)
     return Sent(iid.encode(), json.dumps(body).encode(), timestamp=max(times.values()))
+
+
+def sentinels(broker: Broker, topic: str, partitions: int, popped: float) -> set[str]:
+    """A preview popped at ``popped`` on each partition; their ids.
+
+    Alerts of one partition are delivered in the order they fire, so once every
+    sentinel's alert is in, every alert due before them is in too: a false alarm would
+    have shown, with no sleeping and hoping.
+    """
+    ids = [f"sentinel-{n}" for n in range(partitions)]
+    records = [snapshot(i, created=popped, previewing=popped) for i in ids]
+    produce(broker, topic, [dataclasses.replace(r, partition=n) for n, r in enumerate(records)])
+    return set(ids)
 
 
 def alerts_until(broker: Broker, topic: str, wanted: int, timeout: float = 40) -> list[Got]:
@@ -266,14 +281,17 @@ def test_backlog_after_downtime_raises_no_false_alarm(
     history.append(snapshot("really-stuck", created=then, previewing=then + 1))
     produce(broker, topic, history)
     daemon = Daemon(broker, topic, FAST).start(tmp_path / "daemon.log")
-    records = alerts_until(broker, daemon.alerts_topic, wanted=1)
     assert committed_everything(broker, topic, daemon.group)
-    time.sleep(1)  # a false alarm would have had a tick to show up by now
-    records = read_topic(broker, daemon.alerts_topic)
+    last = sentinels(broker, topic, 3, time.time())
+    records = wait_for(
+        lambda: read_topic(broker, daemon.alerts_topic, idle=1.0),
+        lambda got: {a["interactionId"] for a in alerts(got)} >= last,
+        timeout=30,
+    )
     assert daemon.stop() == 0
-    assert [(a["interactionId"], a["status"]) for a in alerts(records)] == [
-        ("really-stuck", "firing")
-    ]
+    assert [
+        (a["interactionId"], a["status"]) for a in alerts(records) if a["interactionId"] not in last
+    ] == [("really-stuck", "firing")]
 
 
 def test_quiet_topic_raises_stall_on_time(broker: Broker, topic: str, tmp_path: Path) -> None:
@@ -351,6 +369,19 @@ def test_poison_from_kcat_never_silences_the_monitor(
     assert letters == {
         b"year-zero": b"invalid_field",
         b"year-10000": b"invalid_field",
-        b"deep": b"too_deep",
+        b"deep": b"not_object",  # an array is told apart before its depth matters
         b"deep-field": b"too_deep",
     }
+
+
+def test_a_state_topic_sized_for_another_topic_stops_the_start(
+    broker: Broker, topic: str, tmp_path: Path
+) -> None:
+    """A changelog whose partitions do not match the input's: exit 2, the setting named."""
+    daemon = Daemon(broker, topic, FAST)
+    create_topic(broker, f"{daemon.group}.state", partitions=1)  # the input has 3
+    code = daemon.run(tmp_path / "daemon.log")
+    output = daemon.logs()
+    assert code == 2, output[-3000:]
+    assert "kafka.state_topic" in output
+    assert "Traceback" not in output

@@ -18,7 +18,7 @@ def test_demo_shows_alerts_and_dead_letters(broker: Broker) -> None:
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
-        "DEMO_SECONDS": "25",
+        "DEMO_SECONDS": "15",
         "DEMO_RATE": "10",
         "DEMO_PORT": str(free_port()),
         "DEMO_TOPIC": "demo-under-test",

@@ -14,8 +14,9 @@ from tests.integration.harness import (
     create_topic,
     produce,
     read_topic,
+    wait_for,
 )
-from tests.integration.test_daemon import FAST, committed_everything, snapshot
+from tests.integration.test_daemon import FAST, committed_everything, sentinels, snapshot
 
 
 def scattered(iid: str, **times: float) -> list[Sent]:
@@ -54,27 +55,39 @@ def test_repartition_mode_tracks_badly_keyed_interactions_whole(
     """With repartitioning, an interaction scattered over partitions is tracked as one."""
     topic = f"interactions-{uuid.uuid4().hex[:10]}"
     create_topic(broker, topic, partitions=3)
-    now = time.time()
-    # placed in time, then routed and connected in time: by itself, no stall at all; seen
-    # in pieces by different owners, the pieces would look stalled
-    produce(
-        broker,
-        topic,
-        scattered(
-            "scattered", created=now - 9, previewing=now - 8, placed=now - 7, connected=now - 6
-        )
-        + scattered("stuck", created=now - 9, previewing=now - 8),
-    )
     settings = {**FAST, "KAFKA_REPARTITION": "true"}
     group = f"group-{uuid.uuid4().hex[:8]}"
     daemons = [
         Daemon(broker, topic, settings, group=group).start(tmp_path / f"daemon-{n}.log")
         for n in range(2)
     ]
+    for daemon in daemons:
+        daemon.wait_http("/readyz", lambda status: status == 200, timeout=60)
+    # a producer keying badly publishes each step as it happens, each on another partition:
+    # placed in time, then routed and connected in time, so by itself no stall at all;
+    # seen in pieces by different owners, the pieces would look stalled
+    steps = ("created", "previewing", "placed", "connected")
+    known: dict[str, float] = {}
+    for n, stage in enumerate(steps):
+        known[stage] = time.time()
+        pieces = scattered("scattered", **known)[-1:]
+        if n < 2:
+            pieces += scattered("stuck", **known)[-1:]
+        produce(broker, topic, pieces)
+        time.sleep(1)
     assert committed_everything(broker, topic, group)
-    time.sleep(4)  # past every threshold of the scattered interaction's early stages
-    records = read_topic(broker, daemons[0].alerts_topic)
+    # due after every threshold of the scattered interaction's early stages
+    last = sentinels(broker, topic, 3, time.time())
+    records = wait_for(
+        lambda: read_topic(broker, daemons[0].alerts_topic, idle=1.0),
+        lambda got: {a["interactionId"] for a in alerts(got)} >= last,
+        timeout=60,
+    )
     for daemon in daemons:
         assert daemon.stop() == 0
-    firing = [(a["interactionId"], a["rule"]) for a in alerts(records) if a["status"] == "firing"]
+    firing = [
+        (a["interactionId"], a["rule"])
+        for a in alerts(records)
+        if a["status"] == "firing" and a["interactionId"] not in last
+    ]
     assert firing == [("stuck", "previewing")]

@@ -11,7 +11,9 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -69,20 +71,27 @@ def until(check: object, timeout: float, what: str, log: Path) -> None:
     raise AssertionError(f"{what} not seen in {timeout}s:\n{log.read_text()[-4000:]}")
 
 
-@pytest.fixture
-def double(tmp_path: Path) -> Iterator[str]:
+@contextmanager
+def serving(log: Path, *traffic: str) -> Iterator[str]:
     """``simulate --serve-api`` on a free port, 20 times faster than life; its base URL."""
     port = free_port()
     env = {"GENESYS_CLIENT_ID": CLIENT_ID, "GENESYS_CLIENT_SECRET": SECRET}
-    args = ["simulate", "--serve-api", f"127.0.0.1:{port}", "--speed", "20", "--rate", "5"]
-    process = start(args, tmp_path / "double.log", env)
+    args = ["simulate", "--serve-api", f"127.0.0.1:{port}", "--speed", "20", *traffic]
+    process = start(args, log, env)
     base = f"http://127.0.0.1:{port}"
     try:
-        until(lambda: http(base + "/_double/requests"), 30, "the double", tmp_path / "double.log")
+        until(lambda: http(base + "/_double/requests"), 30, "the double", log)
         yield base
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)
+
+
+@pytest.fixture
+def double(tmp_path: Path) -> Iterator[str]:
+    """The double with the simulator's usual traffic (5 interactions a second)."""
+    with serving(tmp_path / "double.log", "--rate", "5") as base:
+        yield base
 
 
 def poller_env(broker: Broker, secret: str = SECRET) -> dict[str, str]:
@@ -225,7 +234,7 @@ def test_demo_with_the_api_source_shows_alerts(broker: Broker, tmp_path: Path) -
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
         "DEMO_SOURCE": "api",
-        "DEMO_SECONDS": "30",
+        "DEMO_SECONDS": "15",
         "DEMO_RATE": "10",
         "DEMO_PORT": str(free_port()),
         "DEMO_API_PORT": str(free_port()),
@@ -246,9 +255,28 @@ def test_demo_with_the_api_source_shows_alerts(broker: Broker, tmp_path: Path) -
 
 
 def test_api_to_alerts_end_to_end_with_a_threshold_from_the_campaign(
-    broker: Broker, topic: str, double: str, tmp_path: Path
+    broker: Broker, topic: str, tmp_path: Path
 ) -> None:
     """The double -> poll -> topic -> daemon: stall alerts, one on its campaign's own timeout."""
+    # more interactions, half of the previews stalling: stalls in every campaign soon
+    with serving(tmp_path / "double.log", "--rate", "10", "--stall-share", "0.5") as double:
+        got, applied = run_end_to_end(broker, topic, double, tmp_path)
+    firing = [a for a in alerts(got) if a["status"] == "firing"]
+    previewing: dict[str, set[float]] = {}
+    for a in firing:
+        if a["rule"] == "previewing":
+            previewing.setdefault(a["campaignId"], set()).add(a["thresholdSeconds"])
+    # before the campaign's record is read, its previews run on the configured threshold
+    assert 8 in previewing.pop("campaign-1")
+    assert set().union(*previewing.values()) <= {demo_thresholds(20)["previewing"]}
+    assert {a["rule"] for a in firing} <= set(demo_thresholds(20))
+    assert {e["campaign"]: e["previewing_seconds"] for e in applied}["campaign-1"] == 8
+
+
+def run_end_to_end(
+    broker: Broker, topic: str, double: str, tmp_path: Path
+) -> tuple[list[Got], list[dict[str, Any]]]:
+    """Poll the double into ``topic`` for the daemon; its alerts and campaign thresholds."""
     log = tmp_path / "poll.log"
     args = ["poll", "--api-base", double, "--interval", "1", "--topic", topic]
     poller = start([*args, "--http-port", str(free_port())], log, poller_env(broker))
@@ -265,7 +293,7 @@ def test_api_to_alerts_end_to_end_with_a_threshold_from_the_campaign(
         def seen(got: list[Got]) -> bool:
             firing = [a for a in alerts(got) if a["status"] == "firing"]
             own = [
-                a for a in firing if a["campaignId"] == "campaign-1" and a["rule"] == "previewing"
+                a for a in firing if a["campaignId"] == "campaign-1" and a["thresholdSeconds"] == 8
             ]
             other = [a for a in firing if a["campaignId"] != "campaign-1"]
             return bool(own) and bool(other)
@@ -275,16 +303,4 @@ def test_api_to_alerts_end_to_end_with_a_threshold_from_the_campaign(
         poller.send_signal(signal.SIGTERM)
         assert poller.wait(timeout=60) == 0
     assert daemon.stop() == 0
-    firing = [a for a in alerts(got) if a["status"] == "firing"]
-    previewing = {
-        a["campaignId"]: a["thresholdSeconds"] for a in firing if a["rule"] == "previewing"
-    }
-    assert previewing["campaign-1"] == 8
-    assert all(
-        seconds == thresholds["previewing"]
-        for c, seconds in previewing.items()
-        if c != "campaign-1"
-    )
-    assert {a["rule"] for a in firing} <= set(thresholds)
-    applied = [e for e in daemon.log_events() if e["event"] == "campaign_threshold"]
-    assert {e["campaign"]: e["previewing_seconds"] for e in applied}["campaign-1"] == 8
+    return got, [e for e in daemon.log_events() if e["event"] == "campaign_threshold"]

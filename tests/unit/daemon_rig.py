@@ -10,7 +10,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from consumer.config import Settings, load_settings
+from consumer.config import Settings
+from consumer.config_load import load_settings
 from consumer.daemon.fakes import (
     FakeClock,
     FakeFollower,

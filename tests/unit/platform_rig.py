@@ -19,7 +19,8 @@ from prometheus_client import CollectorRegistry
 
 from consumer.adapters.genesys import PlatformClient
 from consumer.apidouble import ApiDouble, Dialer, campaign_entity
-from consumer.config import Settings, load_settings
+from consumer.config import Settings
+from consumer.config_load import load_settings
 from consumer.daemon.fakes import FakeProducer, FakeRecord
 from consumer.engine import heartbeat
 from consumer.metrics import PollerMetrics

@@ -9,8 +9,9 @@ from typing import Any
 
 import aiohttp
 
-from consumer.apidouble import ApiDouble, Dialer, SimulatedDialer, bucket_of, campaign_entity
+from consumer.apidouble import ApiDouble, Dialer, campaign_entity
 from consumer.simulate import TrafficSettings
+from consumer.simulate_api import SimulatedDialer, bucket_of
 
 START = 1_800_000_000.0
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from consumer.config import load_settings
+from consumer.config_load import load_settings
 from consumer.engine.campaigns import Campaign, decode, encode, previewing_threshold, topic_for
 
 
@@ -57,3 +57,12 @@ def test_grace_setting_defaults_to_30_and_is_validated() -> None:
 def test_campaigns_topic_is_named_after_the_input() -> None:
     """The campaigns topic is <topic>.campaigns."""
     assert topic_for("campaign-interactions") == "campaign-interactions.campaigns"
+
+
+def test_a_preview_timeout_no_campaign_means_is_ignored() -> None:
+    """A time-out beyond a day (or negative) sets no threshold: the configured ones apply."""
+    for timeout in (86400.0 + 1, 1e308, -5.0):
+        campaign = Campaign("c-1", preview_time_out_seconds=timeout)
+        assert previewing_threshold(campaign, 30.0) is None
+    day = Campaign("c-1", preview_time_out_seconds=86400.0)
+    assert previewing_threshold(day, 30.0) == 86430.0

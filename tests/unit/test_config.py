@@ -7,7 +7,8 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from consumer.config import ConfigError, Secret, Settings, load_settings
+from consumer.config import ConfigError, Secret, Settings
+from consumer.config_load import load_settings
 from consumer.engine.stalls import DEFAULT_THRESHOLDS
 from consumer.policy import stall_policy
 from consumer.policy import tracker_limits as limits

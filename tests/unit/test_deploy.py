@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from consumer.config import load_settings
+from consumer.config_load import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "kubernetes"

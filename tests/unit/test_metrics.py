@@ -75,6 +75,7 @@ def test_reserved_and_overlong_campaign_ids_map_to_other() -> None:
     got = [labels(c) for c in ("none", "other", too_long, longest, "a", "b", "none", None)]
     assert got == ["other", "other", "other", longest, "a", "b", "other", "none"]
     assert labels("c") == "other"  # the three kept are the safe ones: the cap is reached
+    assert labels("") == "none"  # Prometheus would read an empty value as no label at all
 
 
 def test_stalled_gauge_uses_capped_campaign_labels() -> None:

@@ -136,11 +136,12 @@ def test_dialing_mode_is_lowercased(mode: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "disposition", ["FAX", "LIVE_VOICE", "disposition.classification.callable.noanswer", "新"]
+    "disposition",
+    ["FAX", "LIVE_VOICE", "disposition.classification.callable.noanswer", "新", 7, {"a": [1]}],
 )
-def test_any_disposition_string_is_accepted(disposition: str) -> None:
-    """An unexpected disposition never fails a record."""
-    decoded({"id": "i", "disposition": disposition})
+def test_any_disposition_is_accepted(disposition: object) -> None:
+    """An unexpected disposition, of any value or type, never fails a record (not decoded)."""
+    decoded({"id": "i", "disposition": disposition, "conversation": {"id": 5}})
 
 
 def test_personal_data_is_never_decoded() -> None:

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from consumer.cli import main
-from consumer.config import ConfigError, load_settings
+from consumer.config import ConfigError
+from consumer.config_load import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -13,9 +13,9 @@ from prometheus_client import generate_latest
 from consumer.adapters.logs import JsonFormatter
 from consumer.apidouble import campaign_entity
 from consumer.engine import campaigns, heartbeat
+from consumer.engine.answer import with_campaign
 from consumer.engine.model import iso
 from consumer.errors import LoginRefusedError
-from consumer.poller import with_campaign
 from tests.unit.platform_rig import SECRET, START, TOPIC, Platform, interaction, platform
 
 CAMPAIGNS_TOPIC = campaigns.topic_for(TOPIC)

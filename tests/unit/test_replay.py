@@ -9,7 +9,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from consumer.adapters.alerts import Alert
-from consumer.config import load_settings
+from consumer.config_load import load_settings
 from consumer.engine.alerting import StallEvent
 from consumer.engine.heartbeat import HEADER
 from consumer.engine.model import iso

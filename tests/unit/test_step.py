@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from consumer.adapters.alerts import Alert
 from consumer.daemon.fakes import FakeRecord
 from consumer.daemon.step import Facts, Step, StepSettings
 from consumer.engine.lifecycle import Snapshot, Tombstone
@@ -126,3 +127,45 @@ def test_a_partition_not_confirmed_by_the_broker_is_not_caught_up() -> None:
     assert not step.partitions[TP].clock.caught_up
     assert step.views[0].lag == 0
     assert not step.views[0].caught_up
+
+
+def test_repartition_waits_for_what_it_forwarded_before_trusting_the_wall_clock() -> None:
+    """A re-keyed partition is not caught up while its input lags or its forwards are unread."""
+    step = step_with()
+    tracked = ("group.repartition", 0)
+    step.assign(TP, forward=True, restoring=False, now=0.0)  # the input, re-keyed
+    step.assign(tracked, forward=False, restoring=False, now=0.0)
+    ends = {TP: 2, tracked: 0}
+    facts = Facts(ends.get, lambda tp: T0 + 100, True)
+    out = step.step(
+        {TP: [record(0, preview("a", previewing=0), key="x", at=0)]}, facts, T0 + 100, 0.0
+    )
+    assert len(out.forwards) == 1
+    assert not step.partitions[tracked].clock.caught_up  # the input still lags
+    step.step({TP: [record(1, preview("b", previewing=0), key="y", at=0)]}, facts, T0 + 100, 0.0)
+    step.forwarded({tracked: 2})  # both landed on the tracked partition, not yet read
+    step.step({}, facts, T0 + 100, 0.0)
+    assert not step.partitions[tracked].clock.caught_up
+    ends[tracked] = 2
+    step.position(tracked, 0)
+    rekeyed = [
+        record(0, preview("a", previewing=0), key="a", at=0),
+        record(1, preview("b", previewing=0), key="b", at=0),
+    ]
+    out = step.step({tracked: rekeyed}, facts, T0 + 100, 0.0)
+    assert step.partitions[tracked].clock.caught_up
+    fired = {a.interaction_id for a in out.alerts if isinstance(a, Alert)}
+    assert fired == {"a", "b"}
+
+
+def test_a_flood_of_bad_records_is_counted_and_warned_once_a_minute() -> None:
+    """Unreadable heartbeats: each counted, one warning per partition per minute."""
+    step = step_with()
+    _, headers = beat(0)
+    garbage = [record(n, b"garbage", key="x", at=0, headers=headers) for n in range(50)]
+    out = step.step({TP: garbage}, facts(50, 0), T0, 0.0)
+    assert out.heartbeats == 50
+    assert [n.event for n in out.notices].count("heartbeat_unreadable") == 1
+    later = [record(50, b"garbage", key="x", at=61, headers=headers)]
+    out = step.step({TP: later}, facts(51, 61), T0 + 61, 0.0)
+    assert [n.event for n in out.notices].count("heartbeat_unreadable") == 1

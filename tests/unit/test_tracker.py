@@ -280,3 +280,44 @@ def test_stall_interrupted_by_ending_fires_and_resolves() -> None:
         ("firing", "connected", None),
         ("resolved", "connected", "wrapped_up"),
     ]
+
+
+def test_eviction_at_the_cap_fires_a_due_stall_first() -> None:
+    """An interaction evicted with a stall already due reports it, then resolves it."""
+    t = tracker(cap=1)
+    t.ingest(snap("old", previewing=0), T0)
+    # a record of another interaction, read late: the old preview came due at 300
+    events = t.ingest(snap("new", created=400), T0 + 400)
+    assert [(e.interaction_id, e.status, e.resolution) for e in events] == [
+        ("old", "firing", None),
+        ("old", "resolved", "evicted"),
+    ]
+    assert events[1].stalled_for == 400
+
+
+def test_expiry_fires_a_due_stall_first() -> None:
+    """An idle interaction expiring with a stall due reports it, then resolves it."""
+    t = tracker(ttl=1000)
+    t.ingest(snap("idle", previewing=0), T0)
+    events = t.tick(T0 + 5000)
+    assert [(e.status, e.resolution) for e in events] == [
+        ("firing", None),
+        ("resolved", "expired"),
+    ]
+
+
+def test_resolutions_carry_how_long_the_stall_really_lasted() -> None:
+    """Tombstone, expiry, eviction and a bare closing resolve with the time up to when seen."""
+    durations = {}
+    t = tracker(ttl=1000, cap=2)
+    t.ingest(snap("tomb", previewing=0), T0)
+    t.tick(T0 + 301)
+    (resolved,) = t.ingest(Tombstone("tomb"), T0 + 350)
+    durations["tombstone"] = resolved.stalled_for
+    power = snap("closed", mode="power", active=True, placed=0)  # watched while active
+    t.ingest(power, T0 + 360)
+    t.tick(T0 + 420)  # placed threshold 60: fired
+    closing = snap("closed", mode="power", active=False, placed=0)  # no newer time
+    (resolved,) = t.ingest(closing, T0 + 500)
+    durations[resolved.resolution or ""] = resolved.stalled_for
+    assert durations == {"tombstone": 350, "moved_on": 500}
