@@ -17,7 +17,7 @@ import argparse
 import subprocess
 import sys
 
-from bench import latency, throughput
+from bench import engine, latency, throughput
 
 
 def _module(name: str, *args: str) -> None:
@@ -31,7 +31,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     scale = 10 if args.quick else 1
-    _module("engine", str(300_000 // scale))
+    print(flush=True)
+    in_process = engine.compare(300_000 // scale)
     print(flush=True)
     rates = throughput.compare(1_000_000 // scale, 50_000 // scale, 4)
     print(flush=True)
@@ -40,29 +41,24 @@ def main() -> None:
     _module("restore", *(["100000"] if args.quick else []))
 
     service = rates["service"]
+    micros = 1e6 / in_process["engine"]
     rows = [
+        ("engine in process", f"{micros:.1f} us/record", "<= 4 us", micros <= 4),
         ("service throughput", f"{service:,} records/s", ">= 100,000/s", service >= 100_000),
-        (
-            "service / ceiling",
-            f"{service / rates['ceiling']:.2f}",
-            ">= 0.70",
-            service / rates["ceiling"] >= 0.70,
-        ),
-        (
-            "service / naive",
-            f"{service / rates['naive']:.2f}",
-            ">= 3",
-            service / rates["naive"] >= 3,
-        ),
     ]
+    # reported, no target: how much of what the client alone reads the service keeps
+    ceiling = service / rates["ceiling"]
+    print(f"\nservice / ceiling: {ceiling:.2f}")
+    naive = service / rates["naive"]
+    rows.append(("service / naive", f"{naive:.2f}", ">= 1.5", naive >= 1.5))
     if "quix" in rates:
         ratio = service / rates["quix"]
-        rows.append(("service / quix", f"{ratio:.2f}", "> 1", ratio > 1))
+        rows.append(("service / quix", f"{ratio:.2f}", ">= 2", ratio >= 2))
     p99_state = delays["to_state"][1]
     rows.append(("record to state p99", f"{p99_state:.1f} ms", "<= 50 ms", p99_state <= 50))
     top_alert = delays["to_alert"][2]
     rows.append(("threshold to alert max", f"{top_alert:.0f} ms", "<= 1000 ms", top_alert <= 1000))
-    print("\ntargets (memory and GC pause: see the memory table above)")
+    print("\ntargets (memory, GC pause and restore: see their tables above)")
     for name, figure, target, met in rows:
         print(f"  {name:<24} {figure:>18}  target {target:<12} {'met' if met else 'MISSED'}")
 
