@@ -28,9 +28,10 @@ test: tools $(STAMP)
 	$(MAKE) unit-compiled
 	$(BIN)/pytest
 
-# System tools the tests use: kcat, Java and Maven (installed with apt-get when missing).
+# System tools the tests use (kcat, Java and Maven, a C compiler...: scripts/setup-tools),
+# installed with apt-get when missing.
 tools:
-	scripts/setup-tools
+	PYTHON=$(PYTHON) scripts/setup-tools
 
 # Static checks only (ruff, mypy --strict, the layers' import contracts, hadolint).
 check lint: $(STAMP)
