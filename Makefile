@@ -24,8 +24,8 @@ test: tools $(STAMP)
 	@# the image test's stand-in base takes minutes on a new machine: make it meanwhile
 	@scripts/image base >$(VENV)/image-base.log 2>&1 & \
 	    echo "test: making the image's stand-in base in the background ($(VENV)/image-base.log)"
-	$(MAKE) check
-	$(MAKE) unit-compiled
+	@# the static checks and the compiled engine's build and tests are each mostly one core
+	$(MAKE) --jobs=2 --output-sync=target check unit-compiled
 	$(BIN)/pytest
 
 # System tools the tests use (kcat, Java and Maven, a C compiler...: scripts/setup-tools),
