@@ -67,7 +67,7 @@ $(COMPILED_STAMP): $(STAMP) $(SOURCES)
 # compiled engine as the image ships it (BENCH_SOURCE=1: on the source, uncompiled).
 # BENCH_FLAGS=--quick runs them about ten times smaller. PYTHONSAFEPATH keeps the checkout's
 # consumer/ behind the compiled one in every process the benchmarks start.
-bench: tools $(BENCH_STAMP) $(COMPILED_STAMP)
+bench: tools $(BENCH_STAMP) $(if $(BENCH_SOURCE),,$(COMPILED_STAMP))
 	PYTHONSAFEPATH=1 PYTHONPATH=$(if $(BENCH_SOURCE),,$(COMPILED):). $(BIN)/python -m bench $(BENCH_FLAGS)
 
 $(STAMP): pyproject.toml

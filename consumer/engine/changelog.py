@@ -74,6 +74,23 @@ def _fired(
     return Fired(Stall(rule, STAGES[stage], entered, since, threshold), at)
 
 
+def _times(saved: formats.SavedV3 | formats.SavedV2) -> tuple[float | None, ...]:
+    """The six stage times of a flat format (3 or 2), in Stage order."""
+    return (
+        saved.created,
+        saved.previewing,
+        saved.placed,
+        saved.routed,
+        saved.connected,
+        saved.wrapped_up,
+    )
+
+
+def _attributes(saved: formats.SavedV3 | formats.SavedV2) -> tuple[str | None, ...]:
+    """The five attributes of a flat format (3 or 2), in the order ``rebuild`` takes them."""
+    return (saved.campaign, saved.campaign_name, saved.agent, saved.queue, saved.mode)
+
+
 def decode(value: bytes) -> tuple[Interaction, Fired | None] | None:
     """The state a changelog value holds (format 3, 2 or 1), or ``None`` if it cannot be read."""
     try:
@@ -85,21 +102,12 @@ def decode(value: bytes) -> tuple[Interaction, Fired | None] | None:
     fired = saved.fired
     if fired is not None and not 0 <= fired[1] < len(STAGES):
         return None
-    times = (
-        saved.created,
-        saved.previewing,
-        saved.placed,
-        saved.routed,
-        saved.connected,
-        saved.wrapped_up,
-    )
-    attributes = (saved.campaign, saved.campaign_name, saved.agent, saved.queue, saved.mode)
     state = rebuild(
-        times,
+        _times(saved),
         saved.conversation_ended,
         saved.closed,
         saved.closed_version,
-        attributes,
+        _attributes(saved),
         saved.lagging or (saved.closed_version,) * 5,
         saved.seen,
     )
@@ -113,15 +121,6 @@ def _decode_v2(value: bytes) -> tuple[Interaction, Fired | None] | None:
         return _decode_v1(value)
     if saved.format != 2 or not 0 <= saved.stage < len(STAGES):
         return None
-    times = (
-        saved.created,
-        saved.previewing,
-        saved.placed,
-        saved.routed,
-        saved.connected,
-        saved.wrapped_up,
-    )
-    attributes = (saved.campaign, saved.campaign_name, saved.agent, saved.queue, saved.mode)
     versions = (
         saved.campaign_version,
         saved.campaign_name_version,
@@ -130,11 +129,11 @@ def _decode_v2(value: bytes) -> tuple[Interaction, Fired | None] | None:
         saved.mode_version,
     )
     state = rebuild(
-        times,
+        _times(saved),
         saved.conversation_ended,
         saved.closed,
         saved.closed_version,
-        attributes,
+        _attributes(saved),
         versions,
         saved.seen,
     )
