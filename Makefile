@@ -17,16 +17,17 @@ SOURCES := $(shell find consumer -name '*.py') setup.py pyproject.toml
 demo: tools $(STAMP)
 	scripts/demo
 
-# Whole suite: lint, types, the engine's unit tests compiled by mypyc, then unit and
+# Whole suite: lint, types, unit tests, the engine's unit tests compiled by mypyc, then
 # integration tests on the source as it is (KAFKA_BOOTSTRAP_SERVERS if set, else Docker via
 # testcontainers, else scripts/kafka-local).
 test: tools $(STAMP)
 	@# the image test's stand-in base takes minutes on a new machine: make it meanwhile
 	@scripts/image base >$(VENV)/image-base.log 2>&1 & \
 	    echo "test: making the image's stand-in base in the background ($(VENV)/image-base.log)"
-	@# the static checks and the compiled engine's build and tests are each mostly one core
-	$(MAKE) --jobs=2 --output-sync=target check unit-compiled
-	$(BIN)/pytest
+	@# the static checks, the unit tests and the compiled engine's build and tests are each
+	@# mostly one core: side by side; then the integration tests, which mostly wait on time
+	$(MAKE) --jobs=3 --output-sync=target check unit unit-compiled
+	$(BIN)/pytest tests/integration
 
 # System tools the tests use (kcat, Java and Maven, a C compiler...: scripts/setup-tools),
 # installed with apt-get when missing.
@@ -47,7 +48,7 @@ unit: $(STAMP)
 
 # The engine's unit tests again on the compiled engine: it must behave exactly as its source
 # does. --import-mode=append keeps the checkout's own consumer/ behind the compiled one.
-ENGINE_TESTS := $(addprefix tests/unit/test_,campaigns.py changelog.py clock.py \
+ENGINE_TESTS := $(addprefix tests/unit/test_,buckets.py campaigns.py changelog.py clock.py \
     decode_fuzz.py engine_fuzz.py lifecycle.py model.py properties.py replay.py stalls.py \
     step.py timers.py tracker.py)
 unit-compiled: $(COMPILED_STAMP)

@@ -20,6 +20,7 @@ from setuptools import setup
 # msgspec reads the annotations, which a compiled module does not keep as written.
 COMPILED = [
     "consumer/engine/alerting.py",
+    "consumer/engine/buckets.py",
     "consumer/engine/changelog.py",
     "consumer/engine/clock.py",
     "consumer/engine/lifecycle.py",

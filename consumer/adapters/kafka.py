@@ -421,21 +421,28 @@ class Sink(_Client):
         return future
 
     async def send_many(
-        self, topic: str, partition: int, records: Iterable[tuple[bytes, bytes | None]]
+        self,
+        topic: str,
+        partition: int,
+        records: Sequence[tuple[bytes | None, bytes | None]],
+        headers: Sequence[Headers] = (),
     ) -> list[asyncio.Future[Any]]:
         """Queue (key, value) records to one partition, packed into as few batches as fit.
 
-        Much cheaper per record than :meth:`send`, which is what the state changelog needs:
-        one write per interaction a batch changed.
+        ``headers``, when given, has each record's headers, in order. Much cheaper per
+        record than :meth:`send`, which is what the state changelog (one write per
+        interaction a batch changed) and dead letters need.
         """
         acks: list[asyncio.Future[Any]] = []
         try:
             batch = self._client.create_batch()
-            for key, value in records:
-                if batch.append(key=key, value=value, timestamp=None) is None:  # full
+            for i, (key, value) in enumerate(records):
+                pairs = list(headers[i]) if headers else None
+                if batch.append(key=key, value=value, timestamp=None, headers=pairs) is None:
+                    # full: send it, and a fresh one takes any record
                     acks.append(await self._client.send_batch(batch, topic, partition=partition))
                     batch = self._client.create_batch()
-                    batch.append(key=key, value=value, timestamp=None)  # a fresh one takes any
+                    batch.append(key=key, value=value, timestamp=None, headers=pairs)
             if batch.record_count():
                 acks.append(await self._client.send_batch(batch, topic, partition=partition))
         except KafkaError as exc:

@@ -27,10 +27,10 @@ from consumer.adapters.alerts import Alert
 from consumer.adapters.logs import fields
 from consumer.backoff import Backoff
 from consumer.config import KafkaSettings
-from consumer.daemon.outputs import Outputs
+from consumer.daemon.outputs import DeadLetter, Outputs
 from consumer.daemon.ports import Ack, AlertSink, Clock, Producer
 from consumer.daemon.records import StateRecord
-from consumer.daemon.sinks import send_dead_letter
+from consumer.daemon.sinks import send_dead_letters
 from consumer.errors import OutputError
 from consumer.metrics import ConsumerMetrics
 
@@ -58,6 +58,7 @@ class Delivery:
         self._backoff = backoff
         self._stopping = stopping
         self.delivering_since: float | None = None  # monotonic; for readiness
+        self._dead_letter_partitions: int | None = None  # looked up when first needed
 
     async def deliver(self, out: Outputs) -> bool:
         """Make ``out`` durable; ``False`` if given up because the daemon is stopping."""
@@ -68,8 +69,10 @@ class Delivery:
                 await sink.publish(out.alerts)
         # a saved "fired" must never stand for an alert that was lost
         alerted = {a.interaction_id.encode() for a in out.alerts if isinstance(a, Alert)}
-        later = {p: [r for r in rs if r[0] in alerted] for p, rs in out.states.items()}
-        first = {p: [r for r in rs if r[0] not in alerted] for p, rs in out.states.items()}
+        first, later = out.states, {}
+        if alerted:
+            later = {p: [r for r in rs if r[0] in alerted] for p, rs in out.states.items()}
+            first = {p: [r for r in rs if r[0] not in alerted] for p, rs in out.states.items()}
         self.delivering_since = self._clock.monotonic()
         self._backoff.reset()
         while True:
@@ -79,11 +82,16 @@ class Delivery:
                     if sink.durable:
                         acks += await sink.publish(out.alerts)
                 topics = self._topics
-                for letter in out.dead_letters:
-                    acks.append(
-                        await send_dead_letter(
-                            self._producer, topics.dead_letters, letter, topics.dead_letter_max
-                        )
+                if out.dead_letters:
+                    if self._dead_letter_partitions is None:
+                        found = await self._producer.partitions(topics.dead_letters)
+                        self._dead_letter_partitions = found
+                    acks += await send_dead_letters(
+                        self._producer,
+                        topics.dead_letters,
+                        self._dead_letter_partitions,
+                        out.dead_letters,
+                        topics.dead_letter_max,
                     )
                 forwarded = [
                     await self._producer.send(topics.repartition, key, value, timestamp_ms=ts)
@@ -96,6 +104,7 @@ class Delivery:
                 break
             except OutputError as exc:
                 self._metrics.output_errors.inc()
+                self._dead_letter_partitions = None  # the topic may have been made anew
                 delay = self._backoff.next()
                 log.warning("output_failed", extra=fields(error=str(exc), retry_in=delay))
                 if self._stopping.is_set():
@@ -128,16 +137,25 @@ class Delivery:
                 self._metrics.alerts_published.labels(sink.name, alert.status).inc()
         for due in out.fired_due:
             self._metrics.alert_delay.observe(max(0.0, wall - due))
-        for record, invalid in out.dead_letters:
-            self._metrics.dead_letters.labels(invalid.reason).inc()
+        # one line per partition and reason: a flood of bad records is counted, not logged
+        # line by line; the dead-letter topic's headers name each record and its error
+        alike: dict[tuple[str, int, str], list[DeadLetter]] = {}
+        for letter in out.dead_letters:
+            record, invalid = letter
+            alike.setdefault((record.topic, record.partition, invalid.reason), []).append(letter)
+        for (topic, partition, reason), letters in alike.items():
+            self._metrics.dead_letters.labels(reason).inc(len(letters))
+            first = letters[0]
             log.warning(
                 "dead_letter",
                 extra=fields(
-                    topic=record.topic,
-                    partition=record.partition,
-                    offset=record.offset,
-                    reason=invalid.reason,
-                    error=invalid.detail,
+                    topic=topic,
+                    partition=partition,
+                    offset=first.record.offset,
+                    reason=reason,
+                    error=first.invalid.detail,
+                    count=len(letters),
+                    last_offset=letters[-1].record.offset,
                 ),
             )
 

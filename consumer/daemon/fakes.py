@@ -237,10 +237,17 @@ class FakeProducer:
         return ack
 
     async def send_many(
-        self, topic: str, partition: int, records: Iterable[StateRecord]
+        self,
+        topic: str,
+        partition: int,
+        records: Sequence[tuple[bytes | None, bytes | None]],
+        headers: Sequence[Headers] = (),
     ) -> list[Ack]:
-        """Queue (key, value) records to one partition."""
-        return [await self.send(topic, key, value, partition=partition) for key, value in records]
+        """Queue (key, value) records to one partition, each with its headers if given."""
+        return [
+            await self.send(topic, key, value, headers[i] if headers else (), partition)
+            for i, (key, value) in enumerate(records)
+        ]
 
     async def confirm(self, acks: Iterable[Ack]) -> None:
         """Wait for every ack; :class:`OutputError` if one failed."""

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from consumer.adapters.alerts import AnyAlert
 from consumer.adapters.producing import Publisher
-from consumer.daemon.records import Batch, Partition, StateRecord
+from consumer.daemon.records import Batch, Headers, Partition, StateRecord
 
 Ack = asyncio.Future[Any]
 Rebalance = Callable[[list[Partition]], Awaitable[None]]
@@ -66,9 +66,16 @@ class Producer(Publisher, Protocol):
         """Connect."""
 
     async def send_many(
-        self, topic: str, partition: int, records: Iterable[StateRecord]
+        self,
+        topic: str,
+        partition: int,
+        records: Sequence[tuple[bytes | None, bytes | None]],
+        headers: Sequence[Headers] = (),
     ) -> list[Ack]:
-        """Queue (key, value) records to one partition, packed together."""
+        """Queue (key, value) records to one partition, packed together.
+
+        ``headers``, when given, has each record's headers, in order.
+        """
         ...
 
     async def stop(self) -> None:

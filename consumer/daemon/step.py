@@ -365,18 +365,11 @@ class Step:
         changed = tracker.take_dirty()
         if not changed:
             return
-        states, stalled = tracker.states, tracker.stalled
-        records = []
-        for iid in changed:
-            state = states.get(iid)
-            try:
-                value = None if state is None else changelog.encode(state, stalled.get(iid))
-            except Exception as exc:  # one state must not stop the others
-                out.notices.append(
-                    Notice(logging.ERROR, "state_unsaved", {"interaction": iid} | _error(exc))
-                )
-                continue
-            records.append((iid.encode(), value))
+        records, failed = changelog.encode_changed(changed, tracker.states, tracker.stalled)
+        for iid, exc in failed:
+            out.notices.append(
+                Notice(logging.ERROR, "state_unsaved", {"interaction": iid} | _error(exc))
+            )
         out.states[tp[1]] = records
 
 

@@ -65,6 +65,28 @@ def encode(state: Interaction, fired: Fired | None) -> bytes:
     return _encoder.encode(saved)
 
 
+def encode_changed(
+    changed: set[str], states: dict[str, Interaction], stalled: dict[str, Fired]
+) -> tuple[list[tuple[bytes, bytes | None]], list[tuple[str, Exception]]]:
+    """The changelog records of the interactions ``changed``, and those that failed.
+
+    Each is keyed by its id: its state, or a tombstone (``None``) when it left the
+    tracker. One that cannot be encoded (a bug) is returned with its exception instead,
+    so that it does not stop the others.
+    """
+    records: list[tuple[bytes, bytes | None]] = []
+    failed: list[tuple[str, Exception]] = []
+    for iid in changed:
+        try:
+            state = states.get(iid)
+            value = None if state is None else encode(state, stalled.get(iid))
+        except Exception as exc:  # one state must not stop the others
+            failed.append((iid, exc))
+            continue
+        records.append((iid.encode(), value))
+    return records, failed
+
+
 def _fired(
     rule: str | None, stage: int, entered: float | None, since: float, threshold: float, at: float
 ) -> Fired | None:

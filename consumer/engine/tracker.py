@@ -70,7 +70,8 @@ class Observations:
     def __init__(self) -> None:
         self.events: dict[Outcome, int] = {}
         self.transitions: dict[tuple[str, str], int] = {}
-        self.latencies: list[tuple[str, str, float]] = []
+        # (latency name, mode label) -> the durations observed
+        self.latencies: dict[tuple[str, str], list[float]] = {}
         self.removals: dict[Removal, int] = {}
         self.firings: dict[str, int] = {}
 
@@ -262,8 +263,13 @@ def _observe(t: Tracker, state: Interaction, reached: list[Stage]) -> None:
     keys = _TRANSITIONS[mode]
     for stage in reached:
         _tally(t.obs.transitions, keys[stage])
+    latencies = t.obs.latencies
     for name, seconds in lifecycle.latencies(state, reached):
-        t.obs.latencies.append((name, mode, seconds))
+        key = (name, mode)
+        durations = latencies.get(key)
+        if durations is None:
+            durations = latencies[key] = []
+        durations.append(seconds)
 
 
 def _running(t: Tracker, iid: str) -> Stall | None:

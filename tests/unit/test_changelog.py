@@ -168,3 +168,25 @@ def test_a_restored_previous_release_record_saves_in_the_current_format() -> Non
     again = changelog.decode(changelog.encode(*old))
     assert again == old
     assert changelog.encode(*old)[3] == changelog.FORMAT  # after the 3-byte array header
+
+
+def test_changed_interactions_are_saved_or_tombstoned_and_a_failure_stops_no_other() -> None:
+    """Changed ids get their state or a tombstone; one that cannot be encoded stops no other."""
+    t = tracker()
+    t.ingest(snap("a", previewing=0), T0)
+    t.ingest(snap("b", placed=0), T0)
+    t.tick(T0 + 400)
+    states: dict[str, object] = dict(t.states)
+    states["broken"] = object()  # not an interaction: encoding it raises
+    records, failed = changelog.encode_changed(
+        {"a", "b", "gone", "broken"},
+        states,  # type: ignore[arg-type]
+        t.stalled,
+    )
+    values = dict(records)
+    assert set(values) == {b"a", b"b", b"gone"}
+    assert values[b"gone"] is None
+    restored = changelog.decode(values[b"a"] or b"")
+    assert restored is not None
+    assert restored == (t.states["a"], t.stalled.get("a"))
+    assert [iid for iid, _ in failed] == ["broken"]

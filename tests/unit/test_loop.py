@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 
+import pytest
+
+from consumer.adapters import logs
 from consumer.engine import campaigns, changelog
 from tests.unit.daemon_rig import (
     ALERTS,
@@ -33,6 +37,38 @@ def test_until_idle_drains_applies_and_commits_everything() -> None:
     assert [r.headers[0] for r in rig.producer.topics[DEAD]] == [("dlq.reason", b"not_json")]
     assert rig.alerts() == []
     assert rig.sample("dialer_events_total", {"outcome": "applied"}) == 2
+
+
+def test_dead_letters_keep_their_partition_order_and_log_one_line_per_reason(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Guarantee: partition p's dead letters land in order on p mod n, logged once per reason."""
+    rig = Rig(partitions=4)  # the dead-letter topic has the fake's 3 partitions
+    for partition in range(4):
+        for n in range(3):
+            rig.send(b"{", key=f"p{partition}-{n}", at=n, partition=partition)
+        rig.send(b"[]", key=f"p{partition}-list", at=4, partition=partition)
+    with caplog.at_level(logging.WARNING, logger="consumer"):
+        asyncio.run(drain(rig.daemon()))
+    landed: dict[int, list[bytes | None]] = {}
+    for record in rig.producer.topics[DEAD]:
+        landed.setdefault(record.partition, []).append(record.key)
+    in_order = [b"p%d-0", b"p%d-1", b"p%d-2", b"p%d-list"]
+    assert landed[0] == [k % 0 for k in in_order] + [k % 3 for k in in_order]
+    assert landed[1] == [k % 1 for k in in_order]
+    assert landed[2] == [k % 2 for k in in_order]
+    assert rig.sample("dialer_dead_letters_total", {"reason": "not_json"}) == 12
+    assert rig.sample("dialer_dead_letters_total", {"reason": "not_object"}) == 4
+    lines = [logs.JsonFormatter().format(r) for r in caplog.records]
+    events = [json.loads(line) for line in lines if '"dead_letter"' in line]
+    seen = sorted(
+        (e["partition"], e["reason"], e["count"], e["offset"], e["last_offset"]) for e in events
+    )
+    assert seen == [
+        (p, reason, count, first, last)
+        for p in range(4)
+        for reason, count, first, last in (("not_json", 3, 0, 2), ("not_object", 1, 3, 3))
+    ]
 
 
 def test_offsets_wait_for_the_alert_acknowledgement() -> None:
