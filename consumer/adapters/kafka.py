@@ -455,6 +455,8 @@ class Sink(_Client):
             found = await self._client.partitions_for(topic)
         except KafkaError as exc:
             raise OutputError(f"partitions of {topic}: {type(exc).__name__}: {exc}") from exc
+        if not found:  # never a count of 0: callers spread records over it
+            raise OutputError(f"partitions of {topic}: none known")
         return len(found)
 
     async def confirm(self, acks: Iterable[asyncio.Future[Any]]) -> None:
