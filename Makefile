@@ -17,9 +17,9 @@ SOURCES := $(shell find consumer -name '*.py') setup.py pyproject.toml
 demo: tools $(STAMP)
 	scripts/demo
 
-# Whole suite: lint, types, unit tests, the engine's unit tests compiled by mypyc, then
-# integration tests on the source as it is (KAFKA_BOOTSTRAP_SERVERS if set, else Docker via
-# testcontainers, else scripts/kafka-local).
+# Whole suite: lint, types, unit tests, the engine's and step's tests again on the build
+# compiled by mypyc, then integration tests on the source as it is (KAFKA_BOOTSTRAP_SERVERS
+# if set, else Docker via testcontainers, else scripts/kafka-local).
 test: tools $(STAMP)
 	@# the image test's stand-in base takes minutes on a new machine: make it meanwhile
 	@scripts/image base >$(VENV)/image-base.log 2>&1 & \
@@ -47,7 +47,8 @@ unit: $(STAMP)
 	$(BIN)/pytest tests/unit
 
 # The engine's, the batch step's and the loop's unit tests again on the compiled build: it
-# must behave exactly as its source does. --import-mode=append keeps the checkout's own consumer/ behind the compiled one.
+# must behave exactly as its source does. --import-mode=append keeps the checkout's own
+# consumer/ behind the compiled one.
 ENGINE_TESTS := $(addprefix tests/unit/test_,buckets.py campaigns.py changelog.py clock.py \
     decode_fuzz.py engine_fuzz.py lifecycle.py loop.py model.py properties.py replay.py \
     stalls.py step.py timers.py tracker.py)

@@ -130,21 +130,21 @@ class _PlainHistogram(Collector):
     """
 
     def __init__(
-        self, name: str, documentation: str, labels: list[str], buckets: tuple[float, ...]
+        self, name: str, documentation: str, labels: list[str], bounds: tuple[float, ...]
     ) -> None:
         self._name, self._documentation, self._labels = name, documentation, labels
-        self._bounds = [float(bound) for bound in buckets]
+        self._bounds = [float(bound) for bound in bounds]
         # the "le" of each bucket, as prometheus-client writes it
-        self._le = (*(repr(float(bound)) for bound in buckets), "+Inf")
+        self._le = (*(repr(bound) for bound in self._bounds), "+Inf")
         # label values -> observations per bucket (not cumulative), then their sum
         self._series: dict[tuple[str, ...], list[float]] = {}
 
-    def observe(self, labels: tuple[str, ...], seconds: list[float]) -> None:
-        """Count the observations ``seconds`` for ``labels``."""
+    def observe(self, labels: tuple[str, ...], values: list[float]) -> None:
+        """Count the observations ``values`` for ``labels``."""
         series = self._series.get(labels)
         if series is None:
             series = self._series[labels] = [0.0] * (len(self._le) + 1)
-        buckets.count(series, self._bounds, seconds)
+        buckets.count(series, self._bounds, values)
 
     def describe(self) -> Iterator[Metric]:
         yield self._family()
