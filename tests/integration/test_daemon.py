@@ -350,9 +350,10 @@ def test_poison_from_kcat_never_silences_the_monitor(
     good = snapshot("good", created=now - 2, previewing=now - 1)
     assert good.value is not None
     lines = [f"{key}\t".encode() + value for key, value in POISON.items()]
+    lines.append(b"\t")  # with -Z: a tombstone without a key, both null in one dead letter
     lines.append(b"good\t" + good.value)
     subprocess.run(
-        [kcat, "-b", broker.bootstrap, "-t", topic, "-P", "-p", "0", "-K", "\t"],
+        [kcat, "-b", broker.bootstrap, "-t", topic, "-P", "-p", "0", "-K", "\t", "-Z"],
         input=b"\n".join(lines) + b"\n",
         check=True,
         timeout=30,
@@ -371,6 +372,7 @@ def test_poison_from_kcat_never_silences_the_monitor(
         b"year-10000": b"invalid_field",
         b"deep": b"not_object",  # an array is told apart before its depth matters
         b"deep-field": b"too_deep",
+        None: b"missing_id",
     }
 
 
