@@ -8,8 +8,9 @@ consumes it. The daemon is instrumented from outside, by subclassing:
 * record to state: wall time when a record has been applied to its tracker, minus the
   record's timestamp (set by the producer when it sent the record);
 * threshold to alert: wall time when a firing alert was acknowledged by the broker (the
-  alerts topic, and the state changelog saying it fired), minus the moment its stall
-  came due (the stall's start, from the snapshots' own times, plus its threshold).
+  alerts topic; the state saying it fired follows within ``kafka.state_save_seconds``),
+  minus the moment its stall came due (the stall's start, from the snapshots' own
+  times, plus its threshold).
 
 Prints p50, p99 and max of each. ``--rate`` is records per second; ``python -m bench``
 passes half the service throughput it measured.

@@ -48,6 +48,7 @@ def batch_step(
             max_clock_skew=runtime.max_clock_skew_seconds,
             source_grace=runtime.source_grace_seconds,
             persist_state=persist_state,
+            save_every=kafka.state_save_seconds,
         ),
         lambda: Tracker(policy, limits, observations),
         lambda topic: SourceWatch(topic, runtime.source_silent_seconds),

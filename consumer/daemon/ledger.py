@@ -55,6 +55,11 @@ class OffsetLedger:
         self._halted = True
 
     @property
+    def halted(self) -> bool:
+        """A batch was given up: nothing after it may be made durable."""
+        return self._halted
+
+    @property
     def committed_offsets(self) -> dict[Partition, int]:
         """The offsets committed last, per partition owned (a copy)."""
         return dict(self._committed)

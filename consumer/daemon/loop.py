@@ -10,8 +10,9 @@ The path of one record, from fetch to commit::
 While batch N is delivered, batch N+1 is fetched and stepped; N+1 is handed over only once
 N is delivered, so an output that refuses records stops fetching (memory stays bounded,
 lag shows it). The rebalance listener and the loop share one lock: a revocation waits for
-the batch in hand, delivers and commits it, then gives the partitions up. aiokafka does
-not call the listener on stop, so shutdown does the same by itself.
+the batch in hand, delivers it and the state not saved yet, commits, then gives the
+partitions up. aiokafka does not call the listener on stop, so shutdown does the same by
+itself.
 
 Everything outside (source, producer, state reader, alert sinks, clocks) is injected
 through :mod:`consumer.daemon.ports`; :mod:`consumer.daemon.fakes` has test doubles, and
@@ -174,13 +175,17 @@ class Daemon:
             log.log(notice.level, notice.event, extra=fields(**notice.fields))
         self.engine_metrics.record(self.obs.drain())
         self.metrics.record(out)
+        await self._hand_over(out)
+        return out
+
+    async def _hand_over(self, out: Outputs) -> None:
+        """Deliver ``out`` in the background once the batch handed over before it is done."""
         await self._delivered()  # one batch in delivery at a time, in order
         if out.empty:  # nothing to acknowledge: its offsets are durable as they are
             self.ledger.delivered(out.offsets)
             self.commits.soon()
         else:
             self._delivering = asyncio.create_task(self._deliver(out))
-        return out
 
     async def _deliver(self, out: Outputs) -> bool:
         started = self.clock.monotonic()
@@ -205,16 +210,24 @@ class Daemon:
         delivered = self._delivering is None or self._delivering.done()
         return delivered and not self._restores and self.joined
 
-    async def _commit(self) -> None:
-        """Deliver the batch handed over, commit what is durable, wait (rebalance, shutdown)."""
+    async def _commit(self, partitions: list[Partition] | None = None) -> None:
+        """Deliver the batch in hand and what ``partitions`` (all: None) left unsaved; commit.
+
+        For a rebalance or shutdown: the commit waits for the broker's answer. Nothing is
+        saved after a batch was given up: its alerts may be lost, and a saved "fired" must
+        never stand for one.
+        """
         await self._delivered()
+        if not self.ledger.halted:
+            await self._hand_over(self.step.flush(self.clock.monotonic(), partitions))
+            await self._delivered()
         await self.commits.now()
 
     # -- rebalances -------------------------------------------------------------------
 
     async def _revoked(self, revoked: list[Partition]) -> None:
         async with self._lock:  # wait for the batch in hand
-            await self._commit()
+            await self._commit(revoked)
             for tp in revoked:
                 task = self._restores.pop(tp, None)
                 if task is not None:

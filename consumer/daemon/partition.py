@@ -45,6 +45,10 @@ class PartitionState:
     awaiting: int = 0
     restoring: bool = False  # its state is being restored: not processed meanwhile
     next_offset: int | None = None  # after the last applied record
+    # after the last record whose effect on the state is in the outputs handed over: the
+    # offset that may be committed once they are acknowledged
+    saved_offset: int | None = None
+    saved_at: float = float("-inf")  # monotonic time the changed state was last saved
     progressed_at: float = 0.0
     warned: dict[str, float] = field(default_factory=dict)  # warning event -> when, wall
     away: bool = False  # the broker's answers stopped (an outage)

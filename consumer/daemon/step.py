@@ -5,10 +5,16 @@
                                 clock (a timestamp from the future moves nothing)  key check
                                 tracker (time passes to the record, then it applies)
       -> per partition:         caught up?  clock settles  due stalls fire
-                                silent sources judged  changed state encoded
+                                silent sources judged  changed state encoded, when due
       -> Outputs: alerts, dead letters, re-keyed records, state records, the offsets that
          may be committed once all of those are acknowledged, notices to log, and the
          partition views (lag, caught up) that metrics and readiness read.
+
+Changed state is saved at most every ``save_every`` seconds per partition, each
+interaction once however often it changed meanwhile (Kafka Streams' record cache does the
+same over its commit interval); a partition's offset in the outputs stays where its saved
+state ends, so nothing is committed that a restart could not restore. :meth:`Step.flush`
+saves the rest at once, before a revocation or shutdown commits.
 
 Nothing one record makes the engine raise leaves this module: that record becomes a dead
 letter with reason ``engine_error`` (the exception type and message, never the record's
@@ -53,6 +59,7 @@ class StepSettings:
     max_clock_skew: float = 60.0
     source_grace: float | None = None  # None: from the heartbeat's interval
     persist_state: bool = True
+    save_every: float = 0.0  # seconds between saves of a partition's changed state
 
 
 class Facts(NamedTuple):
@@ -165,10 +172,31 @@ class Step:
             state.next_offset = records[-1].offset + 1
             state.progressed_at = monotonic
         self._settle(facts, out, wall, monotonic)
-        out.offsets = {
-            tp: s.next_offset for tp, s in self.partitions.items() if s.next_offset is not None
-        }
+        out.offsets = self._offsets()
         return out
+
+    def flush(self, monotonic: float, tps: Sequence[Partition] | None = None) -> Outputs:
+        """The changed state of ``tps`` (default: all) not saved yet, and the offsets it covers.
+
+        Before a commit that gives partitions up or stops: what is delivered of it is what
+        the next owner restores, and the offsets committed then go as far as it does.
+        """
+        out = Outputs()
+        for tp in self.partitions if tps is None else tps:
+            state = self.partitions.get(tp)
+            if state is not None and not state.restoring and not state.forward:
+                self._save(tp, state, out, monotonic, due=True)
+        out.offsets = self._offsets()
+        return out
+
+    def _offsets(self) -> dict[Partition, int]:
+        """Per partition, how far its outputs handed over so far go (see ``saved_offset``)."""
+        offsets = {}
+        for tp, state in self.partitions.items():
+            offset = state.next_offset if state.forward else state.saved_offset
+            if offset is not None:
+                offsets[tp] = offset
+        return offsets
 
     def _decode(self, record: Record) -> Snapshot | Tombstone | Invalid:
         value = record.value
@@ -331,8 +359,7 @@ class Step:
                     self._tick(state, now, out)
                 if caught_up and confirmed is not None:
                     confirmed_by_topic.setdefault(tp[0], {})[tp[1]] = min(confirmed, wall)
-                if self.settings.persist_state:
-                    self._save(tp, state.tracker, out)
+                self._save(tp, state, out, monotonic, due=False)
             watch = self.watches.get(tp[0])
             newest = clock.newest_record
             views.append(
@@ -360,17 +387,27 @@ class Step:
             return
         _publish(fired, out)
 
-    def _save(self, tp: Partition, tracker: Tracker, out: Outputs) -> None:
-        """Encode the changed interactions now: the next batch changes the tracker."""
-        changed = tracker.take_dirty()
-        if not changed:
-            return
-        records, failed = changelog.encode_changed(changed, tracker.states, tracker.stalled)
-        for iid, exc in failed:
-            out.notices.append(
-                Notice(logging.ERROR, "state_unsaved", {"interaction": iid} | _error(exc))
-            )
-        out.states[tp[1]] = records
+    def _save(
+        self, tp: Partition, state: PartitionState, out: Outputs, monotonic: float, *, due: bool
+    ) -> None:
+        """Encode the changed interactions, if ``due`` or a save is: the next batch changes them.
+
+        Whatever is not saved holds the partition's offset back (``saved_offset``).
+        """
+        tracker = state.tracker
+        if not self.settings.persist_state:
+            tracker.dirty.clear()  # nothing is saved: nothing to remember
+        elif tracker.dirty and (due or monotonic - state.saved_at >= self.settings.save_every):
+            changed = tracker.take_dirty()
+            records, failed = changelog.encode_changed(changed, tracker.states, tracker.stalled)
+            for iid, exc in failed:
+                out.notices.append(
+                    Notice(logging.ERROR, "state_unsaved", {"interaction": iid} | _error(exc))
+                )
+            out.states[tp[1]] = records
+            state.saved_at = monotonic
+        if not tracker.dirty:
+            state.saved_offset = state.next_offset
 
 
 def _publish(events: list[StallEvent], out: Outputs) -> None:

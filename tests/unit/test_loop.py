@@ -372,3 +372,51 @@ def test_a_campaign_preview_timeout_sets_its_previewing_threshold() -> None:
     asyncio.run(scenario())
     record = json.loads(rig.producer.values(ALERTS)[0] or b"")
     assert record["thresholdSeconds"] == 15
+
+
+def test_a_revocation_saves_the_state_waiting_for_its_interval_before_it_commits() -> None:
+    """Guarantee: the next owner restores every change the committed offsets stand for."""
+    rig = Rig(config=settings(kafka={"state_save_seconds": 60}))
+    rig.send(preview("a", created=0), key="a", at=0)
+
+    async def scenario() -> None:
+        daemon = rig.daemon()
+        task = asyncio.create_task(daemon.run())
+        await until(lambda: rig.source.committed.get(TP) == 1)  # a's first state saved
+        rig.clock.advance(1)
+        rig.send(preview("a", created=0, previewing=1), key="a", at=1)
+        await until(lambda: daemon.step.partitions[TP].next_offset == 2)
+        await asyncio.sleep(0.05)  # turns of the loop: the interval is not over
+        assert (rig.source.committed, len(rig.producer.topics[STATE])) == ({TP: 1}, 1)
+        await rig.source.rebalance(revoke=[TP])
+        assert rig.source.committed == {TP: 2}
+        daemon.stop()
+        await asyncio.wait_for(task, 5)
+
+    asyncio.run(scenario())
+    restored = changelog.decode(rig.producer.topics[STATE][-1].value or b"")
+    assert restored is not None
+    assert restored[0].previewing is not None
+
+
+def test_nothing_is_saved_after_a_batch_given_up_at_shutdown() -> None:
+    """Guarantee: a stall whose alert was given up is not saved as fired by the last flush."""
+    rig = Rig(config=settings(kafka={"state_save_seconds": 60}))
+    rig.producer.refusing.add(ALERTS)
+    rig.send(preview("stuck", previewing=0), key="stuck", at=0)
+
+    async def first_life() -> None:
+        daemon = rig.daemon()
+        task = asyncio.create_task(daemon.run())
+        await until(lambda: rig.source.committed.get(TP) == 1)
+        rig.clock.advance(20)  # stuck comes due: its alert is refused, its state not due
+        await until(lambda: rig.sample("dialer_output_errors_total") >= 1)
+        daemon.stop()
+        await asyncio.wait_for(task, 5)
+
+    asyncio.run(first_life())
+    saved = [changelog.decode(r.value or b"") for r in rig.producer.topics[STATE]]
+    assert [fired for _, fired in filter(None, saved)] == [None]
+    rig.producer.refusing.clear()
+    asyncio.run(drain(rig.daemon()))
+    assert rig.alerts() == [("stuck", "firing", "previewing")]

@@ -6,7 +6,9 @@ import logging
 
 from consumer.adapters.alerts import Alert
 from consumer.daemon.fakes import FakeRecord
+from consumer.daemon.outputs import Outputs
 from consumer.daemon.step import Facts, Step, StepSettings
+from consumer.engine import changelog
 from consumer.engine.lifecycle import Snapshot, Tombstone
 from consumer.engine.sources import SourceWatch
 from consumer.engine.stalls import StallPolicy
@@ -169,3 +171,48 @@ def test_a_flood_of_bad_records_is_counted_and_warned_once_a_minute() -> None:
     later = [record(50, b"garbage", key="x", at=61, headers=headers)]
     out = step.step({TP: later}, facts(51, 61), T0 + 61, 0.0)
     assert [n.event for n in out.notices].count("heartbeat_unreadable") == 1
+
+
+def saved(out: Outputs) -> list[bytes]:
+    """The keys of the state records in ``out``, in order."""
+    return [key for records in out.states.values() for key, _ in records]
+
+
+def test_changes_within_the_save_interval_are_saved_once_and_hold_the_offset_back() -> None:
+    """An interaction changed thrice inside the save interval is saved once; its offset waits."""
+    step = step_with(save_every=5.0)
+    first = step.step(
+        {TP: [record(0, preview("a", created=0), key="a", at=0)]}, facts(1, 0), T0, 10.0
+    )
+    assert (saved(first), first.offsets) == ([b"a"], {TP: 1})  # nothing saved for a while
+    for n in (1, 2):
+        moved = preview("a", created=0, previewing=n)
+        out = step.step({TP: [record(n, moved, key="a", at=n)]}, facts(n + 1, n), T0 + n, 10.0 + n)
+        assert (saved(out), out.offsets) == ([], {TP: 1})
+    quiet = step.step({}, facts(3, 5), T0 + 5, 15.0)  # the interval is over
+    assert (saved(quiet), quiet.offsets) == ([b"a"], {TP: 3})
+    ((_, value),) = quiet.states[0]
+    restored = changelog.decode(value or b"")
+    assert restored is not None
+    assert restored[0].previewing == T0 + 2
+
+
+def test_a_flush_saves_what_waits_and_releases_the_offset() -> None:
+    """Before a revocation commits, flush hands over the unsaved state and its end offset."""
+    step = step_with(save_every=60.0)
+    step.step({TP: [record(0, preview("a", created=0), key="a", at=0)]}, facts(1, 0), T0, 10.0)
+    later = [record(1, preview("b", created=1), key="b", at=1)]
+    out = step.step({TP: later}, facts(2, 1), T0 + 1, 11.0)
+    assert (saved(out), out.offsets) == ([], {TP: 1})
+    flushed = step.flush(12.0, [TP])
+    assert (saved(flushed), flushed.offsets) == ([b"b"], {TP: 2})
+    assert (saved(step.flush(13.0)), step.flush(13.0).offsets) == ([], {TP: 2})
+
+
+def test_without_a_changelog_nothing_changed_is_remembered() -> None:
+    """With state not persisted, the tracker's changed ids are let go each batch (no leak)."""
+    step = step_with(persist_state=False)
+    batch = [record(n, preview(f"i-{n}", created=n), key=f"i-{n}", at=n) for n in range(3)]
+    out = step.step({TP: batch}, facts(3, 3), T0 + 3, 0.0)
+    assert (out.states, out.offsets) == ({}, {TP: 3})
+    assert not step.partitions[TP].tracker.dirty
