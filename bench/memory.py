@@ -19,6 +19,7 @@ For each size, a fresh process (so resident set figures do not bleed between siz
    connected), rendered as the dialer's JSON, decoded by ``consumer.engine.model.decode_record``
    and applied, so the garbage is the daemon's own. Every automatic collection is timed
    (``gc.callbacks``, start to stop), per generation; then one forced full collection.
+   The collector is tuned first as the daemon tunes it (``consumer.service``).
 
 It prints, per size: idle and loaded RSS, bytes per interaction, the longest automatic
 pause during the updates (and its generation) and the forced full collection; then the
@@ -45,6 +46,7 @@ from consumer.engine.lifecycle import STAGES, Interaction, Snapshot, Stage
 from consumer.engine.model import WIRE_TIMES, Invalid, decode_record, iso
 from consumer.engine.stalls import StallPolicy
 from consumer.engine.tracker import Limits, Observations, Tracker
+from consumer.service import collect_for_a_consumer
 
 T0: Final = 1_795_600_000.0
 LOAD_SECONDS: Final = 10.0  # tracker clock advance over the whole load
@@ -245,6 +247,7 @@ def per_generation(pauses: list[tuple[int, float]]) -> tuple[list[int], list[flo
 
 def measure(size: int) -> Result:
     """Load ``size`` interactions, measure the RSS, then time collections while updating."""
+    collect_for_a_consumer()  # the collector as the daemon sets it when wired
     tracker = Tracker(StallPolicy(), Limits(max_interactions=size + 1), Observations())
     gc.collect()
     idle = rss()

@@ -10,6 +10,7 @@ shutdown overran the grace period.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from typing import Final
 
@@ -33,6 +34,11 @@ EXIT_OK: Final = 0
 EXIT_GRACE_EXCEEDED: Final = 1
 EXIT_NOT_CONNECTED: Final = 3
 _JSON: Final = "application/json"
+# The Kafka client makes several tracked objects per record, so Python's default young
+# collection (every 700 allocations) ran dozens of times a batch, and the records that
+# outlived it pushed frequent full collections through every object the imports made:
+# 8.6% of a drain's time. Tracked state is not the engine's (it is untracked).
+YOUNG_COLLECTION_EVERY: Final = 10_000
 
 
 def routes(daemon: Daemon) -> dict[str, Handler]:
@@ -63,6 +69,7 @@ def new_registry() -> CollectorRegistry:
 
 def daemon(settings: config.Settings, registry: CollectorRegistry) -> Daemon:
     """The daemon wired to Kafka (and Alertmanager, when configured)."""
+    collect_for_a_consumer()
     kafka_settings = settings.kafka
     producer = kafka.Sink(kafka_settings)
     sinks: list[AlertSink] = [LogSink(), TopicSink(producer, kafka_settings.alerts_topic)]
@@ -80,6 +87,18 @@ def daemon(settings: config.Settings, registry: CollectorRegistry) -> Daemon:
         prepare=lambda: kafka.ensure_outputs(kafka_settings),
         campaigns=kafka.TopicFollower(kafka_settings, campaigns.topic_for(kafka_settings.topic)),
     )
+
+
+def collect_for_a_consumer() -> None:
+    """Tune the garbage collector for a long-running consumer, once the imports are done.
+
+    What exists now lives as long as the process: frozen, full collections skip it. Young
+    collections come every :data:`YOUNG_COLLECTION_EVERY` allocations, the older
+    generations' pace (relative to the young) unchanged.
+    """
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(YOUNG_COLLECTION_EVERY, middle, old)
 
 
 async def serve(settings: config.Settings) -> int:
