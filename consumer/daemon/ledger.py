@@ -2,7 +2,8 @@
 
 The delivery guarantee in one rule: a partition's offset is committed only once every
 output of every batch up to it (alert records, dead letters, re-keyed records, saved
-state) was acknowledged. The step hands each batch's next offsets over with its outputs;
+state) was acknowledged. The step hands each batch's offsets over with its outputs (as
+far as the state saved so far goes: :mod:`consumer.daemon.step` saves it every few seconds);
 delivery reports the batch :meth:`~OffsetLedger.delivered` only when all of them were
 acknowledged, so :meth:`~OffsetLedger.to_commit` never runs ahead of what is durable. A
 batch given up on at shutdown is never reported, and stays uncommitted: the next owner

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import logging
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from consumer.adapters.alerts import Alert
 from consumer.daemon.fakes import FakeRecord
 from consumer.daemon.outputs import Outputs
@@ -27,11 +30,11 @@ class ExplodingTracker(Tracker):
         return super().ingest(item, now)
 
 
-def step_with(tracker: type[Tracker] = Tracker, **settings: float) -> Step:
+def step_with(tracker: type[Tracker] = Tracker, **options: float) -> Step:
     """A step owning partition 0 of the input, caught up from the start."""
     policy = StallPolicy({"previewing": 10})
     step = Step(
-        StepSettings(**settings),  # type: ignore[arg-type]
+        StepSettings(**options),  # type: ignore[arg-type]
         lambda: tracker(policy, Limits(), Observations()),
         lambda topic: SourceWatch(topic, 30.0),
     )
@@ -216,3 +219,59 @@ def test_without_a_changelog_nothing_changed_is_remembered() -> None:
     out = step.step({TP: batch}, facts(3, 3), T0 + 3, 0.0)
     assert (out.states, out.offsets) == ({}, {TP: 3})
     assert not step.partitions[TP].tracker.dirty
+
+
+STAGES_IN_ORDER = ("created", "previewing", "placed", "routed", "connected")
+
+
+def scripted(moves: list[tuple[int, int]]) -> list[FakeRecord]:
+    """A record a second per move (interaction, stage reached; 5: tombstone), none after one."""
+    records: list[FakeRecord] = []
+    ended: set[int] = set()
+    for n, reached in moves:
+        if n in ended:
+            continue
+        at = len(records)
+        if reached == len(STAGES_IN_ORDER):
+            ended.add(n)
+            value = None
+        else:
+            times = {stage: float(at) for stage in STAGES_IN_ORDER[: reached + 1]}
+            value = preview(f"i-{n}", **times)  # type: ignore[arg-type]
+        records.append(record(at, value, key=f"i-{n}", at=at))
+    return records
+
+
+def view(step: Step) -> dict[str, tuple[object, ...]]:
+    """What is tracked of each interaction: stage and stage times."""
+    return {iid: (s.stage, tuple(s.times)) for iid, s in step.partitions[TP].tracker.states.items()}
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 4), st.integers(0, 5)), min_size=1, max_size=40),
+    st.lists(st.floats(0, 3), min_size=40, max_size=40),
+    st.sampled_from([0.0, 1.0, 5.0]),
+    st.integers(0, 40),
+)
+def test_a_new_owner_rebuilds_every_interaction_from_saved_state_and_uncommitted_records(
+    moves: list[tuple[int, int]], pauses: list[float], save_every: float, dies_after: int
+) -> None:
+    """Wherever an owner dies, its saved state and the records past its commit rebuild all."""
+    records = scripted(moves)
+    dies_after = min(dies_after, len(records))
+    old = step_with(save_every=save_every)
+    changelog_topic: dict[bytes, bytes | None] = {}
+    committed, monotonic = 0, 0.0
+    for n, item in enumerate(records[:dies_after]):
+        monotonic += pauses[n]
+        out = old.step({TP: [item]}, facts(n + 1, n), T0 + n, monotonic)
+        for key, value in (r for rs in out.states.values() for r in rs):
+            changelog_topic[key] = value
+        committed = out.offsets.get(TP, committed)  # every output acknowledged
+    new = step_with(save_every=save_every)
+    saved = {k.decode(): changelog.decode(v) for k, v in changelog_topic.items() if v is not None}
+    new.partitions[TP].tracker.restore({k: s for k, s in saved.items() if s is not None})
+    for n in range(committed, dies_after):
+        new.step({TP: [records[n]]}, facts(n + 1, n), T0 + n, monotonic)
+    assert view(new) == view(old)
