@@ -15,12 +15,39 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from tests.integration.harness import STARTED, Broker, create_topic, local_broker
 
 KAFKA_IMAGE = "confluentinc/cp-kafka:7.6.0"
+
+
+# Modules whose tests share something made once for the module: a broker of their own
+# (halted, reconfigured, or with TLS listeners) or the image. Under pytest-xdist each runs
+# whole in one process; were one split, each process would make its own (slower, still right).
+WHOLE_MODULES = ("test_broker_faults.py", "test_image.py", "test_tls.py")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist load`` (the default of ``-n``): each test alone, but ``WHOLE_MODULES`` whole.
+
+    xdist's own ``loadgroup`` would do it with marks, but pytest-xdist 3.8 loses them on
+    pytest 9.2 (its group travels in the node id, which it can no longer rewrite), and
+    ``loadfile`` keeps every module whole, which leaves one process idle for long at the end.
+    """
+    if config.getvalue("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class Scheduling(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return module if module.rsplit("/", 1)[-1] in WHOLE_MODULES else nodeid
+
+    return Scheduling(config, log)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
