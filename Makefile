@@ -19,15 +19,20 @@ demo: tools $(STAMP)
 
 # Whole suite: lint, types, unit tests, the engine's and step's tests again on the build
 # compiled by mypyc, then integration tests on the source as it is (KAFKA_BOOTSTRAP_SERVERS
-# if set, else Docker via testcontainers, else scripts/kafka-local).
+# if set, else Docker via testcontainers, else scripts/kafka-local), in
+# INTEGRATION_WORKERS processes (pytest-xdist).
+INTEGRATION_WORKERS ?= 2
 test: tools $(STAMP)
 	@# the image test's stand-in base takes minutes on a new machine: make it meanwhile
 	@scripts/image base >$(VENV)/image-base.log 2>&1 & \
 	    echo "test: making the image's stand-in base in the background ($(VENV)/image-base.log)"
 	@# the static checks, the unit tests and the compiled engine's build and tests are each
-	@# mostly one core: side by side; then the integration tests, which mostly wait on time
+	@# mostly one core: side by side; then the integration tests, which mostly wait on time,
+	@# in processes of their own (tests/integration/conftest.py keeps the modules with a
+	@# broker or image of their own whole); without KAFKA_BOOTSTRAP_SERVERS each process
+	@# starts a broker of its own
 	$(MAKE) --jobs=3 --output-sync=target check unit unit-compiled
-	$(BIN)/pytest tests/integration
+	$(BIN)/pytest --numprocesses=$(INTEGRATION_WORKERS) --dist=load tests/integration
 
 # System tools the tests use (kcat, Java and Maven, a C compiler...: scripts/setup-tools),
 # installed with apt-get when missing.
