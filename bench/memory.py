@@ -334,9 +334,10 @@ def report(results: list[Result]) -> None:
     )
     for r in results:
         ms, gen = r.longest
+        longest = f"{ms:.1f} ms (gen {gen})" if any(r.runs) else "none ran"
         print(
             f"  {r.size:>10,} | {r.idle_rss / mb:5.0f} MB | {r.loaded_rss / mb:7.0f} MB | "
-            f"{r.bytes_per_interaction:>17,.0f} | {ms:>30.1f} ms (gen {gen}) | "
+            f"{r.bytes_per_interaction:>17,.0f} | {longest:>40} | "
             f"{r.forced_full_ms:>9.1f} ms"
         )
     print("details: automatic collections (runs, longest pause), timers, RSS after the updates")
@@ -362,10 +363,12 @@ def report(results: list[Result]) -> None:
     for r in results:
         ms, gen = max(r.longest, r.load_longest)
         when = "during the updates" if (ms, gen) == r.longest else "while loading"
+        automatic = f"automatic {ms:.1f} ms (gen {gen}, {when}), {_verdict(ms / PAUSE_TARGET_MS)}"
+        if not any(r.runs) and not any(r.load_runs):
+            automatic = "no automatic collection ran"
         note = "" if r.size >= PAUSE_TARGET_SIZE else " (for reference: the target is at 1M)"
         print(
-            f"  {r.size:>10,}: automatic {ms:.1f} ms (gen {gen}, {when}), "
-            f"{_verdict(ms / PAUSE_TARGET_MS)}; full collection {r.forced_full_ms:.1f} ms, "
+            f"  {r.size:>10,}: {automatic}; full collection {r.forced_full_ms:.1f} ms, "
             f"{_verdict(r.forced_full_ms / PAUSE_TARGET_MS)}{note}"
         )
 
