@@ -37,7 +37,7 @@ _JSON: Final = "application/json"
 # The Kafka client makes several tracked objects per record, so Python's default young
 # collection (every 700 allocations) ran dozens of times a batch, and the records that
 # outlived it pushed frequent full collections through every object the imports made:
-# 8.6% of a drain's time. Tracked state is not the engine's (it is untracked).
+# 8.6% of a drain's time. The engine's own state is invisible to the collector either way.
 YOUNG_COLLECTION_EVERY: Final = 10_000
 
 
