@@ -116,9 +116,9 @@ class KafkaSettings(_Section):
     # tracked state survives restarts and rebalances in this compacted topic
     persist_state: bool = True
     state_topic: str | None = None  # default: "<group_id>.state"
-    # a partition's changed state is saved at most this often (0: with every batch), each
-    # interaction once however often it changed meanwhile; offsets are committed only as
-    # far as saved state goes, so a crash replays at most this much more
+    # a partition's changed state is saved this often (0: with every batch), at moments of
+    # its own, each interaction once however often it changed meanwhile; offsets are
+    # committed only as far as saved state goes, so a crash replays at most this much more
     state_save_seconds: Annotated[float, msgspec.Meta(ge=0, le=60)] = 5.0
     # re-key the input by interaction id through this topic, for producers that key badly
     repartition: bool = False

@@ -212,6 +212,30 @@ def test_a_flush_saves_what_waits_and_releases_the_offset() -> None:
     assert (saved(step.flush(13.0)), step.flush(13.0).offsets) == ([], {TP: 2})
 
 
+def test_partitions_save_at_times_of_their_own() -> None:
+    """Four busy partitions save every interval each, never two in one batch after the first."""
+    step = step_with(save_every=5.0)
+    tps = [(TOPIC, p) for p in range(4)]
+    for tp in tps[1:]:
+        step.assign(tp, forward=False, restoring=False, now=0.0)
+    saves: dict[int, list[int]] = {p: [] for p in range(4)}
+    together = []
+    for n in range(40):  # a record for each partition every half second, for 20 s
+        batch = {
+            tp: [
+                FakeRecord(TOPIC, tp[1], n, int((T0 + n / 2) * 1000), b"a", preview("a", created=n))
+            ]
+            for tp in tps
+        }
+        out = step.step(batch, facts(n + 1, n / 2), T0 + n / 2, n / 2)
+        for p in out.states:
+            saves[p].append(n)
+        together.append(len(out.states))
+    assert together[0] == 4
+    assert max(together[1:]) == 1
+    assert all(len(batches) in (4, 5) for batches in saves.values())  # the first, then every 5 s
+
+
 def test_without_a_changelog_nothing_changed_is_remembered() -> None:
     """With state not persisted, the tracker's changed ids are let go each batch (no leak)."""
     step = step_with(persist_state=False)
