@@ -10,7 +10,7 @@ import os
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -39,10 +39,16 @@ def broker() -> Iterator[str]:
         subprocess.run([script, "stop"], env=env, capture_output=True, check=False)
 
 
-def service_settings(bootstrap: str, topic: str, **sections: Any) -> config.Settings:
-    """Default settings reading ``topic``, in a fresh group with outputs of its own."""
+def service_settings(
+    bootstrap: str, topic: str, kafka: Mapping[str, Any] | None = None, **sections: Any
+) -> config.Settings:
+    """Default settings reading ``topic``, in a fresh group with outputs of its own.
+
+    ``kafka`` sets further ``[kafka]`` settings, ``sections`` whole other sections.
+    """
     group = f"bench-{uuid.uuid4().hex[:8]}"
     kafka = {
+        **(kafka or {}),
         "bootstrap_servers": bootstrap,
         "topic": topic,
         "group_id": group,
