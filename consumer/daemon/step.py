@@ -418,9 +418,9 @@ def _save_due(every: float, partition: int, state: PartitionState, monotonic: fl
 
     Its save times are every ``every`` seconds, shifted by a fraction of the interval
     that differs from partition to partition (the golden ratio's multiples spread any
-    number of them), so an instance's partitions save in different batches. In step, four
-    partitions' saves made one batch of 95-140 ms every 5 s at 25k records/s, and the
-    records behind it waited that long.
+    number of them), so an instance's partitions save in different batches. Unshifted,
+    four partitions' saves made one batch of 95-140 ms every 5 s at 25k records/s, and
+    the records behind it waited that long.
     """
     if every <= 0.0 or state.saved_at == float("-inf"):
         return True
