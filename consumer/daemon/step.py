@@ -425,7 +425,10 @@ def _save_due(every: float, partition: int, state: PartitionState, monotonic: fl
     if every <= 0.0 or state.saved_at == float("-inf"):
         return True
     shift = every * ((partition * 0.618034) % 1.0)
-    return (monotonic + shift) // every > (state.saved_at + shift) // every
+    # the first save time after the last save; counting intervals with ``//`` instead
+    # overflows to inf for the tiniest intervals, and inf > inf would never save again
+    last = state.saved_at
+    return monotonic >= last + every - (last + shift) % every
 
 
 def _publish(events: list[StallEvent], out: Outputs) -> None:

@@ -236,6 +236,15 @@ def test_partitions_save_at_times_of_their_own() -> None:
     assert all(len(batches) in (4, 5) for batches in saves.values())  # the first, then every 5 s
 
 
+def test_the_smallest_save_interval_still_saves_and_releases_offsets() -> None:
+    """A save interval of the smallest positive float saves each batch; offsets keep moving."""
+    step = step_with(save_every=5e-324)
+    for n in range(3):
+        batch = [record(n, preview(f"i-{n}", created=n), key=f"i-{n}", at=n)]
+        out = step.step({TP: batch}, facts(n + 1, n), T0 + n, 100.0 + n)
+        assert (saved(out), out.offsets) == ([f"i-{n}".encode()], {TP: n + 1})
+
+
 def test_without_a_changelog_nothing_changed_is_remembered() -> None:
     """With state not persisted, the tracker's changed ids are let go each batch (no leak)."""
     step = step_with(persist_state=False)
