@@ -35,6 +35,7 @@ from prometheus_client import CollectorRegistry
 from bench.broker import broker, service_settings
 from consumer.adapters import logs
 from consumer.adapters.kafka import Sink, ensure_topics
+from consumer.config import KafkaSettings
 from consumer.service import daemon as wire
 from consumer.simulate import Simulator, TrafficSettings, demo_thresholds
 
@@ -70,8 +71,7 @@ async def produce(bootstrap: str, topic: str, rate: float, seconds: float) -> No
         (moment, zlib.crc32(record.key or b"") % PARTITIONS, (record.key, record.value))
         for moment, record in sim.due(start + seconds) + sim.due(float("inf"), start_new=False)
     ]
-    settings = service_settings(bootstrap, topic).kafka
-    sink = Sink(settings)
+    sink = Sink(KafkaSettings(bootstrap_servers=bootstrap))
     await sink.start()
     acks = []
     try:
