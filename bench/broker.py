@@ -1,7 +1,8 @@
 """The broker a benchmark runs against: ``KAFKA_BOOTSTRAP_SERVERS`` if set, else a local one.
 
 The local one is ``scripts/kafka-local`` in a state directory of its own, stopped (and
-its data removed) when the benchmark ends. Also the daemon's settings for a run on it.
+its data removed) when the benchmark ends. Also the daemon's settings for a run on it,
+and the broker's processes, to give them cores of their own.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -56,3 +57,34 @@ def service_settings(
         "dead_letter_topic": f"{group}.dead-letter",
     }
     return config_load.load_settings(overrides={"kafka": kafka, **sections})
+
+
+def local_pids(bootstrap: str) -> set[int]:
+    """The processes of this machine listening on the bootstrap address's port (if any).
+
+    Found through ``/proc``: the listening sockets' inodes, then whose descriptors hold
+    them. Processes of other users cannot be looked into and are left out.
+    """
+    port = int(bootstrap.split(",")[0].rsplit(":", 1)[1])
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with suppress(OSError), open(table) as rows:
+            for row in list(rows)[1:]:
+                local, state, inode = row.split()[1], row.split()[3], row.split()[9]
+                if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                    inodes.add(f"socket:[{inode}]")
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with suppress(OSError):
+            if any(os.readlink(fd) in inodes for fd in (entry / "fd").iterdir()):
+                pids.add(int(entry.name))
+    return pids
+
+
+def pin(pid: int, cpus: set[int]) -> None:
+    """Keep every thread of process ``pid`` on ``cpus`` (its later threads inherit it)."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with suppress(OSError):  # a thread that ended meanwhile
+            os.sched_setaffinity(int(task.name), cpus)

@@ -15,8 +15,13 @@ consumes it. The daemon is instrumented from outside, by subclassing:
 Prints p50, p99 and max of each. ``--rate`` is records per second; ``python -m bench``
 passes half the service throughput it measured.
 
+In production the broker and the producers run on machines of their own. Here all three
+share the cores, so where there are two or more, the daemon gets the last one to itself
+and the producer and a local broker (found by its listening port) share the others; an
+unpinned run (``--shared-cores``) measures how they crowd each other instead.
+
     .venv/bin/python -m bench.latency [--rate RECORDS_PER_S] [--seconds S]
-                                      [--state-save-seconds S]
+                                      [--state-save-seconds S] [--shared-cores]
 """
 
 from __future__ import annotations
@@ -28,11 +33,13 @@ import sys
 import time
 import uuid
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from bench.broker import broker, service_settings
+from bench.broker import broker, local_pids, pin, service_settings
 from consumer.adapters import logs
 from consumer.adapters.kafka import Sink, ensure_topics
 from consumer.config import KafkaSettings
@@ -123,10 +130,43 @@ def percentiles(registry: CollectorRegistry, name: str) -> Figures:
     return quantile(0.5) * 1000, quantile(0.99) * 1000, top * 1000, int(total)
 
 
+@contextmanager
+def cores(bootstrap: str) -> Iterator[set[int] | None]:
+    """Within the block, this process (the daemon) on the last core, a local broker on the rest.
+
+    Yields the other cores, for the producer, or ``None`` with one core (nothing pinned).
+    Everything is let run anywhere again afterwards: ``make bench`` goes on on this broker.
+    """
+    allowed = os.sched_getaffinity(0)
+    if len(allowed) < 2:
+        yield None
+        return
+    own, others = {max(allowed)}, allowed - {max(allowed)}
+    brokers = local_pids(bootstrap)
+    print(
+        f"  daemon on core {max(allowed)}; producer and "
+        f"{'broker' if brokers else 'no local broker (not found)'} on {sorted(others)}"
+    )
+    try:
+        for pid, where in ((os.getpid(), own), *((pid, others) for pid in brokers)):
+            pin(pid, where)
+        yield others
+    finally:
+        for pid in (os.getpid(), *brokers):
+            pin(pid, allowed)
+
+
 async def measure(
-    bootstrap: str, rate: float, seconds: float, kafka: dict[str, Any]
+    bootstrap: str,
+    rate: float,
+    seconds: float,
+    kafka: dict[str, Any],
+    producer_cores: set[int] | None,
 ) -> CollectorRegistry:
-    """Run the daemon (``kafka``: further settings) against a steady producer; its registry."""
+    """Run the daemon (``kafka``: further settings) against a steady producer; its registry.
+
+    ``producer_cores``: where the producer process runs (``None``: anywhere).
+    """
     topic = f"bench-{uuid.uuid4().hex[:8]}.interactions"
     settings = service_settings(
         bootstrap, topic, kafka, stalls={"thresholds": demo_thresholds(SPEED)}
@@ -143,6 +183,7 @@ async def measure(
         producer = await asyncio.create_subprocess_exec(
             *(sys.executable, "-m", "bench.latency", "--produce", bootstrap, topic),
             *("--rate", str(rate), "--seconds", str(seconds)),
+            *(["--cores", ",".join(map(str, producer_cores))] if producer_cores else []),
         )
         if await producer.wait() != 0:
             raise RuntimeError("the producer failed")
@@ -155,11 +196,12 @@ async def measure(
 
 
 def run(
-    rate: float, seconds: float, save_seconds: float | None = None
+    rate: float, seconds: float, save_seconds: float | None = None, pinned: bool = True
 ) -> dict[str, tuple[float, float, float]]:
     """Measure at ``rate`` records per second, print and return p50/p99/max (ms) of each.
 
-    ``save_seconds`` sets ``kafka.state_save_seconds`` (default: the daemon's default).
+    ``save_seconds`` sets ``kafka.state_save_seconds`` (default: the daemon's default);
+    ``pinned``: the daemon on a core of its own (see the module's docstring).
     """
     kafka: dict[str, Any] = {} if save_seconds is None else {"state_save_seconds": save_seconds}
     with broker() as bootstrap:
@@ -168,10 +210,11 @@ def run(
             f"{rate:,.0f} records/s for {seconds:.0f}s, settings {kafka or 'default'}"
         )
         result_to = sys.stdout
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - the daemon's logs go nowhere
         try:
-            logs.configure("INFO", "json")
-            registry = asyncio.run(measure(bootstrap, rate, seconds, kafka))
+            with cores(bootstrap) if pinned else nullcontext() as producer_cores:
+                sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - the daemon's logs go nowhere
+                logs.configure("INFO", "json")
+                registry = asyncio.run(measure(bootstrap, rate, seconds, kafka, producer_cores))
         finally:
             sys.stdout = result_to
     figures = {}
@@ -197,13 +240,19 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=15_000.0, help="records per second")
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--state-save-seconds", type=float, help="kafka.state_save_seconds")
+    parser.add_argument(
+        "--shared-cores", action="store_true", help="daemon, producer and broker unpinned"
+    )
     parser.add_argument("--produce", nargs=2, metavar=("BOOTSTRAP", "TOPIC"))
+    parser.add_argument("--cores", help="the producer's cores, comma-separated")
     args = parser.parse_args()
     if args.produce:
+        if args.cores:
+            pin(os.getpid(), {int(core) for core in args.cores.split(",")})
         bootstrap, topic = args.produce
         asyncio.run(produce(bootstrap, topic, args.rate, args.seconds))
     else:
-        run(args.rate, args.seconds, args.state_save_seconds)
+        run(args.rate, args.seconds, args.state_save_seconds, not args.shared_cores)
 
 
 if __name__ == "__main__":
