@@ -70,7 +70,8 @@ def local_pids(bootstrap: str) -> set[int]:
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         with suppress(OSError), open(table) as rows:
             for row in list(rows)[1:]:
-                local, state, inode = row.split()[1], row.split()[3], row.split()[9]
+                columns = row.split()
+                local, state, inode = columns[1], columns[3], columns[9]
                 if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
                     inodes.add(f"socket:[{inode}]")
     pids = set()
@@ -84,7 +85,12 @@ def local_pids(bootstrap: str) -> set[int]:
 
 
 def pin(pid: int, cpus: set[int]) -> None:
-    """Keep every thread of process ``pid`` on ``cpus`` (its later threads inherit it)."""
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        with suppress(OSError):  # a thread that ended meanwhile
-            os.sched_setaffinity(int(task.name), cpus)
+    """Keep every thread of process ``pid`` on ``cpus`` (its later threads inherit it).
+
+    A process or thread that ended meanwhile is left alone.
+    """
+    with suppress(OSError):
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+        for task in tasks:
+            with suppress(OSError):
+                os.sched_setaffinity(int(task.name), cpus)
