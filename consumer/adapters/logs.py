@@ -126,7 +126,7 @@ def configure(level: str, fmt: str) -> None:
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     handler.addFilter(LibraryLevels())
     # Neither format shows where a call came from, nor which thread or process made it:
-    # not collecting them (the logging HOWTO's "Optimization") halves the cost of a line,
+    # not collecting them (the logging HOWTO's "Optimization") takes a third off a line,
     # which counts for the alert lines of a busy batch.
     logging._srcfile = None
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
