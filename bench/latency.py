@@ -148,8 +148,9 @@ def cores(bootstrap: str) -> Iterator[set[int] | None]:
         f"{'broker' if brokers else 'no local broker (not found)'} on {sorted(others)}"
     )
     try:
-        for pid, where in ((os.getpid(), own), *((pid, others) for pid in brokers)):
-            pin(pid, where)
+        pin(os.getpid(), own)
+        for pid in brokers:
+            pin(pid, others)
         yield others
     finally:
         for pid in (os.getpid(), *brokers):
