@@ -478,7 +478,11 @@ class AlertmanagerMetrics:
     """The Alertmanager sink's posts, failures, drops and queue, per configured URL."""
 
     def __init__(
-        self, registry: CollectorRegistry, urls: list[str], queued: Callable[[], int]
+        self,
+        registry: CollectorRegistry,
+        urls: list[str],
+        queued: Callable[[], int],
+        active: Callable[[], int],
     ) -> None:
         self.posted = _per_value(
             "dialer_alertmanager_alerts_posted",
@@ -502,6 +506,11 @@ class AlertmanagerMetrics:
         Gauge(
             "dialer_alertmanager_queue", "Alerts waiting to be posted.", registry=registry
         ).set_function(queued)
+        Gauge(
+            "dialer_alertmanager_active",
+            "Firing alerts this instance keeps alive in Alertmanager (those of its partitions).",
+            registry=registry,
+        ).set_function(active)
 
 
 HTTP_REJECTIONS: Final = (

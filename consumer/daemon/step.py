@@ -136,6 +136,21 @@ class Step:
         state.restoring = False
         return True
 
+    def alerts_of(self, tp: Partition) -> list[AnyAlert]:
+        """The firing alerts ``tp`` owns: its fired stalls, as they were raised.
+
+        Same ``alertId`` and original start as when they fired, so a new owner re-announces
+        them as the same alerts. (Silent sources judged per partition belong here too.)
+        """
+        state = self.partitions.get(tp)
+        if state is None:
+            return []
+        tracker = state.tracker
+        return [
+            to_alert(alerting.firing(iid, tracker.states[iid], fired))
+            for iid, fired in tracker.stalled.items()
+        ]
+
     def stalled(self) -> list[Alert]:
         """Every interaction stalled now, oldest stall first (``/stalled``)."""
         alerts = [
