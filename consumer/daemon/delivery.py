@@ -55,7 +55,7 @@ class Delivery:
     ) -> None:
         self._producer = producer
         self.sinks = sinks
-        self._live = [sink for sink in sinks if isinstance(sink, LiveSink)]
+        self.live = [sink for sink in sinks if isinstance(sink, LiveSink)]  # follow ownership
         self._topics = topics
         self._metrics = metrics
         self._clock = clock
@@ -130,13 +130,13 @@ class Delivery:
         already (the topic has them; a restart must not look like a new firing there).
         """
         if alerts:
-            for sink in self._live:
+            for sink in self.live:
                 await sink.announce(alerts)
 
     async def forget(self, alert_ids: Collection[str]) -> None:
         """Partitions given up: the live sinks send nothing more for ``alert_ids``."""
         if alert_ids:
-            for sink in self._live:
+            for sink in self.live:
                 await sink.forget(alert_ids)
 
     async def _save(self, states: dict[int, list[StateRecord]]) -> list[Ack]:

@@ -266,8 +266,8 @@ class Daemon:
             async with self._lock:
                 if self.step.restored(tp):
                     self.source.resume([tp])
-                    # its stalls fired under an earlier owner: this one speaks for them now
-                    await self.delivery.announce(self.step.alerts_of(tp))
+                    if self.delivery.live:  # it speaks for the stalls fired before now
+                        await self.delivery.announce(self.step.alerts_of(tp))
                 self._restores.pop(tp, None)
         finally:
             self.metrics.restoring.dec()
@@ -278,6 +278,8 @@ class Daemon:
         Only ids no other partition here still owns are forgotten (a silent source's alert
         has the same id on every partition of its topic).
         """
+        if not self.delivery.live:
+            return
         gone = {a.alert_id for tp in partitions for a in self.step.alerts_of(tp)}
         if gone:
             kept = [tp for tp in self.step.partitions if tp not in partitions]

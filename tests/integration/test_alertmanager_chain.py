@@ -159,6 +159,13 @@ def test_alerts_follow_their_partitions_through_restart_scale_out_and_kill(
     def instance(name: str) -> Daemon:
         return Daemon(broker, topic, settings, group=group).start(tmp_path / f"{name}.log")
 
+    def kept_alive(daemons: list[Daemon]) -> float:
+        """Firing alerts the instances keep alive between them: each by its owner only."""
+        return sum(d.metric("dialer_alertmanager_active") or 0.0 for d in daemons)
+
+    def assignments(daemon: Daemon) -> int:
+        return sum(e["event"] == "partitions_assigned" for e in daemon.log_events())
+
     watch = Watch(alertmanager)
     poller = threading.Thread(target=watch.poll, daemon=True)
     poller.start()
@@ -190,14 +197,23 @@ def test_alerts_follow_their_partitions_through_restart_scale_out_and_kill(
         assert a.stop() == 0
         a = instance("a-again")
         time.sleep(dwell)
+        assert kept_alive([a, b]) == len(stuck)
 
         watch.phase = "scale-out"
         c = instance("c")
         time.sleep(dwell)
+        assert kept_alive([a, b, c]) == len(stuck)
 
         watch.phase = "scale-in"
+        before = {d.port: assignments(d) for d in (a, c)}
+        killed = time.monotonic()
         assert b.stop(signal.SIGKILL) == -signal.SIGKILL
-        time.sleep(dwell)
+        while any(assignments(d) == before[d.port] for d in (a, c)):
+            assert time.monotonic() - killed < dwell, "no takeover after the kill"
+            time.sleep(0.1)
+        takeover = time.monotonic() - killed
+        time.sleep(max(0.0, dwell - takeover))
+        assert kept_alive([a, c]) == len(stuck)
 
         watch.phase = "placed"
         placed = time.time()
@@ -244,5 +260,6 @@ def test_alerts_follow_their_partitions_through_restart_scale_out_and_kill(
         assert abs((moment - crossed(now - 1)).total_seconds()) < 0.002
     print(
         f"\nalertmanager chain: {len(samples)} samples, {len(held)} while stuck, "
-        f"longest poll gap {max(gaps):.2f}s"
+        f"longest poll gap {max(gaps):.2f}s, takeover after kill -9 {takeover:.1f}s "
+        f"(resolve_timeout {RESOLVE_TIMEOUT:.0f}s)"
     )
