@@ -275,8 +275,9 @@ class Daemon:
     async def _disown(self, partitions: Sequence[Partition]) -> None:
         """Before giving ``partitions`` up: their alerts are no longer this instance's to send.
 
-        Only ids no other partition here still owns are forgotten (a silent source's alert
-        has the same id on every partition of its topic).
+        Only ids no other partition here still owns are forgotten: one ``alertId`` can be
+        owned by several (a mis-keyed interaction's stall, read on two partitions; a silent
+        source's alert, once judged per partition).
         """
         if not self.delivery.live:
             return
