@@ -166,6 +166,7 @@ def test_alerts_follow_their_partitions_through_restart_scale_out_and_kill(
     def assignments(daemon: Daemon) -> int:
         return sum(e["event"] == "partitions_assigned" for e in daemon.log_events())
 
+    alive: dict[str, float] = {}  # phase -> what the instances keep alive, at its end
     watch = Watch(alertmanager)
     poller = threading.Thread(target=watch.poll, daemon=True)
     poller.start()
@@ -197,12 +198,12 @@ def test_alerts_follow_their_partitions_through_restart_scale_out_and_kill(
         assert a.stop() == 0
         a = instance("a-again")
         time.sleep(dwell)
-        assert kept_alive([a, b]) == len(stuck)
+        alive["restart"] = kept_alive([a, b])
 
         watch.phase = "scale-out"
         c = instance("c")
         time.sleep(dwell)
-        assert kept_alive([a, b, c]) == len(stuck)
+        alive["scale-out"] = kept_alive([a, b, c])
 
         watch.phase = "scale-in"
         before = {d.port: assignments(d) for d in (a, c)}
@@ -213,7 +214,7 @@ def test_alerts_follow_their_partitions_through_restart_scale_out_and_kill(
             time.sleep(0.1)
         takeover = time.monotonic() - killed
         time.sleep(max(0.0, dwell - takeover))
-        assert kept_alive([a, c]) == len(stuck)
+        alive["scale-in"] = kept_alive([a, c])
 
         watch.phase = "placed"
         placed = time.time()
@@ -253,6 +254,7 @@ def test_alerts_follow_their_partitions_through_restart_scale_out_and_kill(
     assert not missing, f"gaps (phase, not active): {missing[:5]}"
     assert {s.phase for s in held} >= {"restart", "scale-out", "scale-in"}
     assert all(not s.stalled for s in samples[cleared:]), "a resolved alert was re-opened"
+    assert alive == dict.fromkeys(("restart", "scale-out", "scale-in"), len(stuck))
     starts = {(i, at) for s in samples for i, at in s.stalled.items()}
     assert len(starts) == len(stuck)  # one alert each, with the start it fired with
     for _, at in starts:
