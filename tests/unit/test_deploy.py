@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import tomllib
 from pathlib import Path
@@ -124,3 +125,31 @@ def test_poller_deployment_is_one_replica_with_its_secret_from_the_secret(tmp_pa
     labels = deployment["spec"]["template"]["metadata"]["labels"]
     selector = manifest("poller-podmonitor.yaml")["spec"]["selector"]["matchLabels"]
     assert selector.items() <= labels.items()
+
+
+RUNBOOK_BASE = "https://docs.example.com/interaction-consumer/README.md"
+
+
+def readme_anchors() -> set[str]:
+    """The anchors of README.md's headings, as GitHub makes them."""
+    headings = re.findall(r"^#+ (.+)$", (ROOT / "README.md").read_text(), re.MULTILINE)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
+def test_every_alert_has_an_absolute_runbook_url_to_a_readme_heading() -> None:
+    """Each alerting rule's runbook_url is the docs base plus an anchor the README has."""
+    rules = yaml.safe_load((ROOT / "deploy" / "prometheus" / "rules.yml").read_text())
+    alerts = [r for g in rules["groups"] for r in g["rules"] if "alert" in r]
+    anchors = readme_anchors()
+    for rule in alerts:
+        base, _, anchor = rule["annotations"]["runbook_url"].partition("#")
+        assert base == RUNBOOK_BASE, rule["alert"]
+        assert anchor == rule["alert"].lower(), rule["alert"]
+        assert anchor in anchors, rule["alert"]
+
+
+def test_every_inhibition_is_scoped_to_one_deployment() -> None:
+    """No inhibition without `equal`; each names namespace and org (one deployment's)."""
+    config = yaml.safe_load((ROOT / "deploy" / "alertmanager" / "alertmanager.yml").read_text())
+    for rule in config["inhibit_rules"]:
+        assert {"namespace", "org"} <= set(rule["equal"]), rule
