@@ -36,11 +36,11 @@ def test_dockerfile_is_multistage_non_root_exec_form_with_healthcheck() -> None:
 
 
 def test_dashboard_queries_are_promql_over_our_metrics() -> None:
-    """Every dashboard panel has a query, and each names a dialer_ metric or up."""
+    """Every dashboard panel has a query, and each names a dialer_ or poller metric, or up."""
     dashboard = json.loads((ROOT / "deploy" / "grafana" / "interaction-consumer.json").read_text())
     exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
     assert len(exprs) >= 10
-    assert all("dialer_" in e or "up{" in e for e in exprs)
+    assert all(any(name in e for name in ("dialer_", "genesys_poller_", "up{")) for e in exprs)
 
 
 def readme_anchors() -> set[str]:
