@@ -54,9 +54,12 @@ def helm() -> str:
     return found or tool("helm")
 
 
-def render(values: Mapping[str, str] = VALUES) -> list[dict[str, Any]]:
-    """``helm template`` of the chart with ``values`` (--set), as parsed objects."""
+def render(
+    values: Mapping[str, str] = VALUES, files: Mapping[str, Path] | None = None
+) -> list[dict[str, Any]]:
+    """``helm template`` of the chart with ``values`` (--set) and ``files`` (--set-file)."""
     sets = [f"--set={name}={value}" for name, value in values.items()]
+    sets += [f"--set-file={name}={path}" for name, path in (files or {}).items()]
     done = subprocess.run(
         [helm(), "template", RELEASE, str(CHART), f"--namespace={NAMESPACE}", *sets],
         capture_output=True,
