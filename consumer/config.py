@@ -282,10 +282,22 @@ class RuntimeSettings(_Section):
     source_silent_seconds: Annotated[float, msgspec.Meta(gt=0)] = 60.0
 
 
+# label names of the alerts the service posts, which static labels must not replace
+ALERT_LABELS: Final = frozenset(
+    {"alertname", "severity", "campaign", "stage", "rule", "interaction_id", "topic", "source"}
+)
+_LABEL_NAME: Final = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+
+
 class AlertmanagerSettings(_Section):
-    """Where per-interaction stalls are posted (Alertmanager API v2); none by default."""
+    """Where per-interaction stalls are posted (Alertmanager API v2); none by default.
+
+    ``labels`` are added to every alert posted (``{ namespace = "dialer", org = "acme" }``):
+    what routes and inhibitions tell one deployment's alerts from another's by.
+    """
 
     urls: list[str] = []
+    labels: dict[str, str] = {}
     resend_seconds: Annotated[float, msgspec.Meta(gt=0)] = 60.0
     timeout_seconds: Annotated[float, msgspec.Meta(gt=0)] = 5.0
     queue_size: Positive = 10_000
@@ -295,6 +307,11 @@ class AlertmanagerSettings(_Section):
         for url in self.urls:
             if not url.startswith(("http://", "https://")):
                 raise ValueError(f"alertmanager url {url!r} must start with http:// or https://")
+        for name in self.labels:
+            if not _LABEL_NAME.fullmatch(name) or name.startswith("__"):
+                raise ValueError(f"alertmanager.labels: {name!r} is not a label name")
+            if name in ALERT_LABELS:
+                raise ValueError(f"alertmanager.labels: {name!r} is set by the service itself")
 
 
 class LogSettings(_Section):

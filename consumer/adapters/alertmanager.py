@@ -34,8 +34,9 @@ import contextlib
 import itertools
 import logging
 from collections import OrderedDict, deque
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
+from types import MappingProxyType
 from typing import Any, Final
 
 import aiohttp
@@ -57,6 +58,7 @@ SOURCE_ALERTNAME: Final = "DialerSourceSilent"
 # a post stays well under a megabyte however many alerts are active.
 MAX_BATCH: Final = 1000
 _JSON: Final = {"Content-Type": "application/json"}
+_NO_LABELS: Final[Mapping[str, str]] = MappingProxyType({})
 
 
 class AmAlert(msgspec.Struct, rename="camel", omit_defaults=True):
@@ -72,12 +74,17 @@ def _parse(moment: str) -> datetime:
     return datetime.fromisoformat(moment.replace("Z", "+00:00"))
 
 
-def to_alertmanager(alert: AnyAlert) -> AmAlert:
-    """The Alertmanager form of one of our alert records."""
+def to_alertmanager(alert: AnyAlert, static: Mapping[str, str] = _NO_LABELS) -> AmAlert:
+    """The Alertmanager form of one of our alert records, with ``static`` labels added.
+
+    ``static`` (``alertmanager.labels`` and the ``topic`` read) is what inhibitions match
+    with ``equal``: one deployment's alerts never mute another's.
+    """
     if isinstance(alert, SourceAlert):
-        return _source_silent(alert)
+        return _source_silent(alert, static)
     crossed = _parse(alert.stalled_since) + timedelta(seconds=alert.threshold_seconds)
     labels = {
+        **static,
         "alertname": ALERTNAME,
         "severity": "warning",
         "campaign": alert.campaign_id or "none",
@@ -100,10 +107,11 @@ def to_alertmanager(alert: AnyAlert) -> AmAlert:
     return AmAlert(labels, annotations, crossed.isoformat().replace("+00:00", "Z"), ends)
 
 
-def _source_silent(alert: SourceAlert) -> AmAlert:
+def _source_silent(alert: SourceAlert, static: Mapping[str, str]) -> AmAlert:
     """A silent source: one alert per topic and source, however many interactions it feeds."""
     crossed = _parse(alert.last_heartbeat_at) + timedelta(seconds=alert.threshold_seconds)
     labels = {
+        **static,
         "alertname": SOURCE_ALERTNAME,
         "severity": "critical",
         "topic": alert.topic,
@@ -127,8 +135,12 @@ class AlertmanagerSink:
     name = "alertmanager"
     durable = False
 
-    def __init__(self, settings: AlertmanagerSettings, registry: CollectorRegistry) -> None:
+    def __init__(
+        self, settings: AlertmanagerSettings, registry: CollectorRegistry, topic: str = ""
+    ) -> None:
         self.settings = settings
+        # on every alert: the topic read (a source alert names its own) and alertmanager.labels
+        self._labels = {"topic": topic, **settings.labels} if topic else dict(settings.labels)
         self._batch = min(settings.queue_size, MAX_BATCH)
         # (sequence number, alert id, alert): a post removes exactly what it carried, even
         # when publish dropped the oldest entries, or forget some, while it was in flight
@@ -154,7 +166,7 @@ class AlertmanagerSink:
     async def publish(self, alerts: Sequence[AnyAlert]) -> list[asyncio.Future[Any]]:
         """Queue ``alerts`` for posting; never waits for Alertmanager."""
         for alert in alerts:
-            converted = to_alertmanager(alert)
+            converted = to_alertmanager(alert, self._labels)
             if alert.status == "firing":
                 self._keep(alert.alert_id, converted)
             else:
@@ -174,7 +186,7 @@ class AlertmanagerSink:
         not a flood to drop from.
         """
         for alert in alerts:
-            self._keep(alert.alert_id, to_alertmanager(alert))
+            self._keep(alert.alert_id, to_alertmanager(alert, self._labels))
             self._resend.append(alert.alert_id)
         if alerts:
             self._wake.set()

@@ -170,6 +170,8 @@ class PlatformClient:
             timeout=aiohttp.ClientTimeout(total=self._timeout),
             connector=aiohttp.TCPConnector(limit=8),
             headers={"Accept": "application/json", "User-Agent": "interaction-consumer"},
+            # HTTPS_PROXY, HTTP_PROXY and NO_PROXY: where egress is only through a proxy
+            trust_env=True,
         )
 
     async def close(self) -> None:

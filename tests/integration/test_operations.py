@@ -85,7 +85,9 @@ def test_rules_and_dashboard_use_only_exported_metrics(
             snapshot("ahead", created=now + 3600),
         ],
     )
-    daemon = Daemon(broker, topic, FAST).start(tmp_path / "daemon.log")
+    # the Alertmanager sink's series (which rules watch) exist where a sink is configured
+    sink = {"ALERTMANAGER_URLS": '["http://127.0.0.1:9"]'}
+    daemon = Daemon(broker, topic, FAST | sink).start(tmp_path / "daemon.log")
     alerts_until(broker, daemon.alerts_topic, wanted=1)
     _, exposition = daemon.get("/metrics")
     assert daemon.stop() == 0
