@@ -11,7 +11,8 @@ from consumer.adapters.alertmanager import AlertmanagerSink, to_alertmanager
 from consumer.adapters.alerts import SourceAlert
 from consumer.config import AlertmanagerSettings, ConfigError
 from consumer.config_load import load_settings
-from tests.unit.test_alertmanager_sink import alertmanager, stalled_alert
+from tests.unit.am_double import alertmanager
+from tests.unit.test_alertmanager_sink import stalled_alert
 
 STATIC = {"namespace": "dialer-a", "org": "acme"}
 
