@@ -59,7 +59,7 @@ from consumer.adapters.producing import Publisher, send_heartbeats
 from consumer.config import Settings
 from consumer.engine import campaigns as campaign_records
 from consumer.engine.answer import Probe, answer_decoder, present, probe_decoder, with_campaign
-from consumer.engine.campaigns import BUCKETS, LIVE_STATUSES, Campaign
+from consumer.engine.campaigns import BUCKETS, ENDED_STATUSES, LIVE_STATUSES, Campaign
 from consumer.engine.model import iso
 from consumer.errors import (
     LoginRefusedError,
@@ -114,6 +114,8 @@ class Poller:
         self._campaign_values: dict[str, bytes] = {}  # campaign id -> last record published
         self._listed_at: float | None = None  # when the campaigns were last read
         self._listed_ok = False
+        self._not_found: dict[str, int] = {}  # campaign id -> 404s in a row
+        self._deleted: set[str] = set()  # campaigns proven deleted (404 twice): never again
         self._stopping = asyncio.Event()
         self.rounds = 0
 
@@ -179,9 +181,6 @@ class Poller:
         if listed is None:
             return  # keep what we have; try again next round
         self._listed_at, self._listed_ok = now, True
-        for campaign_id in [c for c in self.watched if c not in listed]:
-            log.info("campaign_dropped", extra=fields(campaign_id=campaign_id))
-            await self._drop(campaign_id)
         for campaign in listed.values():
             watched = self.watched.get(campaign.id)
             if watched is None:
@@ -193,44 +192,69 @@ class Poller:
         self.metrics.campaigns.set(len(self.watched))
 
     async def _discovered_campaigns(self) -> dict[str, Campaign] | None:
+        """The campaigns to watch: the live preview ones, and those watched not proven over."""
         try:
-            every = await self.client.campaigns()
+            every = {c.id: c for c in await self.client.campaigns()}
         except LoginRefusedError:
             raise
         except PlatformError as exc:
             log.warning("campaigns_unread", extra=fields(error=str(exc)))
             return None
-        wanted = [c for c in every if c.is_preview and c.campaign_status in LIVE_STATUSES]
-        for campaign in every:  # a polled campaign that stopped: its settings say why
-            if campaign.id in self.watched and campaign not in wanted:
-                await self._publish_campaign(campaign)
-        return {c.id: c for c in wanted}
+        wanted = {
+            c.id: c for c in every.values() if c.is_preview and c.campaign_status in LIVE_STATUSES
+        }
+        for campaign_id in [c for c in self.watched if c not in wanted]:
+            listed = every.get(campaign_id)
+            if listed is None:  # not in the list: only the campaign's own 404s prove it gone
+                listed = await self._read_campaign(campaign_id)
+                if listed is None:
+                    continue
+            if listed.campaign_status in ENDED_STATUSES:
+                await self._publish_campaign(listed)  # its settings say why it stopped
+                await self._drop(campaign_id, f"campaign_status={listed.campaign_status}")
+            else:
+                wanted[campaign_id] = listed  # still may have interactions: still watched
+        return wanted
 
-    async def _named_campaigns(self) -> dict[str, Campaign] | None:
-        listed: dict[str, Campaign] = {}
-        for campaign_id in self.settings.campaigns:
-            if campaign_id not in self.watched and self._listed_ok:
-                continue  # dropped earlier (404)
-            try:
-                listed[campaign_id] = await self.client.campaign(campaign_id)
-            except NotFoundError:
-                self._warn_gone(campaign_id)
-                await self._drop(campaign_id, deleted=True)
-            except LoginRefusedError:
-                raise
-            except PlatformError as exc:
-                log.warning(
-                    "campaign_unread", extra=fields(campaign_id=campaign_id, error=str(exc))
-                )
-                known = self.watched.get(campaign_id)
-                listed[campaign_id] = known.campaign if known else Campaign(campaign_id)
-        return listed
+    async def _read_campaign(self, campaign_id: str) -> Campaign | None:
+        """One campaign's settings; ``None`` when unread or not found (dropped at the second)."""
+        try:
+            campaign = await self.client.campaign(campaign_id)
+        except NotFoundError:
+            await self._answered_not_found(campaign_id)
+            return None
+        except LoginRefusedError:
+            raise
+        except PlatformError as exc:
+            log.warning("campaign_unread", extra=fields(campaign_id=campaign_id, error=str(exc)))
+            return None
+        self._not_found.pop(campaign_id, None)
+        return campaign
 
-    def _warn_gone(self, campaign_id: str) -> None:
+    async def _answered_not_found(self, campaign_id: str) -> None:
+        """The campaign answered 404: the second time in a row proves it deleted."""
+        self._not_found[campaign_id] = n = self._not_found.get(campaign_id, 0) + 1
+        if n < MISSES_BEFORE_TOMBSTONE:
+            return
+        self._deleted.add(campaign_id)
         log.warning(
             "campaign_not_found",
             extra=fields(campaign_id=campaign_id, action="dropped: no longer polled"),
         )
+        await self._drop(campaign_id, "not_found", deleted=True)
+
+    async def _named_campaigns(self) -> dict[str, Campaign] | None:
+        listed: dict[str, Campaign] = {}
+        for campaign_id in self.settings.campaigns:
+            if campaign_id in self._deleted:
+                continue
+            campaign = await self._read_campaign(campaign_id)
+            known = self.watched.get(campaign_id)
+            if campaign is not None:
+                listed[campaign_id] = campaign
+            elif campaign_id not in self._deleted:  # unread, or a first 404: polled as before
+                listed[campaign_id] = known.campaign if known else Campaign(campaign_id)
+        return listed
 
     async def _publish_campaign(self, campaign: Campaign) -> None:
         value = campaign_records.encode(campaign)
@@ -245,11 +269,20 @@ class Poller:
         self._campaign_values[campaign.id] = value
         self.metrics.published.labels("campaign").inc()
 
-    async def _drop(self, campaign_id: str, *, deleted: bool = False) -> None:
-        """Stop polling a campaign; its interactions, no longer visible, get tombstones."""
+    async def _drop(self, campaign_id: str, reason: str, *, deleted: bool = False) -> None:
+        """Stop polling a campaign proven over; its interactions get tombstones."""
         watched = self.watched.pop(campaign_id, None)
-        if watched is not None and watched.published:
-            await self._send([(iid.encode(), None, []) for iid in watched.published], "tombstone")
+        self._not_found.pop(campaign_id, None)
+        ended = list(watched.published) if watched is not None else []
+        log.info(
+            "campaign_dropped",
+            extra=fields(campaign_id=campaign_id, reason=reason, tombstones=len(ended)),
+        )
+        if ended:
+            try:
+                await self._send([(iid.encode(), None, []) for iid in ended], "tombstone")
+            except OutputError as exc:
+                log.warning("publish_failed", extra=fields(topic=self.topic, error=str(exc)))
         if deleted and campaign_id in self._campaign_values:
             try:
                 ack = await self.publisher.send(self.campaigns_topic, campaign_id.encode(), None)
@@ -273,14 +306,22 @@ class Poller:
             answer = answer_decoder.decode(body)
         except NotFoundError:
             self.metrics.polls.labels("not_found").inc()
-            self._warn_gone(campaign_id)
-            await self._drop(campaign_id, deleted=True)
+            watched.last_ok = False
+            await self._answered_not_found(campaign_id)
             return None
         except LoginRefusedError:
             raise
-        except (PlatformError, msgspec.DecodeError) as exc:
+        except PlatformError as exc:
             self._failed(watched, str(exc))
             return None
+        except msgspec.DecodeError as exc:
+            self._failed(watched, f"interactions: unexpected answer ({exc})", "incomplete")
+            return None
+        if not answer.complete():
+            # absence is only evidence in a listing: no miss is counted from this answer
+            self._failed(watched, "interactions: an answer without the lists", "incomplete")
+            return None
+        self._not_found.pop(campaign_id, None)
         campaign_ref = (
             bytes(answer.campaign)
             if present(answer.campaign)
@@ -340,10 +381,10 @@ class Poller:
         self._count_seen()
         return started
 
-    def _failed(self, watched: _Watched, error: str) -> None:
+    def _failed(self, watched: _Watched, error: str, result: str = "failed") -> None:
         """Count a failed poll (retried next round); its campaign's state stays as it was."""
         watched.last_ok = False
-        self.metrics.polls.labels("failed").inc()
+        self.metrics.polls.labels(result).inc()
         log.warning("poll_failed", extra=fields(campaign_id=watched.campaign.id, error=error))
 
     def _count_seen(self) -> None:

@@ -198,15 +198,32 @@ class PlatformClient:
     # -- the API ---------------------------------------------------------------------------
 
     async def campaigns(self) -> list[Campaign]:
-        """Every campaign of the org, all pages (filter them yourself: there is no filter)."""
+        """Every campaign of the org, all pages (filter them yourself: there is no filter).
+
+        A listing that cannot be proven complete (a page without ``pageCount``, an empty
+        page before the last) raises :class:`BadResponseError`: a campaign missing from a
+        short list is not a campaign gone.
+        """
         found: list[Campaign] = []
         page = 1
         while page <= MAX_PAGES:
             params = {"pageSize": str(PAGE_SIZE), "pageNumber": str(page)}
             body = await self.get("campaigns", "/api/v2/outbound/campaigns", params)
             listed = _decode(body, _CampaignPage, "campaigns")
+            if listed.page_count is None:
+                # without it the end of the list cannot be told from a listing cut short
+                raise BadResponseError(f"campaigns: page {page} without pageCount")
+            if (
+                not listed.entities
+                and listed.page_count > 0
+                and (page, listed.page_count) != (1, 1)
+            ):
+                # only the one page of an org without campaigns may be empty
+                raise BadResponseError(
+                    f"campaigns: page {page} of {listed.page_count} is empty (listing cut short)"
+                )
             found += listed.entities
-            if not listed.entities or page >= (listed.page_count or page):
+            if page >= listed.page_count:
                 return found
             page += 1
         raise BadResponseError(f"campaigns: more than {MAX_PAGES} pages")

@@ -25,6 +25,14 @@ class Answer(msgspec.Struct, rename="camel"):
     interacting_interactions: list[msgspec.Raw] | None = None
     scheduled_interactions: list[msgspec.Raw] | None = None
 
+    def complete(self) -> bool:
+        """The answer is a listing: at least one of the five lists is there (even empty).
+
+        Every member is optional in the API's model, so ``{}`` decodes; an answer without
+        any list says nothing of what is absent, and must not count as a poll.
+        """
+        return any(getattr(self, f"{bucket}_interactions") is not None for bucket in BUCKETS)
+
     def lists(self) -> list[tuple[str, list[msgspec.Raw]]]:
         """(bucket, interactions) for each of the five lists."""
         return [(bucket, getattr(self, f"{bucket}_interactions") or []) for bucket in BUCKETS]

@@ -12,6 +12,7 @@ from consumer.adapters.genesys import BACKOFF_FIRST, retry_after
 from consumer.apidouble import campaign_entity
 from consumer.engine.budget import RequestBudget
 from consumer.errors import (
+    BadResponseError,
     LoginRefusedError,
     NotFoundError,
     PlatformUnavailableError,
@@ -194,3 +195,22 @@ def test_budget_allows_n_in_any_window() -> None:
     assert budget.delay(30.0) == 30.0
     assert budget.delay(60.0) == 0
     assert budget.used(60.0) == 2
+
+
+def test_campaign_listing_cut_short_is_an_error() -> None:
+    """An empty page before pageCount, or a page without pageCount, fails the whole read."""
+    entities = [campaign_entity(f"c-{n}", "C", "preview", "on") for n in range(150)]
+    errors: list[str] = []
+
+    async def scenario() -> None:
+        async with platform(entities) as p:
+            for fault in ("short_listing", "no_page_count"):
+                setattr(p.double.faults, fault, True)
+                with pytest.raises(BadResponseError) as caught:
+                    await p.client.campaigns()
+                errors.append(str(caught.value))
+                setattr(p.double.faults, fault, False)
+
+    asyncio.run(scenario())
+    assert "cut short" in errors[0]
+    assert "pageCount" in errors[1]
