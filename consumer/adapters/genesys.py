@@ -15,6 +15,10 @@ One pooled ``aiohttp.ClientSession``. What it takes care of, so the poller does 
   network errors back off the same way (doubling to a minute). A request is tried up to
   three times, then fails with the project's error, and the caller decides: the poller
   retries the campaign next round. Nothing here stops the process but a refused login.
+* **Durations from the network are bounded.** A ``Retry-After`` (seconds or a date) is
+  clamped to :data:`MAX_PAUSE` (the budget's window: a minute), ``inf``, ``1e999`` and
+  ``nan`` included; a token's ``expires_in`` to :data:`MAX_TOKEN_SECONDS`. Every wait
+  here ends at once when :meth:`PlatformClient.hurry` is called (SIGTERM).
 * **Errors.** aiohttp's errors are translated into :mod:`consumer.errors` here::
 
       aiohttp.ClientError, TimeoutError, HTTP 5xx  -> PlatformUnavailableError
@@ -72,6 +76,8 @@ BACKOFF_MAX: Final = 60.0
 PAGE_SIZE: Final = 100  # the largest page the campaigns list serves
 MAX_PAGES: Final = 1000  # 100,000 campaigns: beyond that the answers are not believable
 MAX_BODY: Final = 64 * 1024 * 1024  # a campaign of thousands of interactions is a few MB
+MAX_PAUSE: Final = 60.0  # the longest pause an answer may ask for: the budget's window
+MAX_TOKEN_SECONDS: Final = 172_800.0  # the longest token lifetime the platform configures
 
 
 class Clock(Protocol):
@@ -114,19 +120,39 @@ class _Answer(msgspec.Struct):
     retry_after: float | None
 
 
+def bounded(seconds: float, most: float) -> float:
+    """``seconds`` from the network within 0 and ``most`` (``nan`` is 0, ``inf`` is ``most``)."""
+    return min(max(seconds, 0.0), most) if seconds == seconds else 0.0
+
+
 def retry_after(value: str | None, now: float) -> float | None:
-    """Seconds a ``Retry-After`` header asks to wait (delta-seconds or an HTTP date)."""
+    """Seconds a ``Retry-After`` header asks to wait (delta-seconds or an HTTP date).
+
+    Clamped to :data:`MAX_PAUSE`: ``float()`` accepts ``inf`` and ``1e999``.
+    """
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        return bounded(float(value), MAX_PAUSE)
     except ValueError:
         pass
     try:
         moment = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
-    return max(0.0, moment.timestamp() - now)
+    return bounded(moment.timestamp() - now, MAX_PAUSE)
+
+
+async def sleep_unless(clock: Clock, seconds: float, woken: asyncio.Event) -> None:
+    """Wait ``seconds`` on ``clock``, or until ``woken`` is set, whichever comes first."""
+    if seconds <= 0 or woken.is_set():
+        return
+    sleeping = asyncio.ensure_future(clock.sleep(seconds))
+    waking = asyncio.ensure_future(woken.wait())
+    await asyncio.wait([sleeping, waking], return_when=asyncio.FIRST_COMPLETED)
+    for task in (sleeping, waking):
+        task.cancel()
+    await asyncio.gather(sleeping, waking, return_exceptions=True)
 
 
 class PlatformClient:
@@ -162,7 +188,7 @@ class PlatformClient:
         self._paused_until = 0.0  # shared by every request: the limit is per client
         # consecutive transient failures double it; a quarter either way spreads clients
         self._backoff = Backoff(BACKOFF_FIRST, BACKOFF_MAX, jitter=0.25, rng=rng)
-        self._hurrying = False
+        self._hurried = asyncio.Event()
 
     async def start(self) -> None:
         """Open the connection pool."""
@@ -250,7 +276,7 @@ class PlatformClient:
             while wait > 0:
                 if self._hurrying:
                     raise PlatformUnavailableError(f"{endpoint}: stopping, over the budget")
-                await self.clock.sleep(wait)
+                await sleep_unless(self.clock, wait, self._hurried)
                 wait = self.budget.delay(self.clock.time())
             token = await self.token()
             self.budget.spend(self.clock.time())
@@ -313,7 +339,7 @@ class PlatformClient:
                 token = _decode(answer.body, _Token, "token")
                 now = self.clock.time()
                 self._token = Secret(token.access_token)
-                life = max(token.expires_in, 0.0)
+                life = bounded(token.expires_in, MAX_TOKEN_SECONDS)
                 self._renew_at = now + max(life / 2, life - 300)
                 self._backoff.reset()
                 self._renew_reason = "expiry"
@@ -343,18 +369,24 @@ class PlatformClient:
         A request that would wait fails at once instead, so that a shutdown during an
         outage takes a request's time-out at most, not minutes of back-off.
         """
-        self._hurrying = True
+        self._hurried.set()
+
+    @property
+    def _hurrying(self) -> bool:
+        return self._hurried.is_set()
+
+    @property
+    def paused_for(self) -> float:
+        """Seconds every request still waits for a back-off in force (0: none)."""
+        return max(0.0, self._paused_until - self.clock.time())
 
     async def _wait_turn(self) -> None:
         """Wait out a back-off in force (a 429's Retry-After, an outage's pause)."""
-        wait = self._paused_until - self.clock.time()
-        if wait > 0 and not self._hurrying:
-            await self.clock.sleep(wait)
+        await sleep_unless(self.clock, self._paused_until - self.clock.time(), self._hurried)
 
     def _back_off(self, asked: float | None, cause: str) -> None:
         """Pause every request: ``asked`` seconds, else a doubling back-off with jitter."""
-        if asked is None:
-            asked = self._backoff.next()
+        asked = self._backoff.next() if asked is None else bounded(asked, MAX_PAUSE)
         self._paused_until = max(self._paused_until, self.clock.time() + asked)
         self.metrics.backoffs.labels(cause).inc()
         log.warning("platform_backoff", extra=fields(cause=cause, seconds=round(asked, 3)))

@@ -64,3 +64,28 @@ def with_campaign(raw: bytes, campaign: bytes) -> bytes:
     body = raw.rstrip()[:-1].rstrip()  # without the closing brace
     separator = b"" if body.endswith(b"{") else b","
     return body + separator + b'"campaign":' + campaign + b"}"
+
+
+class _Ref(msgspec.Struct):
+    id: str | None = None
+
+
+class _Owned(msgspec.Struct):
+    campaign: _Ref | None = None
+
+
+_owned_decoder: Final = msgspec.json.Decoder(_Owned)
+
+
+def campaign_of(value: bytes) -> str | None:
+    """The ``campaign.id`` of an interaction value the poller published, if it has one.
+
+    The poller adds the answer's ``campaign`` to every interaction that lacks it, so each
+    value it published says which campaign's poll listed it (of two members of one name
+    the last wins, as :func:`with_campaign` relies on).
+    """
+    try:
+        ref = _owned_decoder.decode(value).campaign
+    except msgspec.DecodeError:
+        return None
+    return None if ref is None else ref.id

@@ -8,7 +8,7 @@ import itertools
 
 import pytest
 
-from consumer.adapters.genesys import BACKOFF_FIRST, retry_after
+from consumer.adapters.genesys import BACKOFF_FIRST, MAX_PAUSE, retry_after
 from consumer.apidouble import campaign_entity
 from consumer.engine.budget import RequestBudget
 from consumer.errors import (
@@ -184,6 +184,19 @@ def test_retry_after_reads_seconds_and_dates() -> None:
     assert retry_after(email.utils.formatdate(now + 10, usegmt=True), now) == 10
     assert retry_after("soon", now) is None
     assert retry_after(None, now) is None
+
+
+@pytest.mark.parametrize("asked", ["inf", "1e999", "Infinity", "86400"])
+def test_retry_after_is_clamped_to_the_budget_window(asked: str) -> None:
+    """A pause asked for longer than MAX_PAUSE, infinite included, is MAX_PAUSE."""
+    assert retry_after(asked, 1_800_000_000.0) == MAX_PAUSE
+
+
+def test_retry_after_far_dates_and_nan_are_bounded() -> None:
+    """A date years ahead pauses MAX_PAUSE; nan pauses nothing."""
+    now = 1_800_000_000.0
+    assert retry_after(email.utils.formatdate(now + 10**8, usegmt=True), now) == MAX_PAUSE
+    assert retry_after("nan", now) == 0
 
 
 def test_budget_allows_n_in_any_window() -> None:

@@ -10,13 +10,22 @@ from collections import Counter
 import pytest
 from prometheus_client import generate_latest
 
+from consumer.adapters.genesys import MAX_PAUSE
 from consumer.adapters.logs import JsonFormatter
 from consumer.apidouble import campaign_entity
 from consumer.engine import campaigns, heartbeat
 from consumer.engine.answer import with_campaign
 from consumer.engine.model import iso
 from consumer.errors import LoginRefusedError
-from tests.unit.platform_rig import SECRET, START, TOPIC, Platform, interaction, platform
+from tests.unit.platform_rig import (
+    SECRET,
+    START,
+    TOPIC,
+    Platform,
+    SimClock,
+    interaction,
+    platform,
+)
 
 CAMPAIGNS_TOPIC = campaigns.topic_for(TOPIC)
 
@@ -455,3 +464,123 @@ def test_short_campaign_listing_is_a_failed_read_not_a_shorter_list() -> None:
     p = run(scenario, entities, discovery_seconds=1, interval_seconds=1)
     assert watched == [150, 150, 150]
     assert tombstoned(p) == []
+
+
+def test_restarted_poller_tombstones_what_ended_while_it_was_down() -> None:
+    """A new process rebuilds what was published from the topic; what ended meanwhile goes."""
+    ready: list[list[str]] = []
+
+    async def scenario(p: Platform) -> None:
+        for iid in ("ended", "stays"):
+            p.dialer.put("c-1", interaction(iid, campaign={"id": "c-1"}), "previewing")
+        await p.poller.run(rounds=1)
+        p.dialer.end("ended")  # while no poller runs
+        published = len(p.publisher.on(TOPIC))
+        poller = p.restart()
+        ready.append(poller.readiness())
+        await poller.run(rounds=2)
+        ready.append(poller.readiness())
+        assert len(p.publisher.on(TOPIC)) == published + 1  # "stays" is not sent again
+
+    p = run(scenario)
+    assert ready[0] == ["rebuilding what was published from interactions"]
+    assert ready[1] == []
+    assert tombstoned(p) == [b"ended"]
+
+
+def test_restart_tombstones_the_interactions_of_a_campaign_that_stopped_meanwhile() -> None:
+    """Published before a restart, its campaign listed off after: tombstoned at discovery."""
+
+    async def scenario(p: Platform) -> None:
+        p.dialer.put("c-1", interaction("i-1", campaign={"id": "c-1"}), "interacting")
+        await p.poller.run(rounds=1)
+        p.dialer.set_status("c-1", "off")
+        await p.restart().run(rounds=1)
+
+    p = run(scenario)
+    assert tombstoned(p) == [b"i-1"]
+
+
+class FrozenClock(SimClock):
+    """Time stands still and a wait never ends by itself (only stop() may end it)."""
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.Event().wait()
+
+
+def test_retry_after_inf_is_clamped_and_stop_wakes_the_pause() -> None:
+    """A 429 asking for an infinite pause pauses at most MAX_PAUSE; stop() ends it at once."""
+    paused: list[float] = []
+
+    async def scenario(p: Platform) -> None:
+        frozen = FrozenClock()
+        p.client.clock = frozen
+        p.poller.clock = frozen
+        p.double.faults.rate_limited, p.double.faults.retry_after = 1, "inf"
+        task = asyncio.create_task(p.poller.run())
+        while not any(s.status == 429 for s in p.double.served):
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)  # the poller is in its pause now
+        paused.append(p.client.paused_for)
+        p.poller.stop()
+        await asyncio.wait_for(task, 5)  # a pause stop() did not wake would never end
+
+    run(scenario)
+    assert 0 < paused[0] <= MAX_PAUSE
+
+
+def test_a_campaign_failing_every_round_holds_up_to_back() -> None:
+    """c-2 answers 403 every round: heartbeats vouch no further than its start; it is named."""
+    entities = [campaign_entity(f"c-{n}", "C", "preview", "on") for n in (1, 2)]
+    ready: list[list[str]] = []
+
+    async def scenario(p: Platform) -> None:
+        p.double.faults.forbidden = ["c-2"]
+        await p.poller.run(rounds=5)
+        ready.append(p.poller.readiness())
+
+    p = run(scenario, entities)
+    beats = [heartbeat.decode(b.value) for b in p.publisher.heartbeats()]
+    assert len(beats) == 15  # every round: c-1 is polled
+    assert {b.up_to_epoch for b in beats if b is not None} == {START}
+    assert p.metric("genesys_poller_campaign_failing", campaign_id="c-2", reason="refused") == 5
+    assert any(
+        line.startswith("campaign c-2: 5 polls failed in a row (refused:") for line in ready[0]
+    )
+
+
+def test_no_successful_poll_for_a_few_intervals_makes_the_poller_unready() -> None:
+    """Every poll failing for more than three intervals: readiness says so."""
+    ready: list[list[str]] = []
+
+    async def scenario(p: Platform) -> None:
+        await p.poller.run(rounds=1)
+        p.double.faults.forbidden = ["c-1"]
+        await p.poller.run(rounds=3)
+        ready.append(p.poller.readiness())
+        await p.poller.run(rounds=5)
+        ready.append(p.poller.readiness())
+
+    run(scenario)
+    assert not any(line.startswith("no campaign polled") for line in ready[0])
+    assert "no campaign polled successfully in 30 s" in ready[1]
+
+
+def test_300_campaigns_on_the_default_budget_say_the_interval_they_achieve(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """240 requests a minute cannot poll 300 campaigns in 10 s: warned, shown, beaten honestly."""
+    entities = [campaign_entity(f"c-{n:03}", "C", "preview", "on") for n in range(300)]
+
+    async def scenario(p: Platform) -> None:
+        await p.poller.run(rounds=2)
+
+    with caplog.at_level(logging.WARNING, "consumer.poller"):
+        p = run(scenario, entities)
+    beats = [heartbeat.decode(b.value) for b in p.publisher.heartbeats()]
+    intervals = {b.interval_seconds or 0.0 for b in beats if b is not None}
+    # the rounds' length (the first minute's budget is whole, so ~62 s), not the 10 s asked
+    assert min(intervals) > 60
+    assert p.metric("genesys_poller_round_seconds") == beats[-1].interval_seconds  # type: ignore[union-attr]
+    assert p.metric("genesys_poller_budget_short") == 1
+    assert [r.getMessage() for r in caplog.records].count("budget_short") == 1
