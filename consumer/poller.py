@@ -447,6 +447,8 @@ class Poller:
                 await self._send([(iid.encode(), None, []) for iid in ended], "tombstone")
             except OutputError as exc:
                 log.warning("publish_failed", extra=fields(topic=self.topic, error=str(exc)))
+                # kept as unwatched: the next campaign read proves it over again, and retries
+                self.restored.setdefault(campaign_id, {}).update(dict.fromkeys(ended, b""))
         if deleted and campaign_id in self._campaign_values:
             try:
                 ack = await self.publisher.send(self.campaigns_topic, campaign_id.encode(), None)

@@ -6,6 +6,7 @@ import asyncio
 import io
 import logging
 from collections import Counter
+from collections.abc import Callable
 
 import pytest
 from prometheus_client import generate_latest
@@ -16,7 +17,7 @@ from consumer.apidouble import campaign_entity
 from consumer.engine import campaigns, heartbeat
 from consumer.engine.answer import with_campaign
 from consumer.engine.model import iso
-from consumer.errors import LoginRefusedError
+from consumer.errors import BrokerError, LoginRefusedError
 from tests.unit.platform_rig import (
     SECRET,
     START,
@@ -584,3 +585,36 @@ def test_300_campaigns_on_the_default_budget_say_the_interval_they_achieve(
     assert p.metric("genesys_poller_round_seconds") == beats[-1].interval_seconds  # type: ignore[union-attr]
     assert p.metric("genesys_poller_budget_short") == 1
     assert [r.getMessage() for r in caplog.records].count("budget_short") == 1
+
+
+def test_rebuild_is_retried_and_nothing_is_published_before_it_completes(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The topic unreadable at start: retried, unready meanwhile, no record sent before."""
+    sent_while_failing: list[int] = []
+
+    async def scenario(p: Platform) -> None:
+        p.dialer.put("c-1", interaction("i-1", campaign={"id": "c-1"}), "pending")
+        poller = p.restart()
+        history = poller.history
+        assert history is not None
+        original = history.read
+        failures = iter([True, True])
+
+        async def flaky(
+            partition: int, progress: Callable[[int], None]
+        ) -> dict[bytes, bytes | None]:
+            if next(failures, False):
+                sent_while_failing.append(len(p.publisher.topics))
+                assert poller.readiness() == ["rebuilding what was published from interactions"]
+                raise BrokerError("reading interactions[0]: unreachable")
+            return await original(partition, progress)
+
+        history.read = flaky  # type: ignore[method-assign]
+        await poller.run(rounds=1)
+
+    with caplog.at_level(logging.WARNING, "consumer.poller"):
+        p = run(scenario)
+    assert sent_while_failing == [0, 0]
+    assert [r.getMessage() for r in caplog.records].count("rebuild_failed") == 2
+    assert [r.key for r in p.publisher.on(TOPIC)] == [b"i-1"]
