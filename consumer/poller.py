@@ -45,9 +45,9 @@ the daemon reads. The rules, in one place:
   successful poll began (or when it was first watched): a campaign failing every round
   holds ``upTo`` back, and the daemon ends up reporting the source silent. Its
   ``intervalSeconds`` is the interval achieved: the last round's length when it overran
-  ``interval_seconds`` (the budget cannot poll every campaign in time: warned once and
-  shown by ``genesys_poller_budget_short``). A refused login or a round in which every
-  poll failed sends none.
+  ``interval_seconds``, never less than the budget allows (when it cannot poll every
+  campaign in time: warned once and shown by ``genesys_poller_budget_short``). A
+  refused login or a round in which every poll failed sends none.
 * **Readiness** fails while rebuilding, without a token, when no campaign was polled
   successfully for :data:`READY_INTERVALS` intervals, when the last poll of every
   campaign failed, and names each campaign failing :data:`FAILING_POLLS` times in a row
@@ -232,7 +232,7 @@ class Poller:
         await self._refresh_campaigns()
         began = self.clock.time()
         ids = list(self.watched)
-        self._check_budget(len(ids))
+        floor = self._check_budget(len(ids))
         spacing = self.settings.interval_seconds / max(1, len(ids))
         succeeded = False
         for n, campaign_id in enumerate(ids):
@@ -244,9 +244,10 @@ class Poller:
         if not ids and self._listed_ok:
             succeeded = True  # nothing to poll, and the campaign list says so
             self._ok_at = began
-        # the interval achieved: the round's length when it overran the interval
+        # the interval achieved: the round's length when it overran the interval, and
+        # never less than the budget allows (the rounds of a stretched budget vary)
         length = self.clock.time() - round_began
-        self.achieved = max(self.settings.interval_seconds, length)
+        self.achieved = max(self.settings.interval_seconds, length, floor)
         self.metrics.round_seconds.set(length)
         if not succeeded:
             log.warning("round_failed", extra=fields(campaigns=len(ids)))
@@ -256,9 +257,10 @@ class Poller:
         await self._heartbeat(up_to)
         return True
 
-    def _check_budget(self, campaigns: int) -> None:
-        """Warn (once, and in a metric) when the budget cannot poll them all in an interval."""
+    def _check_budget(self, campaigns: int) -> float:
+        """The shortest round the budget allows; warned (once) and shown when it overruns."""
         allowed = self.settings.requests_per_minute * self.settings.interval_seconds / 60
+        floor = campaigns * 60 / self.settings.requests_per_minute
         short = campaigns > allowed
         self.metrics.budget_short.set(int(short))
         if short and not self._short:
@@ -267,13 +269,12 @@ class Poller:
                 extra=fields(
                     campaigns=campaigns,
                     requests_per_interval=round(allowed, 1),
-                    round_seconds_at_least=round(
-                        campaigns * 60 / self.settings.requests_per_minute, 1
-                    ),
+                    round_seconds_at_least=round(floor, 1),
                     action="raise genesys.requests_per_minute or genesys.interval_seconds",
                 ),
             )
         self._short = short
+        return floor
 
     # -- the memory of what was published -----------------------------------------------------
 

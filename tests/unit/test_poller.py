@@ -580,9 +580,12 @@ def test_300_campaigns_on_the_default_budget_say_the_interval_they_achieve(
         p = run(scenario, entities)
     beats = [heartbeat.decode(b.value) for b in p.publisher.heartbeats()]
     intervals = {b.interval_seconds or 0.0 for b in beats if b is not None}
-    # the rounds' length (the first minute's budget is whole, so ~62 s), not the 10 s asked
-    assert min(intervals) > 60
-    assert p.metric("genesys_poller_round_seconds") == beats[-1].interval_seconds  # type: ignore[union-attr]
+    # what the budget allows (300 polls at 240 a minute: 75 s) or more, not the 10 s asked
+    assert min(intervals) >= 75
+    round_seconds = p.metric("genesys_poller_round_seconds")
+    assert round_seconds > 60
+    assert beats[-1] is not None
+    assert beats[-1].interval_seconds == max(75, round_seconds)
     assert p.metric("genesys_poller_budget_short") == 1
     assert [r.getMessage() for r in caplog.records].count("budget_short") == 1
 
