@@ -423,6 +423,28 @@ def test_answers_without_the_lists_prove_nothing_absent() -> None:
     assert p.metric("genesys_poller_polls_total", result="incomplete") == 2
 
 
+def test_answers_that_do_not_decode_prove_nothing_absent() -> None:
+    """Two 200 answers that are not JSON in a row: no tombstone, two incomplete polls."""
+
+    async def scenario(p: Platform) -> None:
+        p.dialer.put("c-1", interaction("i-1", campaign={"id": "c-1"}), "previewing")
+        await p.poller.round()
+        original = p.client.interactions
+        garbled = iter([b"<html>gateway</html>", b'{"pendingInteractions": [{"id": '])
+
+        async def answer(campaign_id: str) -> bytes:
+            body = next(garbled, None)
+            return body if body is not None else await original(campaign_id)
+
+        p.client.interactions = answer  # type: ignore[method-assign]
+        for _ in range(3):
+            await p.poller.round()
+
+    p = run(scenario)
+    assert tombstoned(p) == []
+    assert p.metric("genesys_poller_polls_total", result="incomplete") == 2
+
+
 def test_forced_stopping_campaign_stays_watched_until_it_is_off() -> None:
     """forced_stopping keeps a campaign watched; listed off, its interactions are tombstoned."""
     dropped: list[list[bytes | None]] = []
