@@ -558,7 +558,9 @@ class PollerMetrics:
         )
         self.polls = Counter(
             "genesys_poller_polls",
-            "Campaign polls, by result: ok, failed (retried next round), not_found (dropped).",
+            "Campaign polls, by result: ok, failed (retried next round), incomplete (an answer "
+            "without the lists or that does not decode: no absence counted), not_found "
+            "(dropped at the second in a row).",
             ["result"],
             registry=registry,
         )
@@ -617,11 +619,30 @@ class PollerMetrics:
         self.campaigns = Gauge(
             "genesys_poller_campaigns", "Campaigns being polled.", registry=registry
         )
+        self.campaign_failing = Gauge(
+            "genesys_poller_campaign_failing",
+            "Polls of a campaign failed in a row, by campaign id and why the last failed "
+            "(refused: 403 and other 4xx, not_found, unavailable, rate_limited, bad_answer, "
+            "publish); present only while it fails. Its heartbeats vouch no further meanwhile.",
+            ["campaign_id", "reason"],
+            registry=registry,
+        )
+        self.round_seconds = Gauge(
+            "genesys_poller_round_seconds",
+            "How long the last round took (the heartbeats' intervalSeconds is at least this).",
+            registry=registry,
+        )
+        self.budget_short = Gauge(
+            "genesys_poller_budget_short",
+            "1 when genesys.requests_per_minute cannot poll every campaign within "
+            "genesys.interval_seconds (rounds overrun the interval).",
+            registry=registry,
+        )
         for bucket in BUCKETS:
             self.interactions.labels(bucket)
         for kind in ("snapshot", "tombstone", "campaign"):
             self.published.labels(kind)
-        for result in ("ok", "failed", "not_found"):
+        for result in ("ok", "failed", "incomplete", "not_found"):
             self.polls.labels(result)
         for reason in ("start", "expiry", "unauthorized"):
             self.token_renewals.labels(reason)
