@@ -188,7 +188,7 @@ def _poll_parser(commands: Any) -> None:
         "--campaign",
         action="append",
         metavar="ID",
-        help="poll this campaign (repeatable; default: every preview campaign on or stopping)",
+        help="poll this campaign (repeatable; default: every preview campaign still live)",
     )
     command.add_argument(
         "--interval", type=float, metavar="SECONDS", help="poll each campaign so often"

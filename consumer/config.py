@@ -194,7 +194,7 @@ class GenesysSettings(_Section):
     region: str | None = None
     api_base: str | None = None
     login_base: str | None = None
-    # the campaigns to poll; none: every preview campaign that is on or stopping
+    # the campaigns to poll; none: every preview campaign on, stopping or forced_stopping
     campaigns: list[str] = []
     interval_seconds: Annotated[float, msgspec.Meta(gt=0)] = 10.0
     # the platform allows 300 requests a minute per client; stay under it
