@@ -60,7 +60,7 @@ from consumer.config import Settings
 from consumer.engine import campaigns as campaign_records
 from consumer.engine.answer import Probe, answer_decoder, present, probe_decoder, with_campaign
 from consumer.engine.campaigns import BUCKETS, LIVE_STATUSES, Campaign
-from consumer.engine.model import iso
+from consumer.engine.model import BUCKET_HEADER, iso
 from consumer.errors import (
     LoginRefusedError,
     NotFoundError,
@@ -71,7 +71,6 @@ from consumer.metrics import PollerMetrics
 
 log = logging.getLogger(__name__)
 
-BUCKET_HEADER: Final = "genesys.bucket"
 POLLED_AT_HEADER: Final = "genesys.polled.at"
 MISSES_BEFORE_TOMBSTONE: Final = 2
 
