@@ -12,8 +12,9 @@ of the releases before it, so a rolling upgrade loses no interaction and no fire
 (the arrays are declared in :mod:`consumer.engine.formats`):
 
 * format 4 (this release): format 3, then the API list the interaction was last seen in
-  (``genesys.bucket``) by name, with the version that put it there, or nil when no record
-  named one; a list name this release does not know restores as none;
+  (``genesys.bucket``): its name, or (name, version) when the version that put it there
+  is not the flag's, or nil when no record named one; a list name this release does not
+  know restores as none. 11 bytes more for ``previewing``;
 * format 3: the six stage times, the conversation's end, the flag and its
   version, the five attributes, their versions only where they differ from the flag's
   (``lagging``, :class:`~consumer.engine.lifecycle.Interaction`), the tracker time last
@@ -68,7 +69,8 @@ def encode(state: Interaction, fired: Fired | None) -> bytes:
         saved[-2] = (s.rule, int(s.stage), s.entered, s.since, s.threshold, fired.at)
     bucket = list_name(state.bucket)
     if bucket is not None:
-        saved[-1] = (bucket, state.bucket_version)
+        version = state.bucket_version
+        saved[-1] = bucket if version == state.closed_version else (bucket, version)
     return _encoder.encode(saved)
 
 
@@ -139,17 +141,18 @@ def decode(value: bytes) -> tuple[Interaction, Fired | None] | None:
         _attributes(saved),
         saved.lagging or (saved.closed_version,) * 5,
         saved.seen,
-        *_bucket(saved.bucket),
+        *_bucket(saved.bucket, saved.closed_version),
     )
     return state, None if fired is None else _fired(*fired)
 
 
-def _bucket(saved: tuple[str, float] | None) -> tuple[int, float]:
+def _bucket(saved: str | tuple[str, float] | None, closed_version: float) -> tuple[int, float]:
     """The list number and version format 4 saved (none for format 3, or a name not known)."""
     if saved is None:
         return NO_LIST, 0.0
-    number = list_number(saved[0])
-    return (number, saved[1]) if number != NO_LIST else (NO_LIST, 0.0)
+    name, version = (saved, closed_version) if isinstance(saved, str) else saved
+    number = list_number(name)
+    return (number, version) if number != NO_LIST else (NO_LIST, 0.0)
 
 
 def _decode_v2(value: bytes) -> tuple[Interaction, Fired | None] | None:

@@ -41,12 +41,14 @@ class SavedV3(msgspec.Struct, array_like=True, gc=False):
 
 
 class SavedV4(SavedV3, array_like=True, gc=False):
-    """Format 4: format 3 and the list the interaction was in, with its version, or nil.
+    """Format 4: format 3 and the list the interaction was in, or nil.
 
-    A format 3 array ends before ``bucket``, so this struct reads it too, with no list.
+    The list is its name when its version is ``closed_version`` (the common case), else
+    (name, version). A format 3 array ends before ``bucket``, so this struct reads it
+    too, with no list.
     """
 
-    bucket: tuple[str, float] | None = None
+    bucket: str | tuple[str, float] | None = None
 
 
 class SavedV2(msgspec.Struct, array_like=True, gc=False):

@@ -200,7 +200,11 @@ def test_format_4_round_trips_the_list_with_its_version() -> None:
     t = tracker()
     t.ingest(snap(created=0, bucket="scheduled"), T0)
     t.ingest(snap("plain", created=0), T0)
-    for iid in ("i-1", "plain"):
+    # a newer snapshot without the header: the list's version is no longer the flag's
+    t.ingest(snap("older", created=0, bucket="pending"), T0)
+    t.ingest(snap("older", created=0, previewing=9, active=False), T0 + 9)
+    assert (t.states["older"].bucket_version, t.states["older"].closed_version) == (T0, T0 + 9)
+    for iid in ("i-1", "plain", "older"):
         value = changelog.encode(t.states[iid], None)
         assert value[3] == changelog.FORMAT == 4
         assert changelog.decode(value) == (t.states[iid], None)
