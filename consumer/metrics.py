@@ -30,7 +30,7 @@ from prometheus_client.registry import Collector
 from consumer.engine import buckets
 from consumer.engine.alerting import REMOVALS
 from consumer.engine.campaigns import BUCKETS
-from consumer.engine.lifecycle import PENDING, STAGES
+from consumer.engine.lifecycle import STAGES, pending_by_campaign
 from consumer.engine.model import INVALID_REASONS
 from consumer.engine.tracker import OUTCOMES, Observations, Tracker
 
@@ -110,7 +110,7 @@ class _StateCollector(Collector):
         interactions, stalled, pending = self._families()
         per_stage = [0] * len(STAGES)
         per_campaign: Tally[tuple[str, str]] = Tally()
-        waiting: Tally[str | None] = Tally()  # campaign id -> interactions pending
+        waiting: dict[str | None, int] = {}  # campaign id -> interactions pending
         for tracker in self._trackers():
             for stage in STAGES:
                 per_stage[stage] += tracker.stage_counts[stage]
@@ -118,7 +118,7 @@ class _StateCollector(Collector):
             for iid, fired in tracker.stalled.items():
                 campaign = self._campaigns(states[iid].campaign)
                 per_campaign[fired.stall.stage.label, campaign] += 1
-            waiting.update(state.campaign for state in states.values() if state.bucket == PENDING)
+            pending_by_campaign(states, waiting)
         backlog: Tally[str] = Tally()
         for campaign_id, n in waiting.items():
             backlog[self._campaigns(campaign_id)] += n

@@ -478,6 +478,19 @@ if __file__.endswith(".py"):  # not compiled: see _untracked; compiled code neve
     globals()["Interaction"] = _untracked(Interaction)
 
 
+def pending_by_campaign(states: dict[str, Interaction], counts: dict[str | None, int]) -> None:
+    """Add to ``counts`` the interactions of ``states`` in the pending list, by campaign id.
+
+    For the backlog gauge, at every scrape: compiled, this reads each native object's
+    fields directly, where a loop in the uncompiled metrics module took a tenth of a
+    second for a million interactions.
+    """
+    for state in states.values():
+        if state.bucket == PENDING:
+            campaign = state.campaign
+            counts[campaign] = counts.get(campaign, 0) + 1
+
+
 def time_of(state: Interaction, stage: int) -> float:
     """When ``state`` entered ``stage`` (:data:`UNKNOWN` if never)."""
     if stage == CREATED:

@@ -5,7 +5,15 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consumer.engine.lifecycle import STAGES, Interaction, Snapshot, merge, new_interaction
+from consumer.engine.lifecycle import (
+    LISTS,
+    NO_LIST,
+    STAGES,
+    Interaction,
+    Snapshot,
+    merge,
+    new_interaction,
+)
 from consumer.engine.stalls import StallPolicy
 from consumer.engine.tracker import Tracker
 from tests.unit.factory import T0, snap, tracker
@@ -24,6 +32,7 @@ arbitrary_snapshots = st.builds(
     active=st.sampled_from([None, True, False]),
     times=st.tuples(*(moments for _ in STAGES)),
     conversation_ended=moments,
+    bucket=st.integers(NO_LIST, len(LISTS)),
 )
 
 
