@@ -285,7 +285,7 @@ Versions = tuple[float, float, float, float, float]
 class Interaction:
     """The merged state of one interaction: only what the rules above need.
 
-    Compiled, a native class of C doubles and string references, 160 bytes, that no
+    Compiled, a native class of C doubles and string references, 176 bytes, that no
     garbage collector pass visits; uncompiled, the same fields as an untracked msgspec
     struct (:func:`_untracked`). ``closed`` is ``True`` when ``activePreviewCall`` was
     false or absent, so that on a version tie closed wins (``True > False``); ``None``
@@ -481,9 +481,8 @@ if __file__.endswith(".py"):  # not compiled: see _untracked; compiled code neve
 def pending_by_campaign(states: dict[str, Interaction], counts: dict[str | None, int]) -> None:
     """Add to ``counts`` the interactions of ``states`` in the pending list, by campaign id.
 
-    For the backlog gauge, at every scrape: compiled, this reads each native object's
-    fields directly, where a loop in the uncompiled metrics module took a tenth of a
-    second for a million interactions.
+    For the backlog gauge, at every scrape: one pass over every tracked interaction, a
+    few tens of milliseconds for a million (compiled, each field read is a direct one).
     """
     for state in states.values():
         if state.bucket == PENDING:
