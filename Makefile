@@ -65,7 +65,7 @@ unit: $(STAMP)
 # must behave exactly as its source does. --import-mode=append keeps the checkout's own
 # consumer/ behind the compiled one.
 ENGINE_TESTS := $(addprefix tests/unit/test_,buckets.py campaigns.py changelog.py clock.py \
-    decode_fuzz.py engine_fuzz.py lifecycle.py loop.py model.py properties.py replay.py \
+    decode_fuzz.py engine_fuzz.py lifecycle.py lists.py loop.py model.py properties.py replay.py \
     stalls.py step.py timers.py tracker.py)
 unit-compiled: $(COMPILED_STAMP)
 	PYTHONPATH=$(COMPILED) $(BIN)/python -P -c 'import consumer.engine as e; assert e.compiled()'

@@ -53,6 +53,9 @@ class StallSettings(_Section):
     thresholds: dict[str, float] = {}
     campaigns: dict[str, dict[str, float]] = {}
     watch_all_modes: bool = False
+    # the created rule for interactions whose records name no list (no genesys.bucket
+    # header: a producer other than the poller), where a scheduled callback looks stuck
+    created_without_bucket: bool = True
     # a campaign whose previews auto-place after previewTimeOutSeconds (the campaigns topic)
     # and that has no explicit override: its previewing threshold is that timeout plus this
     preview_timeout_grace_seconds: Annotated[float, msgspec.Meta(ge=0)] = 30.0

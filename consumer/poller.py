@@ -87,7 +87,7 @@ from consumer.engine.answer import (
     with_campaign,
 )
 from consumer.engine.campaigns import BUCKETS, ENDED_STATUSES, LIVE_STATUSES, Campaign
-from consumer.engine.model import iso
+from consumer.engine.model import BUCKET_HEADER, iso
 from consumer.errors import (
     BadResponseError,
     LoginRefusedError,
@@ -102,7 +102,6 @@ from consumer.metrics import PollerMetrics
 
 log = logging.getLogger(__name__)
 
-BUCKET_HEADER: Final = "genesys.bucket"
 POLLED_AT_HEADER: Final = "genesys.polled.at"
 MISSES_BEFORE_TOMBSTONE: Final = 2
 # readiness fails when no campaign was polled successfully for this many intervals

@@ -37,8 +37,8 @@ from consumer.daemon.records import Partition, Record
 from consumer.engine import alerting, changelog, heartbeat
 from consumer.engine.alerting import StallEvent
 from consumer.engine.clock import PartitionClock
-from consumer.engine.lifecycle import Snapshot, Tombstone
-from consumer.engine.model import Invalid, decode_record, engine_error
+from consumer.engine.lifecycle import NO_LIST, Snapshot, Tombstone
+from consumer.engine.model import Invalid, bucket_of, decode_record, engine_error
 from consumer.engine.sources import SourceWatch
 from consumer.engine.tracker import Tracker
 
@@ -219,7 +219,8 @@ class Step:
         if value is not None and len(value) > self.settings.max_record_bytes:
             detail = f"value of {len(value)} bytes exceeds kafka.max_record_bytes"
             return Invalid("too_large", detail)
-        return decode_record(record.key, value)
+        headers = record.headers
+        return decode_record(record.key, value, bucket_of(headers) if headers else NO_LIST)
 
     def _apply(
         self,

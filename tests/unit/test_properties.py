@@ -6,6 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from consumer.engine.lifecycle import (
+    LISTS,
+    NO_LIST,
     STAGES,
     Interaction,
     Snapshot,
@@ -31,6 +33,7 @@ arbitrary_snapshots = st.builds(
     active=st.sampled_from([None, True, False]),
     times=st.tuples(*(moments for _ in STAGES)),
     conversation_ended=moments,
+    bucket=st.integers(NO_LIST, len(LISTS)),
 )
 
 
