@@ -271,6 +271,7 @@ class BatchCounts(Protocol):
 
     records: int
     heartbeats: int
+    heartbeats_ignored: dict[str, int]
     misrouted: int
     future: dict[tuple[str, int], int]
     applied_delays: list[float]
@@ -432,10 +433,19 @@ class ConsumerMetrics:
         self.heartbeats = Counter(
             "dialer_heartbeats", "Heartbeat records read from sources.", registry=registry
         )
+        self.heartbeats_ignored = _per_value(
+            "dialer_heartbeats_ignored",
+            "Heartbeat records not believed: intervalSeconds outside 0.1 s - 1 h (interval), "
+            "or from a source in runtime.retired_sources (retired).",
+            "reason",
+            ("interval", "retired"),
+            registry,
+        )
         self.alert_delay = Histogram(
             "dialer_stall_alert_delay_seconds",
             "From a stall coming due (its start plus threshold) to its firing alert being "
-            "acknowledged by every durable output.",
+            "acknowledged by every durable output; on a heartbeat partition it includes the "
+            "wait for the source to vouch for the due time (up to one heartbeat interval).",
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
             registry=registry,
         )
@@ -458,6 +468,8 @@ class ConsumerMetrics:
             self.batch_records.observe(out.records)
         if out.heartbeats:
             self.heartbeats.inc(out.heartbeats)
+        for reason, n in out.heartbeats_ignored.items():
+            self.heartbeats_ignored[reason].inc(n)
         if out.misrouted:
             self.misrouted.inc(out.misrouted)
         for (topic, partition), n in out.future.items():

@@ -40,6 +40,7 @@ from consumer.daemon.ports import AlertSink, Clock, Follower, Producer, Source, 
 from consumer.daemon.probe import BrokerProbe
 from consumer.daemon.records import Batch, Partition
 from consumer.daemon.step import Facts
+from consumer.engine.sources import SourceState
 from consumer.engine.tracker import Observations, Tracker
 from consumer.errors import AuthenticationError, BrokerError
 from consumer.metrics import ConsumerMetrics, EngineMetrics
@@ -260,9 +261,10 @@ class Daemon:
         assert self.state_reader is not None
         self.metrics.restoring.inc()
         try:
-            await restore.restore(self.state_reader, tp, tracker, self.metrics)
+            sources: dict[str, SourceState] = {}
+            await restore.restore(self.state_reader, tp, tracker, self.metrics, sources)
             async with self._lock:
-                if self.step.restored(tp):
+                if self.step.restored(tp, sources):
                     self.source.resume([tp])
                 self._restores.pop(tp, None)
         finally:
