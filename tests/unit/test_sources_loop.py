@@ -84,12 +84,11 @@ def test_a_stall_is_judged_only_as_far_as_the_poll_vouched() -> None:
             rig.clock.advance(0.5)
             if t % interval == 0:  # a poll round: what happened before it, then a heartbeat
                 for iid, pop in pops.items():
-                    placed = pop + 10 if iid != "never-placed" else None
-                    times = {"previewing": pop} | (
-                        {"placed": placed} if placed and placed < t else {}
-                    )
-                    if pop < t:
-                        rig.send(preview(iid, **times), key=iid, at=t)
+                    placed = pop + 10 if iid != "never-placed" else t
+                    if pop < t <= placed:
+                        rig.send(preview(iid, previewing=pop), key=iid, at=t)
+                    elif pop < t:
+                        rig.send(preview(iid, previewing=pop, placed=placed), key=iid, at=t)
                 beat(rig, t, interval=interval)
                 await read_all(rig)
             await asyncio.sleep(0.003)
@@ -225,9 +224,8 @@ def test_a_retired_source_is_dropped_its_alert_resolved_its_heartbeats_ignored()
 def test_a_changelog_without_source_records_still_restores() -> None:
     """Upgrade: formats 1-3 written before source records restore; the wall clock judges."""
     rig = Rig(config=settings(), clock=FakeClock(factory.T0 + 640))
-    records: list[tuple[bytes, bytes | None]] = [
-        (f"v1-{iid}".encode(), bytes.fromhex(value)) for iid, value in FORMAT_1.items()
-    ] + [(f"v2-{iid}".encode(), bytes.fromhex(value)) for iid, value in FORMAT_2.items()]
+    records = [(f"v1-{i}".encode(), bytes.fromhex(v)) for i, v in FORMAT_1.items()]
+    records += [(f"v2-{i}".encode(), bytes.fromhex(v)) for i, v in FORMAT_2.items()]
     t = factory.tracker()
     t.ingest(factory.snap("v3", previewing=630), factory.T0 + 630)
     records.append((b"v3", changelog.encode(t.states["v3"], None)))
