@@ -69,6 +69,9 @@ class Daemon:
         self.settings, self.source, self.producer, self.clock = settings, source, producer, clock
         self._prepare = prepare  # e.g. create missing topics; retried like connecting
         self._campaigns = campaigns  # the poller's campaign settings, when it publishes them
+        self._campaigns_read = asyncio.Event()  # restored partitions are judged once set
+        if campaigns is None:
+            self._campaigns_read.set()
         self.state_reader = state_reader if kafka.persist_state else None
         self.obs = Observations()
         self.policy = stall_policy(settings)
@@ -110,7 +113,12 @@ class Daemon:
             if self._campaigns is not None:
                 grace = self.settings.stalls.preview_timeout_grace_seconds
                 following = campaigns.follow(
-                    self._campaigns, self.policy, grace, self._lock, self._trackers
+                    self._campaigns,
+                    self.policy,
+                    grace,
+                    self._lock,
+                    self._trackers,
+                    self._campaigns_read,
                 )
                 background.append(asyncio.create_task(following, name="campaigns"))
             while not self._stopping.is_set():
@@ -263,6 +271,7 @@ class Daemon:
         try:
             sources: dict[str, SourceState] = {}
             await restore.restore(self.state_reader, tp, tracker, self.metrics, sources)
+            await campaigns.loaded(self._campaigns_read)  # their thresholds before judging
             async with self._lock:
                 if self.step.restored(tp, sources):
                     self.source.resume([tp])
