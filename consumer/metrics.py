@@ -263,7 +263,7 @@ class PartitionView(Protocol):
 
     @property
     def heartbeat(self) -> float | None:
-        """The newest heartbeat's up-to time, on a partition with heartbeats."""
+        """The up-to time its heartbeat sources vouch for, on a partition with heartbeats."""
 
 
 class BatchCounts(Protocol):
@@ -314,8 +314,8 @@ class _PartitionCollector(Collector):
             ),
             GaugeMetricFamily(
                 "dialer_source_heartbeat_age_seconds",
-                "Wall clock minus the newest heartbeat's up-to time, on partitions that "
-                "have heartbeats.",
+                "Wall clock minus the up-to time the partition's heartbeat sources vouch for "
+                "(the oldest of their newest heartbeats), on partitions that have heartbeats.",
                 labels=labels,
             ),
             GaugeMetricFamily(
