@@ -276,8 +276,7 @@ class RuntimeSettings(_Section):
     # a record timestamp further ahead of the wall clock than this does not move time
     max_clock_skew_seconds: Annotated[float, msgspec.Meta(ge=0)] = 60.0
     # how late past its interval a source's heartbeat may be before the source counts as
-    # silent (unset: twice the source's heartbeat interval, at least 20 s); time never
-    # runs past what the source vouched for, grace or not
+    # silent (unset: one more interval); time never runs past what the source vouched for
     source_grace_seconds: Annotated[float, msgspec.Meta(gt=0)] | None = None
     # heartbeats missing this long (at least interval plus grace) raise one source_silent
     source_silent_seconds: Annotated[float, msgspec.Meta(gt=0)] = 60.0

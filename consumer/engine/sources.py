@@ -12,8 +12,8 @@ Silence is judged only where the monitor can see: on a caught-up partition, with
 broker's last answer (``confirmed``) as "now" (while the monitor itself is behind or cut
 off, a missing heartbeat proves nothing). A source is silent on a partition when its
 newest ``up_to`` there is older than :meth:`SourceWatch.silent_after` allows: the
-configured silence, but never less than the source's interval plus its grace, so a
-source is not called silent before it had time to beat again.
+configured silence, but never less than the source's interval plus its grace (unset: one
+more interval), so a source that beats slowly is not called silent between two beats.
 
 A :class:`SourceWatch` gathers, per topic, what this instance's partitions say: a source
 silent on any of them is one ``firing`` alert, ``resolved`` once it is silent on none.
@@ -37,8 +37,6 @@ SourceStatus = Literal["firing", "resolved"]
 # switch dead-feed protection off for days)
 MIN_INTERVAL: Final = 0.1
 MAX_INTERVAL: Final = 3600.0
-# unset runtime.source_grace_seconds: twice the source's interval, at least this
-GRACE_FLOOR: Final = 20.0
 
 
 class SourceEvent(msgspec.Struct, frozen=True, gc=False):
@@ -108,7 +106,7 @@ class SourceWatch:
     def silent_after(self, state: SourceState) -> float:
         """How old a source's newest heartbeat may be before it counts as silent."""
         interval = state.interval or 0.0
-        grace = self.grace if self.grace is not None else max(GRACE_FLOOR, 2 * interval)
+        grace = self.grace if self.grace is not None else interval
         return max(self.silent_seconds, interval + grace)
 
     @property

@@ -198,7 +198,7 @@ def test_a_retired_source_is_dropped_its_alert_resolved_its_heartbeats_ignored()
         daemon = rig.daemon()
         task = asyncio.create_task(daemon.run())
         await live(rig, 5, beating=True, source="old")
-        await live(rig, 30, beating=False)  # silent past 10 s and interval + grace (21 s)
+        await live(rig, 30, beating=False)  # silent past 10 s
         await until(lambda: len(silences(rig)) == 1)
         await stop(daemon, task)
         rig.config = settings(runtime={"source_silent_seconds": 10, "retired_sources": ["old"]})
