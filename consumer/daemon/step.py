@@ -323,7 +323,7 @@ class Step:
             return  # an older or repeated heartbeat: nothing new
         state.sources_dirty.add(beat.source)
         state.clock.vouch(vouched(state.sources))
-        self._watch(tp[0])
+        self._watch(tp[0])  # the topic's watch judges this partition's silences from now on
 
     def _watch(self, topic: str) -> SourceWatch:
         watch = self.watches.get(topic)
