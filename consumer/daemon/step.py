@@ -145,8 +145,11 @@ class Step:
         state = self.partitions.get(tp)
         if state is None:
             return False
+        state.restoring = False
+        if not sources:
+            return True  # a partition without heartbeats (or saved before they were saved)
         watch = self._watch(tp[0])
-        for name, source in (sources or {}).items():
+        for name, source in sources.items():
             if name in self.settings.retired_sources:
                 state.sources_dirty.add(name)  # a tombstone with the next save
                 if source.silent_since is not None:
@@ -156,7 +159,6 @@ class Step:
                 state.sources[name] = source
         state.clock.vouch(vouched(state.sources))
         watch.adopt(state.sources)
-        state.restoring = False
         return True
 
     def source_alerts_of(self, tp: Partition) -> list[AnyAlert]:
