@@ -39,13 +39,23 @@ test: tools $(STAMP)
 tools:
 	PYTHON=$(PYTHON) scripts/setup-tools
 
-# Static checks only (ruff, mypy --strict, the layers' import contracts, hadolint).
-check lint: $(STAMP)
+# Static checks only (ruff, mypy --strict, the layers' import contracts, hadolint, and
+# helm lint and render of the chart with the values the README installs it with).
+HELM = $(shell scripts/setup-tools helm-path 2>/dev/null)
+CHART := deploy/helm/interaction-consumer
+CHART_VALUES := --set image.repository=registry.example.com/interaction-consumer \
+    --set existingSecret=interaction-consumer-credentials
+check lint: $(STAMP) $(HELM)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/hadolint Dockerfile
+	$(HELM) lint --strict --quiet $(CHART) $(CHART_VALUES)
+	$(HELM) template interaction-consumer $(CHART) $(CHART_VALUES) >/dev/null
+
+$(HELM):
+	PYTHON=$(PYTHON) scripts/setup-tools
 
 # Unit tests only: no broker, seconds.
 unit: $(STAMP)
@@ -55,7 +65,7 @@ unit: $(STAMP)
 # must behave exactly as its source does. --import-mode=append keeps the checkout's own
 # consumer/ behind the compiled one.
 ENGINE_TESTS := $(addprefix tests/unit/test_,buckets.py campaigns.py changelog.py clock.py \
-    decode_fuzz.py engine_fuzz.py lifecycle.py loop.py model.py properties.py replay.py \
+    decode_fuzz.py engine_fuzz.py lifecycle.py lists.py loop.py model.py properties.py replay.py \
     stalls.py step.py timers.py tracker.py)
 unit-compiled: $(COMPILED_STAMP)
 	PYTHONPATH=$(COMPILED) $(BIN)/python -P -c 'import consumer.engine as e; assert e.compiled()'

@@ -17,8 +17,12 @@ state directly. It answers in the Platform API's shape and spelling (see
 API requests need a bearer token that has not expired. :class:`Faults` are the switches
 tests flip (in process, or as JSON to ``POST /_double/faults``): the next N requests
 answer 429 (with or without ``Retry-After``) or 503, every token issued so far expires
-(401), the login refuses, a campaign is deleted (404). ``GET /_double/requests`` lists
-the requests served, for counting.
+(401), the login refuses, a campaign is deleted (404); and the answers the poller must
+not take for proof that something is gone: interactions answers without the lists
+(``{}``), a campaign listing cut short (empty pages after the first) or without
+``pageCount``, a campaign that answers 403 (a division change), a campaign's status
+(``forced_stopping``...), a ``Retry-After`` of any text (``inf``). ``GET
+/_double/requests`` lists the requests served, for counting.
 """
 
 from __future__ import annotations
@@ -50,10 +54,14 @@ class Faults:
     """Switches for the failures the poller must survive."""
 
     rate_limited: int = 0  # the next N API requests answer 429 ...
-    retry_after: float | None = None  # ... with this Retry-After (None: no header)
+    retry_after: float | str | None = None  # ... with this Retry-After (None: no header)
     unavailable: int = 0  # the next N API requests answer 503
     refuse_login: bool = False  # the token endpoint answers 401 invalid_client
     token_seconds: float = 86_400.0  # expires_in of the tokens issued
+    empty_answers: int = 0  # the next N interactions answers are 200 ``{}``
+    short_listing: bool = False  # campaign pages after the first come back empty
+    no_page_count: bool = False  # campaign pages come without ``pageCount``
+    forbidden: list[str] = field(default_factory=list)  # campaigns answering 403
 
 
 @dataclass
@@ -126,6 +134,10 @@ class Dialer:
         """The interaction ended: it is in no list any more."""
         for shown in self.interactions.values():
             shown.pop(interaction_id, None)
+
+    def set_status(self, campaign_id: str, status: str) -> None:
+        """The campaign's ``campaignStatus`` becomes ``status`` (its interactions stay)."""
+        self.campaigns[campaign_id]["campaignStatus"] = status
 
     def delete_campaign(self, campaign_id: str) -> None:
         """The campaign is deleted: it answers 404 from now on."""
@@ -218,12 +230,16 @@ class ApiDouble:
         if self.faults.rate_limited > 0:
             self.faults.rate_limited -= 1
             response = _error(429, "too.many.requests", "Rate limit exceeded the maximum.")
-            if self.faults.retry_after is not None:
-                response.headers["Retry-After"] = f"{self.faults.retry_after:g}"
+            asked = self.faults.retry_after
+            if asked is not None:
+                response.headers["Retry-After"] = asked if isinstance(asked, str) else f"{asked:g}"
             return response
         if self.faults.unavailable > 0:
             self.faults.unavailable -= 1
             return _error(503, "service.unavailable", "Service Unavailable")
+        campaign_id = request.match_info.get("id")
+        if campaign_id is not None and campaign_id in self.faults.forbidden:
+            return _error(403, "not.authorized", "You are not authorized to perform the operation.")
         if self._before_answer is not None:
             self._before_answer(self._clock())
         return None
@@ -242,6 +258,8 @@ class ApiDouble:
         every = list(self.dialer.campaigns.values())
         count = max(1, -(-len(every) // size))
         page = every[(number - 1) * size : number * size]
+        if self.faults.short_listing and number > 1:
+            page = []
 
         def uri(n: int) -> str:
             return f"{CAMPAIGNS_PATH}?pageSize={size}&pageNumber={n}"
@@ -256,6 +274,8 @@ class ApiDouble:
             "lastUri": uri(count),
             "pageCount": count,
         }
+        if self.faults.no_page_count:
+            del listing["pageCount"]
         if number < count:
             listing["nextUri"] = uri(number + 1)
         return _json(200, listing)
@@ -277,6 +297,9 @@ class ApiDouble:
         campaign = self.dialer.campaigns.get(campaign_id)
         if campaign is None:
             return _error(404, "not.found", "The campaign was not found.")
+        if self.faults.empty_answers > 0:
+            self.faults.empty_answers -= 1
+            return _json(200, {})  # every member of CampaignInteractions is optional
         ref = {"id": campaign_id, "name": campaign["name"], "selfUri": campaign["selfUri"]}
         lists: dict[str, list[bytes]] = {bucket: [] for bucket in BUCKETS}
         for bucket, value in self.dialer.interactions.get(campaign_id, {}).values():
@@ -299,11 +322,15 @@ class ApiDouble:
                     self.expire_tokens()
                 elif name == "delete_campaign":
                     self.dialer.delete_campaign(str(value))
+                elif name == "campaign_status":  # {"id": ..., "status": ...}
+                    self.dialer.set_status(str(value["id"]), str(value["status"]))
+                elif name == "end_interaction":
+                    self.dialer.end(str(value))
                 elif hasattr(self.faults, name):
                     setattr(self.faults, name, value)
                 else:
                     return _json(400, {"error": f"unknown switch {name!r}"})
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, KeyError, TypeError):
             return _json(400, {"error": "expected a JSON object of switches"})
         return _json(200, {"faults": self.faults.__dict__})
 

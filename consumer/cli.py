@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.metadata
 import os
 import sys
 import time
@@ -13,13 +14,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
+import msgspec
 from prometheus_client import CollectorRegistry, generate_latest
+from yarl import URL
 
 from consumer import config, config_load, poll, service, simulate_api
 from consumer.adapters import logs
 from consumer.adapters.alerts import Alert, encode_alert
 from consumer.engine.model import to_epoch
 from consumer.engine.stalls import RULES, unknown_rules
+from consumer.policy import stall_policy
 from consumer.publish import publish
 from consumer.replay import Replay
 from consumer.simulate import Simulator, TrafficSettings, kcat_lines
@@ -95,12 +99,33 @@ def _engine_options(command: argparse.ArgumentParser) -> None:
     )
 
 
+def version() -> str:
+    """The installed package's version."""
+    try:
+        return importlib.metadata.version("interaction-consumer")
+    except importlib.metadata.PackageNotFoundError:  # a checkout on the path, not installed
+        return "unknown"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="interaction-consumer",
         description="Track outbound dialer interactions and alert on stalled preview calls.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     commands = parser.add_subparsers(dest="command", required=True)
+    check = commands.add_parser(
+        "check-config",
+        help="check the settings (file and environment) as run or poll would, print them",
+    )
+    check.add_argument("--config", type=Path, help="settings file (TOML)")
+    check.add_argument(
+        "--for",
+        dest="command_checked",
+        choices=["run", "poll"],
+        default="run",
+        help="the command whose start to check (default: run)",
+    )
     run = commands.add_parser("run", help="consume the topic in a consumer group (the daemon)")
     _engine_options(run)
     run.add_argument("--bootstrap-servers", metavar="HOST:PORT[,...]")
@@ -163,7 +188,7 @@ def _poll_parser(commands: Any) -> None:
         "--campaign",
         action="append",
         metavar="ID",
-        help="poll this campaign (repeatable; default: every preview campaign on or stopping)",
+        help="poll this campaign (repeatable; default: every preview campaign still live)",
     )
     command.add_argument(
         "--interval", type=float, metavar="SECONDS", help="poll each campaign so often"
@@ -186,6 +211,42 @@ def _settings(args: argparse.Namespace) -> config.Settings:
     return config_load.load_settings(
         getattr(args, "config", None), env=os.environ, overrides=overrides
     )
+
+
+def _checked(settings: config.Settings, command: str) -> config.Settings:
+    """``settings`` once they pass what ``command`` (run or poll) checks before it starts.
+
+    Raises :class:`~consumer.config.ConfigError` naming the setting. ``run``, ``poll`` and
+    ``check-config`` all come through here, so the check is the start's own.
+    """
+    if command == "poll":
+        poll.check(settings.genesys)
+    else:
+        stall_policy(settings)  # the stall rules named must exist
+    return settings
+
+
+def _redacted(value: object) -> object:
+    if isinstance(value, config.Secret):
+        return "***"
+    raise NotImplementedError(type(value))
+
+
+def effective_settings(settings: config.Settings) -> bytes:
+    """The settings as JSON, every secret (and password in a URL) shown as ``***``."""
+    tree = msgspec.to_builtins(settings, enc_hook=_redacted)
+    tree["alertmanager"]["urls"] = [
+        str(URL(url).with_password("***")) if URL(url).password else url
+        for url in settings.alertmanager.urls
+    ]
+    return msgspec.json.format(msgspec.json.encode(tree), indent=2)
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    settings = _checked(_settings(args), args.command_checked)
+    sys.stdout.buffer.write(effective_settings(settings) + b"\n")
+    print(f"interaction-consumer: configuration ok for {args.command_checked}", file=sys.stderr)
+    return 0
 
 
 def _unwritable(path: Path) -> OSError | None:
@@ -285,12 +346,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "replay":
             return _replay(args)
+        if args.command == "check-config":
+            return _check_config(args)
         if args.command == "run":
-            return service.run(_settings(args))
+            return service.run(_checked(_settings(args), "run"))
         if args.command == "simulate":
             return _simulate(args)
         if args.command == "poll":
-            return poll.run(_settings(args))
+            return poll.run(_checked(_settings(args), "poll"))
     except config.ConfigError as exc:
         print(f"interaction-consumer: configuration error: {exc}", file=sys.stderr)
         return 2

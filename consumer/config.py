@@ -53,6 +53,9 @@ class StallSettings(_Section):
     thresholds: dict[str, float] = {}
     campaigns: dict[str, dict[str, float]] = {}
     watch_all_modes: bool = False
+    # the created rule for interactions whose records name no list (no genesys.bucket
+    # header: a producer other than the poller), where a scheduled callback looks stuck
+    created_without_bucket: bool = True
     # a campaign whose previews auto-place after previewTimeOutSeconds (the campaigns topic)
     # and that has no explicit override: its previewing threshold is that timeout plus this
     preview_timeout_grace_seconds: Annotated[float, msgspec.Meta(ge=0)] = 30.0
@@ -194,7 +197,7 @@ class GenesysSettings(_Section):
     region: str | None = None
     api_base: str | None = None
     login_base: str | None = None
-    # the campaigns to poll; none: every preview campaign that is on or stopping
+    # the campaigns to poll; none: every preview campaign on, stopping or forced_stopping
     campaigns: list[str] = []
     interval_seconds: Annotated[float, msgspec.Meta(gt=0)] = 10.0
     # the platform allows 300 requests a minute per client; stay under it
@@ -285,10 +288,22 @@ class RuntimeSettings(_Section):
     retired_sources: list[str] = []
 
 
+# label names of the alerts the service posts, which static labels must not replace
+ALERT_LABELS: Final = frozenset(
+    {"alertname", "severity", "campaign", "stage", "rule", "interaction_id", "topic", "source"}
+)
+_LABEL_NAME: Final = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+
+
 class AlertmanagerSettings(_Section):
-    """Where per-interaction stalls are posted (Alertmanager API v2); none by default."""
+    """Where per-interaction stalls are posted (Alertmanager API v2); none by default.
+
+    ``labels`` are added to every alert posted (``{ namespace = "dialer", org = "acme" }``):
+    what routes and inhibitions tell one deployment's alerts from another's by.
+    """
 
     urls: list[str] = []
+    labels: dict[str, str] = {}
     resend_seconds: Annotated[float, msgspec.Meta(gt=0)] = 60.0
     timeout_seconds: Annotated[float, msgspec.Meta(gt=0)] = 5.0
     queue_size: Positive = 10_000
@@ -298,6 +313,11 @@ class AlertmanagerSettings(_Section):
         for url in self.urls:
             if not url.startswith(("http://", "https://")):
                 raise ValueError(f"alertmanager url {url!r} must start with http:// or https://")
+        for name in self.labels:
+            if not _LABEL_NAME.fullmatch(name) or name.startswith("__"):
+                raise ValueError(f"alertmanager.labels: {name!r} is not a label name")
+            if name in ALERT_LABELS:
+                raise ValueError(f"alertmanager.labels: {name!r} is set by the service itself")
 
 
 class LogSettings(_Section):

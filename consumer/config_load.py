@@ -5,15 +5,19 @@ command-line flags. Every setting has one dotted name (``stalls.watch_all_modes`
 environment variable is ``INTERACTION_CONSUMER_`` plus the name in upper case with dots
 as underscores (``INTERACTION_CONSUMER_STALLS_WATCH_ALL_MODES``); the conventional
 ``KAFKA_BOOTSTRAP_SERVERS``, ``GENESYS_CLIENT_ID`` and ``GENESYS_CLIENT_SECRET`` are read
-too. An unknown or malformed setting raises :class:`~consumer.config.ConfigError` naming it.
+too. An unknown or malformed setting raises :class:`~consumer.config.ConfigError` naming it,
+except the variables Kubernetes injects for a Service whose name starts with
+``interaction-consumer`` (:func:`is_service_link`), which are not settings.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import re
 import tomllib
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
@@ -27,6 +31,49 @@ _CONVENTIONAL_ENV: Final = {
     "GENESYS_CLIENT_ID": "client_id",
     "GENESYS_CLIENT_SECRET": "client_secret",
 }
+
+
+# The "service links" Kubernetes puts in every pod for each Service of its namespace
+# (unless the pod says enableServiceLinks: false), for a Service named
+# interaction-consumer[-anything]: SERVICE_HOST, SERVICE_PORT[_<port name>], and the
+# Docker-style PORT, PORT_<n>_<PROTO>[_PROTO|_PORT|_ADDR]. Name and value must both have
+# Kubernetes' shape: INTERACTION_CONSUMER_PORT=8080 is a typo, and is refused.
+_LINK_URL: Final = re.compile(r"(?:tcp|udp|sctp)://(?P<ip>[0-9a-fA-F.:\[\]]+):[0-9]{1,5}")
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def _is_link_url(text: str) -> bool:
+    url = _LINK_URL.fullmatch(text)
+    return url is not None and _is_ip(url["ip"])
+
+
+_SERVICE: Final = "(?:[A-Z0-9_]+_)?"  # the rest of the Service's name, if any
+_PORT_N: Final = "PORT_[0-9]+_(?:TCP|UDP|SCTP)"
+# (name after the prefix, what its value must be); a name may read more than one way
+# (a Service named interaction-consumer-service), so any reading that fits will do
+_LINK_SHAPES: Final[tuple[tuple[re.Pattern[str], Callable[[str], bool]], ...]] = (
+    (re.compile(f"{_SERVICE}SERVICE_HOST"), _is_ip),
+    (re.compile(f"{_SERVICE}SERVICE_PORT(?:_[A-Z0-9_]+)?"), str.isdigit),
+    (re.compile(f"{_SERVICE}PORT(?:_[0-9]+_(?:TCP|UDP|SCTP))?"), _is_link_url),
+    (re.compile(f"{_SERVICE}{_PORT_N}_PROTO"), lambda value: value in ("tcp", "udp", "sctp")),
+    (re.compile(f"{_SERVICE}{_PORT_N}_PORT"), str.isdigit),
+    (re.compile(f"{_SERVICE}{_PORT_N}_ADDR"), _is_ip),
+)
+
+
+def is_service_link(var: str, value: str) -> bool:
+    """Whether ``var=value`` is a Kubernetes service-link variable (not a setting)."""
+    if not var.startswith(ENV_PREFIX):
+        return False
+    name = var.removeprefix(ENV_PREFIX)
+    return any(shape.fullmatch(name) and fits(value) for shape, fits in _LINK_SHAPES)
 
 
 def _leaf_types(struct: type[msgspec.Struct], prefix: str = "") -> dict[str, Any]:
@@ -70,6 +117,8 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
         if not var.startswith(ENV_PREFIX):
             continue
         if var not in known:
+            if is_service_link(var, value):
+                continue
             raise ConfigError(f"{var}: unknown setting (see README, Configuration)")
         name = known[var]
         _set(tree, name, _parse_env_value(var, value, leaves[name]))

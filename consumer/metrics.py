@@ -4,7 +4,8 @@ Counters and histograms are fed from :class:`~consumer.engine.tracker.Observatio
 :meth:`EngineMetrics.record`, once per batch, through cached label children; the stage
 latency histogram, observed for most records, counts in plain lists instead
 (:class:`_LatencyHistogram`). Gauges that describe the current state (interactions per
-stage, stalled previews per campaign) are computed when Prometheus scrapes, from the
+stage, stalled previews and interactions waiting in the API's pending list per campaign)
+are computed when Prometheus scrapes, from the
 trackers themselves, so they cannot drift.
 
 Label values are bounded: stages, outcomes and reasons are fixed sets, dialing modes map
@@ -29,7 +30,7 @@ from prometheus_client.registry import Collector
 from consumer.engine import buckets
 from consumer.engine.alerting import REMOVALS
 from consumer.engine.campaigns import BUCKETS
-from consumer.engine.lifecycle import STAGES
+from consumer.engine.lifecycle import STAGES, pending_by_campaign
 from consumer.engine.model import INVALID_REASONS
 from consumer.engine.tracker import OUTCOMES, Observations, Tracker
 
@@ -80,11 +81,12 @@ class _StateCollector(Collector):
         self._trackers = trackers
         self._campaigns = campaigns
         self._stalled_seen: set[tuple[str, str]] = set()
+        self._pending_seen: set[str] = set()
 
     def describe(self) -> Iterator[Metric]:
         yield from self._families()
 
-    def _families(self) -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
+    def _families(self) -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
         return (
             GaugeMetricFamily(
                 "dialer_interactions",
@@ -96,12 +98,19 @@ class _StateCollector(Collector):
                 "Interactions stalled now, by stage and campaign.",
                 labels=["stage", "campaign"],
             ),
+            GaugeMetricFamily(
+                "dialer_pending_interactions",
+                "Interactions in the API's pending list (waiting for a free agent or line), "
+                "by campaign: a backlog, not stalls.",
+                labels=["campaign"],
+            ),
         )
 
     def collect(self) -> Iterator[Metric]:
-        interactions, stalled = self._families()
+        interactions, stalled, pending = self._families()
         per_stage = [0] * len(STAGES)
         per_campaign: Tally[tuple[str, str]] = Tally()
+        waiting: dict[str | None, int] = {}  # campaign id -> interactions pending
         for tracker in self._trackers():
             for stage in STAGES:
                 per_stage[stage] += tracker.stage_counts[stage]
@@ -109,14 +118,22 @@ class _StateCollector(Collector):
             for iid, fired in tracker.stalled.items():
                 campaign = self._campaigns(states[iid].campaign)
                 per_campaign[fired.stall.stage.label, campaign] += 1
+            pending_by_campaign(states, waiting)
+        backlog: Tally[str] = Tally()
+        for campaign_id, n in waiting.items():
+            backlog[self._campaigns(campaign_id)] += n
         for stage in STAGES:
             interactions.add_metric([stage.label], per_stage[stage])
         # series that were non-zero once stay, at zero, so graphs and rules see the drop
         self._stalled_seen.update(per_campaign)
         for key in sorted(self._stalled_seen):
             stalled.add_metric(list(key), per_campaign[key])
+        self._pending_seen.update(backlog)
+        for campaign in sorted(self._pending_seen):
+            pending.add_metric([campaign], backlog[campaign])
         yield interactions
         yield stalled
+        yield pending
 
 
 class _PlainHistogram(Collector):
@@ -490,7 +507,11 @@ class AlertmanagerMetrics:
     """The Alertmanager sink's posts, failures, drops and queue, per configured URL."""
 
     def __init__(
-        self, registry: CollectorRegistry, urls: list[str], queued: Callable[[], int]
+        self,
+        registry: CollectorRegistry,
+        urls: list[str],
+        queued: Callable[[], int],
+        active: Callable[[], int],
     ) -> None:
         self.posted = _per_value(
             "dialer_alertmanager_alerts_posted",
@@ -514,6 +535,11 @@ class AlertmanagerMetrics:
         Gauge(
             "dialer_alertmanager_queue", "Alerts waiting to be posted.", registry=registry
         ).set_function(queued)
+        Gauge(
+            "dialer_alertmanager_active",
+            "Firing alerts this instance keeps alive in Alertmanager (those of its partitions).",
+            registry=registry,
+        ).set_function(active)
 
 
 HTTP_REJECTIONS: Final = (
@@ -561,7 +587,9 @@ class PollerMetrics:
         )
         self.polls = Counter(
             "genesys_poller_polls",
-            "Campaign polls, by result: ok, failed (retried next round), not_found (dropped).",
+            "Campaign polls, by result: ok, failed (retried next round), incomplete (an answer "
+            "without the lists or that does not decode: no absence counted), not_found "
+            "(dropped at the second in a row).",
             ["result"],
             registry=registry,
         )
@@ -620,11 +648,30 @@ class PollerMetrics:
         self.campaigns = Gauge(
             "genesys_poller_campaigns", "Campaigns being polled.", registry=registry
         )
+        self.campaign_failing = Gauge(
+            "genesys_poller_campaign_failing",
+            "Polls of a campaign failed in a row, by campaign id and why the last failed "
+            "(refused: 403 and other 4xx, not_found, unavailable, rate_limited, bad_answer, "
+            "publish); present only while it fails. Its heartbeats vouch no further meanwhile.",
+            ["campaign_id", "reason"],
+            registry=registry,
+        )
+        self.round_seconds = Gauge(
+            "genesys_poller_round_seconds",
+            "How long the last round took (the heartbeats' intervalSeconds is at least this).",
+            registry=registry,
+        )
+        self.budget_short = Gauge(
+            "genesys_poller_budget_short",
+            "1 when genesys.requests_per_minute cannot poll every campaign within "
+            "genesys.interval_seconds (rounds overrun the interval).",
+            registry=registry,
+        )
         for bucket in BUCKETS:
             self.interactions.labels(bucket)
         for kind in ("snapshot", "tombstone", "campaign"):
             self.published.labels(kind)
-        for result in ("ok", "failed", "not_found"):
+        for result in ("ok", "failed", "incomplete", "not_found"):
             self.polls.labels(result)
         for reason in ("start", "expiry", "unauthorized"):
             self.token_renewals.labels(reason)

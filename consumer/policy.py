@@ -27,7 +27,12 @@ def stall_policy(settings: Settings) -> StallPolicy:
             raise ConfigError(
                 f"{where}: unknown stall rule {unknown[0]!r} (known: {', '.join(RULES)})"
             )
-    return StallPolicy(stalls.thresholds, stalls.campaigns, watch_all_modes=stalls.watch_all_modes)
+    return StallPolicy(
+        stalls.thresholds,
+        stalls.campaigns,
+        watch_all_modes=stalls.watch_all_modes,
+        created_without_bucket=stalls.created_without_bucket,
+    )
 
 
 def tracker_limits(settings: Settings) -> Limits:

@@ -17,7 +17,7 @@ from consumer import config, signals
 from consumer.adapters import logs
 from consumer.adapters.genesys import PlatformClient, SystemClock
 from consumer.adapters.http import Handler, HttpServer, Response
-from consumer.adapters.kafka import Sink, ensure_topics
+from consumer.adapters.kafka import ChangelogReader, Sink, ensure_topics
 from consumer.adapters.logs import fields
 from consumer.engine import campaigns
 from consumer.errors import AuthenticationError, BrokerError, LoginRefusedError
@@ -77,7 +77,9 @@ async def serve(settings: config.Settings) -> int:
         return EXIT_BROKER
     try:
         async with PlatformClient(settings.genesys, metrics) as client:
-            poller = Poller(settings, client, sink, metrics, SystemClock())
+            # the topic it writes is its memory: read back before the first round
+            history = ChangelogReader(kafka, kafka.topic)
+            poller = Poller(settings, client, sink, metrics, SystemClock(), history)
             http = settings.http
             server = HttpServer(
                 routes(poller), http.host, http.port, registry=registry, limits=http

@@ -3,8 +3,9 @@
 Each line is a bare ``CampaignInteraction`` object or a record envelope as
 ``kcat -C -J`` writes it (``topic``, ``partition``, ``offset``, ``ts`` in epoch
 milliseconds, ``key``, ``payload`` as a string or null for a tombstone, ``headers`` as a
-flat list ``["name", "value", ...]``). A UTF-8 byte order mark before the first line of
-a file is skipped.
+flat list ``["name", "value", ...]``; the ``genesys.bucket`` header names the API's list
+the interaction was in, as the daemon reads it). A UTF-8 byte order mark before the first
+line of a file is skipped.
 
 Time is event time, kept by a :class:`~consumer.engine.clock.PartitionClock`, and it
 passes *before* each record: the record's time (its ``ts``; a ``ts`` of 0 or less means
@@ -41,8 +42,8 @@ from consumer.adapters.alerts import Alert, to_alert
 from consumer.engine import heartbeat
 from consumer.engine.alerting import REMOVALS, StallEvent
 from consumer.engine.clock import PartitionClock
-from consumer.engine.lifecycle import STAGES, Snapshot
-from consumer.engine.model import Invalid, decode_record, engine_error, iso
+from consumer.engine.lifecycle import NO_LIST, STAGES, Snapshot, list_number
+from consumer.engine.model import BUCKET_HEADER, Invalid, decode_record, engine_error, iso
 from consumer.engine.tracker import Observations, Tracker
 from consumer.metrics import EngineMetrics
 from consumer.policy import stall_policy, tracker_limits
@@ -70,16 +71,25 @@ _envelope: Final = msgspec.json.Decoder(_Envelope)
 
 
 class _Line(NamedTuple):
-    """One line taken apart: the record's key and value, its time (0: none), heartbeat."""
+    """One line taken apart: key and value, time (0: none), heartbeat, list (bucket)."""
 
     key: str | None
     value: bytes | str | None
     timestamp: float
     heartbeat: bool
+    bucket: int = NO_LIST
+
+
+def _bucket(headers: list[Any]) -> int:
+    """The list a ``kcat -J`` header list names (names at even positions, then values)."""
+    for name, value in zip(headers[::2], headers[1::2], strict=False):
+        if name == BUCKET_HEADER and isinstance(value, str):
+            return list_number(value)
+    return NO_LIST
 
 
 def _unwrap(line: bytes) -> _Line:
-    """Key, value, timestamp in seconds and whether it is a heartbeat, of one line."""
+    """Key, value, timestamp in seconds, heartbeat or not and list, of one line."""
     try:
         envelope = _envelope.decode(line)
     except (msgspec.MsgspecError, RecursionError):
@@ -89,9 +99,16 @@ def _unwrap(line: bytes) -> _Line:
         return _Line(None, line, 0.0, False)
     ts = envelope.ts
     headers = envelope.headers
+    listed = isinstance(headers, list)
     # kcat -J: names at even positions, each followed by its value
-    beat = isinstance(headers, list) and heartbeat.HEADER in headers[::2]
-    return _Line(envelope.key, envelope.payload, 0.0 if ts is None else ts / 1000.0, beat)
+    beat = listed and heartbeat.HEADER in headers[::2]
+    return _Line(
+        envelope.key,
+        envelope.payload,
+        0.0 if ts is None else ts / 1000.0,
+        beat,
+        _bucket(headers) if listed else NO_LIST,
+    )
 
 
 class Replay:
@@ -149,7 +166,7 @@ class Replay:
         if record.heartbeat:
             self.heartbeats += 1
             return
-        item = decode_record(record.key, record.value)
+        item = decode_record(record.key, record.value, record.bucket)
         moment = record.timestamp
         if moment <= 0 and isinstance(item, Snapshot):
             moment = item.version

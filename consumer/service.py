@@ -74,7 +74,7 @@ def daemon(settings: config.Settings, registry: CollectorRegistry) -> Daemon:
     producer = kafka.Sink(kafka_settings)
     sinks: list[AlertSink] = [LogSink(), TopicSink(producer, kafka_settings.alerts_topic)]
     if settings.alertmanager.urls:
-        sinks.append(AlertmanagerSink(settings.alertmanager, registry))
+        sinks.append(AlertmanagerSink(settings.alertmanager, registry, kafka_settings.topic))
     reader = kafka.ChangelogReader(kafka_settings, kafka_settings.state_topic_name)
     return Daemon(
         settings,

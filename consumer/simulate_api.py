@@ -18,6 +18,7 @@ from typing import Any, Final
 from consumer import signals
 from consumer.adapters.logs import fields
 from consumer.apidouble import ApiDouble, Dialer, campaign_entity
+from consumer.engine.campaigns import LIVE_STATUSES
 from consumer.simulate import Simulator, TrafficSettings
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ class SimulatedDialer:
             scaled = round(timeout / traffic.speed) if timeout else 0
             entity = campaign_entity(cid, name, mode, status, max(scaled, 1) if timeout else 0)
             self.dialer.add_campaign(entity)
-            if status in ("on", "stopping"):
+            if status in LIVE_STATUSES:
                 by_mode.setdefault(mode, []).append(entity)
         self._by_mode = by_mode
 

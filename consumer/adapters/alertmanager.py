@@ -16,6 +16,13 @@ the re-send walks the active alerts a batch at a time, after whatever is queued,
 skips those that resolved meanwhile. Only ids, stage and campaign go out: no phone
 numbers, no names.
 
+The sink follows ownership (:class:`~consumer.daemon.ports.LiveSink`): only the instance
+that owns a partition speaks for its alerts. :meth:`AlertmanagerSink.announce` takes on the
+firing alerts of a partition just restored (re-sent at once, then kept alive);
+:meth:`AlertmanagerSink.forget` drops alerts of a partition given up from the re-sends and
+the queue, and returns only once no post that may carry them is in flight: after it,
+nothing of them leaves this instance.
+
 Posts go through one pooled :class:`aiohttp.ClientSession` in the daemon's event loop
 (kept-alive connections, a timeout per request, no threads), closed on :meth:`stop`.
 """
@@ -27,8 +34,9 @@ import contextlib
 import itertools
 import logging
 from collections import OrderedDict, deque
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
+from types import MappingProxyType
 from typing import Any, Final
 
 import aiohttp
@@ -50,6 +58,7 @@ SOURCE_ALERTNAME: Final = "DialerSourceSilent"
 # a post stays well under a megabyte however many alerts are active.
 MAX_BATCH: Final = 1000
 _JSON: Final = {"Content-Type": "application/json"}
+_NO_LABELS: Final[Mapping[str, str]] = MappingProxyType({})
 
 
 class AmAlert(msgspec.Struct, rename="camel", omit_defaults=True):
@@ -65,12 +74,17 @@ def _parse(moment: str) -> datetime:
     return datetime.fromisoformat(moment.replace("Z", "+00:00"))
 
 
-def to_alertmanager(alert: AnyAlert) -> AmAlert:
-    """The Alertmanager form of one of our alert records."""
+def to_alertmanager(alert: AnyAlert, static: Mapping[str, str] = _NO_LABELS) -> AmAlert:
+    """The Alertmanager form of one of our alert records, with ``static`` labels added.
+
+    ``static`` (``alertmanager.labels`` and the ``topic`` read) is what inhibitions match
+    with ``equal``: one deployment's alerts never mute another's.
+    """
     if isinstance(alert, SourceAlert):
-        return _source_silent(alert)
+        return _source_silent(alert, static)
     crossed = _parse(alert.stalled_since) + timedelta(seconds=alert.threshold_seconds)
     labels = {
+        **static,
         "alertname": ALERTNAME,
         "severity": "warning",
         "campaign": alert.campaign_id or "none",
@@ -93,10 +107,11 @@ def to_alertmanager(alert: AnyAlert) -> AmAlert:
     return AmAlert(labels, annotations, crossed.isoformat().replace("+00:00", "Z"), ends)
 
 
-def _source_silent(alert: SourceAlert) -> AmAlert:
+def _source_silent(alert: SourceAlert, static: Mapping[str, str]) -> AmAlert:
     """A silent source: one alert per topic and source, however many interactions it feeds."""
     crossed = _parse(alert.last_heartbeat_at) + timedelta(seconds=alert.threshold_seconds)
     labels = {
+        **static,
         "alertname": SOURCE_ALERTNAME,
         "severity": "critical",
         "topic": alert.topic,
@@ -120,42 +135,79 @@ class AlertmanagerSink:
     name = "alertmanager"
     durable = False
 
-    def __init__(self, settings: AlertmanagerSettings, registry: CollectorRegistry) -> None:
+    def __init__(
+        self, settings: AlertmanagerSettings, registry: CollectorRegistry, topic: str = ""
+    ) -> None:
         self.settings = settings
+        # on every alert: the topic read (a source alert names its own) and alertmanager.labels
+        self._labels = {"topic": topic, **settings.labels} if topic else dict(settings.labels)
         self._batch = min(settings.queue_size, MAX_BATCH)
-        # (sequence number, alert): a post removes exactly what it carried, even when
-        # publish dropped the oldest entries while the post was in flight
-        self._queue: deque[tuple[int, AmAlert]] = deque()
+        # (sequence number, alert id, alert): a post removes exactly what it carried, even
+        # when publish dropped the oldest entries, or forget some, while it was in flight
+        self._queue: deque[tuple[int, str, AmAlert]] = deque()
         self._sequence = itertools.count()
         self._active: OrderedDict[str, AmAlert] = OrderedDict()
         self._resend: deque[str] = deque()  # alert ids still to re-send in this round
         self._wake = asyncio.Event()
+        # held while a post is picked and sent: forget() waits on it for the one in flight
+        self._posting = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
         # where to post, and how each URL is shown in logs and labels (no credentials)
         self._endpoints = {url: url.rstrip("/") + "/api/v2/alerts" for url in settings.urls}
         self._shown = {url: str(URL(url).with_user(None)) for url in settings.urls}
         self.metrics = AlertmanagerMetrics(
-            registry, list(self._shown.values()), lambda: len(self._queue)
+            registry,
+            list(self._shown.values()),
+            lambda: len(self._queue),
+            lambda: len(self._active),
         )
 
     async def publish(self, alerts: Sequence[AnyAlert]) -> list[asyncio.Future[Any]]:
         """Queue ``alerts`` for posting; never waits for Alertmanager."""
         for alert in alerts:
-            converted = to_alertmanager(alert)
+            converted = to_alertmanager(alert, self._labels)
             if alert.status == "firing":
-                self._active[alert.alert_id] = converted
-                while len(self._active) > self.settings.max_active:
-                    self._active.popitem(last=False)
+                self._keep(alert.alert_id, converted)
             else:
                 self._active.pop(alert.alert_id, None)
             if len(self._queue) >= self.settings.queue_size:
                 self._queue.popleft()
                 self.metrics.dropped.inc()
-            self._queue.append((next(self._sequence), converted))
+            self._queue.append((next(self._sequence), alert.alert_id, converted))
         if alerts:
             self._wake.set()
         return []
+
+    async def announce(self, alerts: Sequence[AnyAlert]) -> None:
+        """Keep ``alerts`` (firing, of a partition just taken on) alive, re-sending them now.
+
+        They go with the re-sends, not through the queue: a partition with many stalls is
+        not a flood to drop from.
+        """
+        for alert in alerts:
+            self._keep(alert.alert_id, to_alertmanager(alert, self._labels))
+            self._resend.append(alert.alert_id)
+        if alerts:
+            self._wake.set()
+
+    async def forget(self, alert_ids: Collection[str]) -> None:
+        """Send nothing more for ``alert_ids`` (their partition was given up).
+
+        Returns once no post that may carry them is in flight (at most ``timeout_seconds``).
+        """
+        gone = frozenset(alert_ids)
+        for alert_id in gone:
+            self._active.pop(alert_id, None)  # what a re-send round still lists is skipped
+        self._queue = deque(entry for entry in self._queue if entry[1] not in gone)
+        async with self._posting:
+            pass
+
+    def _keep(self, alert_id: str, alert: AmAlert) -> None:
+        """Keep a firing alert alive (re-sent every round), within ``max_active``."""
+        self._active[alert_id] = alert
+        while len(self._active) > self.settings.max_active:
+            self._active.popitem(last=False)
 
     def start(self) -> None:
         """Open the connection pool and start the posting task."""
@@ -202,19 +254,27 @@ class AlertmanagerSink:
         Newly queued alerts go before the rest of a re-send round.
         """
         while self._queue or self._resend:
-            if self._queue:
-                batch = list(itertools.islice(self._queue, self._batch))
-                if not await self._post([alert for _, alert in batch]):
+            async with self._posting:  # picked under it: nothing forgotten is picked after
+                if not await self._post_next():
                     return False
-                last = batch[-1][0]
-                while self._queue and self._queue[0][0] <= last:
-                    self._queue.popleft()
-                continue
-            ids = [self._resend.popleft() for _ in range(min(self._batch, len(self._resend)))]
-            still = [self._active[i] for i in ids if i in self._active]  # not resolved since
-            if still and not await self._post(still):
-                self._resend.extendleft(reversed(ids))
+        return True
+
+    async def _post_next(self) -> bool:
+        """Post one batch: of the queue, else of the re-send round; ``False`` on failure."""
+        if self._queue:
+            batch = list(itertools.islice(self._queue, self._batch))
+            if not await self._post([alert for _, _, alert in batch]):
                 return False
+            last = batch[-1][0]
+            while self._queue and self._queue[0][0] <= last:
+                self._queue.popleft()
+            return True
+        ids = [self._resend.popleft() for _ in range(min(self._batch, len(self._resend)))]
+        # skipped: resolved since, or forgotten
+        still = [self._active[i] for i in ids if i in self._active]
+        if still and not await self._post(still):
+            self._resend.extendleft(reversed(ids))
+            return False
         return True
 
     async def _post(self, alerts: list[AmAlert]) -> bool:

@@ -15,6 +15,10 @@ One pooled ``aiohttp.ClientSession``. What it takes care of, so the poller does 
   network errors back off the same way (doubling to a minute). A request is tried up to
   three times, then fails with the project's error, and the caller decides: the poller
   retries the campaign next round. Nothing here stops the process but a refused login.
+* **Durations from the network are bounded.** A ``Retry-After`` (seconds or a date) is
+  clamped to :data:`MAX_PAUSE` (the budget's window: a minute), ``inf``, ``1e999`` and
+  ``nan`` included; a token's ``expires_in`` to :data:`MAX_TOKEN_SECONDS`. Every wait
+  here ends at once when :meth:`PlatformClient.hurry` is called (SIGTERM).
 * **Errors.** aiohttp's errors are translated into :mod:`consumer.errors` here::
 
       aiohttp.ClientError, TimeoutError, HTTP 5xx  -> PlatformUnavailableError
@@ -72,6 +76,8 @@ BACKOFF_MAX: Final = 60.0
 PAGE_SIZE: Final = 100  # the largest page the campaigns list serves
 MAX_PAGES: Final = 1000  # 100,000 campaigns: beyond that the answers are not believable
 MAX_BODY: Final = 64 * 1024 * 1024  # a campaign of thousands of interactions is a few MB
+MAX_PAUSE: Final = 60.0  # the longest pause an answer may ask for: the budget's window
+MAX_TOKEN_SECONDS: Final = 172_800.0  # the longest token lifetime the platform configures
 
 
 class Clock(Protocol):
@@ -114,19 +120,39 @@ class _Answer(msgspec.Struct):
     retry_after: float | None
 
 
+def bounded(seconds: float, most: float) -> float:
+    """``seconds`` from the network within 0 and ``most`` (``nan`` is 0, ``inf`` is ``most``)."""
+    return min(max(seconds, 0.0), most) if seconds == seconds else 0.0
+
+
 def retry_after(value: str | None, now: float) -> float | None:
-    """Seconds a ``Retry-After`` header asks to wait (delta-seconds or an HTTP date)."""
+    """Seconds a ``Retry-After`` header asks to wait (delta-seconds or an HTTP date).
+
+    Clamped to :data:`MAX_PAUSE`: ``float()`` accepts ``inf`` and ``1e999``.
+    """
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        return bounded(float(value), MAX_PAUSE)
     except ValueError:
         pass
     try:
         moment = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
-    return max(0.0, moment.timestamp() - now)
+    return bounded(moment.timestamp() - now, MAX_PAUSE)
+
+
+async def sleep_unless(clock: Clock, seconds: float, woken: asyncio.Event) -> None:
+    """Wait ``seconds`` on ``clock``, or until ``woken`` is set, whichever comes first."""
+    if seconds <= 0 or woken.is_set():
+        return
+    sleeping = asyncio.ensure_future(clock.sleep(seconds))
+    waking = asyncio.ensure_future(woken.wait())
+    await asyncio.wait([sleeping, waking], return_when=asyncio.FIRST_COMPLETED)
+    for task in (sleeping, waking):
+        task.cancel()
+    await asyncio.gather(sleeping, waking, return_exceptions=True)
 
 
 class PlatformClient:
@@ -162,7 +188,7 @@ class PlatformClient:
         self._paused_until = 0.0  # shared by every request: the limit is per client
         # consecutive transient failures double it; a quarter either way spreads clients
         self._backoff = Backoff(BACKOFF_FIRST, BACKOFF_MAX, jitter=0.25, rng=rng)
-        self._hurrying = False
+        self._hurried = asyncio.Event()
 
     async def start(self) -> None:
         """Open the connection pool."""
@@ -170,6 +196,8 @@ class PlatformClient:
             timeout=aiohttp.ClientTimeout(total=self._timeout),
             connector=aiohttp.TCPConnector(limit=8),
             headers={"Accept": "application/json", "User-Agent": "interaction-consumer"},
+            # HTTPS_PROXY, HTTP_PROXY and NO_PROXY: where egress is only through a proxy
+            trust_env=True,
         )
 
     async def close(self) -> None:
@@ -198,15 +226,32 @@ class PlatformClient:
     # -- the API ---------------------------------------------------------------------------
 
     async def campaigns(self) -> list[Campaign]:
-        """Every campaign of the org, all pages (filter them yourself: there is no filter)."""
+        """Every campaign of the org, all pages (filter them yourself: there is no filter).
+
+        A listing that cannot be proven complete (a page without ``pageCount``, an empty
+        page before the last) raises :class:`BadResponseError`: a campaign missing from a
+        short list is not a campaign gone.
+        """
         found: list[Campaign] = []
         page = 1
         while page <= MAX_PAGES:
             params = {"pageSize": str(PAGE_SIZE), "pageNumber": str(page)}
             body = await self.get("campaigns", "/api/v2/outbound/campaigns", params)
             listed = _decode(body, _CampaignPage, "campaigns")
+            if listed.page_count is None:
+                # without it the end of the list cannot be told from a listing cut short
+                raise BadResponseError(f"campaigns: page {page} without pageCount")
+            if (
+                not listed.entities
+                and listed.page_count > 0
+                and (page, listed.page_count) != (1, 1)
+            ):
+                # only the one page of an org without campaigns may be empty
+                raise BadResponseError(
+                    f"campaigns: page {page} of {listed.page_count} is empty (listing cut short)"
+                )
             found += listed.entities
-            if not listed.entities or page >= (listed.page_count or page):
+            if page >= listed.page_count:
                 return found
             page += 1
         raise BadResponseError(f"campaigns: more than {MAX_PAGES} pages")
@@ -233,7 +278,7 @@ class PlatformClient:
             while wait > 0:
                 if self._hurrying:
                     raise PlatformUnavailableError(f"{endpoint}: stopping, over the budget")
-                await self.clock.sleep(wait)
+                await sleep_unless(self.clock, wait, self._hurried)
                 wait = self.budget.delay(self.clock.time())
             token = await self.token()
             self.budget.spend(self.clock.time())
@@ -296,7 +341,7 @@ class PlatformClient:
                 token = _decode(answer.body, _Token, "token")
                 now = self.clock.time()
                 self._token = Secret(token.access_token)
-                life = max(token.expires_in, 0.0)
+                life = bounded(token.expires_in, MAX_TOKEN_SECONDS)
                 self._renew_at = now + max(life / 2, life - 300)
                 self._backoff.reset()
                 self._renew_reason = "expiry"
@@ -326,18 +371,24 @@ class PlatformClient:
         A request that would wait fails at once instead, so that a shutdown during an
         outage takes a request's time-out at most, not minutes of back-off.
         """
-        self._hurrying = True
+        self._hurried.set()
+
+    @property
+    def _hurrying(self) -> bool:
+        return self._hurried.is_set()
+
+    @property
+    def paused_for(self) -> float:
+        """Seconds every request still waits for a back-off in force (0: none)."""
+        return max(0.0, self._paused_until - self.clock.time())
 
     async def _wait_turn(self) -> None:
         """Wait out a back-off in force (a 429's Retry-After, an outage's pause)."""
-        wait = self._paused_until - self.clock.time()
-        if wait > 0 and not self._hurrying:
-            await self.clock.sleep(wait)
+        await sleep_unless(self.clock, self._paused_until - self.clock.time(), self._hurried)
 
     def _back_off(self, asked: float | None, cause: str) -> None:
         """Pause every request: ``asked`` seconds, else a doubling back-off with jitter."""
-        if asked is None:
-            asked = self._backoff.next()
+        asked = self._backoff.next() if asked is None else bounded(asked, MAX_PAUSE)
         self._paused_until = max(self._paused_until, self.clock.time() + asked)
         self.metrics.backoffs.labels(cause).inc()
         log.warning("platform_backoff", extra=fields(cause=cause, seconds=round(asked, 3)))

@@ -4,13 +4,15 @@
 (idempotent, ``acks=all``); unit tests pass a fake. :func:`send_heartbeats` sends one
 heartbeat record to every partition of a topic in the format of
 :mod:`consumer.engine.heartbeat`, so that a consumer of any partition hears that the
-source is alive and has published everything up to ``up_to``.
+source is alive and has published everything up to ``up_to``. :class:`History` is what
+the poller reads its own topic back with (a
+:class:`~consumer.adapters.kafka.ChangelogReader`; unit tests pass a fake).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from consumer.adapters.kafka import Headers
@@ -38,6 +40,16 @@ class Publisher(Protocol):
 
     async def partitions(self, topic: str) -> int:
         """How many partitions ``topic`` has."""
+        ...
+
+
+class History(Protocol):
+    """Reads one partition of a compacted topic back: the latest value per key."""
+
+    async def read(
+        self, partition: int, progress: Callable[[int], None]
+    ) -> dict[bytes, bytes | None]:
+        """The latest value per key from the partition's start to its current end."""
         ...
 
 

@@ -9,6 +9,9 @@ until every send is acknowledged:
    never stand for an alert that was lost, so it is sent only once round 1 is confirmed.
 
 Best-effort sinks (the log, Alertmanager) are handed the alerts once, before round 1.
+A sink that keeps alerts alive (Alertmanager, :class:`~consumer.daemon.ports.LiveSink`) also
+follows ownership: :meth:`Delivery.announce` and :meth:`Delivery.forget`, on assignment and
+revocation.
 Only when both rounds are confirmed does :meth:`Delivery.deliver` return ``True``, and only
 then are the batch's offsets durable (:mod:`consumer.daemon.ledger`). While an output
 refuses records, it retries (fetching waits meanwhile: memory stays bounded, lag shows the
@@ -20,15 +23,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-from consumer.adapters.alerts import Alert
+from consumer.adapters.alerts import Alert, AnyAlert
 from consumer.adapters.logs import fields
 from consumer.backoff import Backoff
 from consumer.config import KafkaSettings
 from consumer.daemon.outputs import DeadLetter, Outputs
-from consumer.daemon.ports import Ack, AlertSink, Clock, Producer
+from consumer.daemon.ports import Ack, AlertSink, Clock, LiveSink, Producer
 from consumer.daemon.records import StateRecord
 from consumer.daemon.sinks import send_dead_letters
 from consumer.errors import OutputError
@@ -52,6 +55,7 @@ class Delivery:
     ) -> None:
         self._producer = producer
         self.sinks = sinks
+        self.live = [sink for sink in sinks if isinstance(sink, LiveSink)]  # follow ownership
         self._topics = topics
         self._metrics = metrics
         self._clock = clock
@@ -118,6 +122,22 @@ class Delivery:
             out.forwarded[tp] = max(out.forwarded.get(tp, 0), landed.offset + 1)
         self._count(out)
         return True
+
+    async def announce(self, alerts: Sequence[AnyAlert]) -> None:
+        """A partition restored here: its firing ``alerts`` are re-sent by the live sinks.
+
+        Not to the alerts topic nor the log: they are records of events, and these fired
+        already (the topic has them; a restart must not look like a new firing there).
+        """
+        if alerts:
+            for sink in self.live:
+                await sink.announce(alerts)
+
+    async def forget(self, alert_ids: Collection[str]) -> None:
+        """Partitions given up: the live sinks send nothing more for ``alert_ids``."""
+        if alert_ids:
+            for sink in self.live:
+                await sink.forget(alert_ids)
 
     async def _save(self, states: dict[int, list[StateRecord]]) -> list[Ack]:
         acks: list[Ack] = []

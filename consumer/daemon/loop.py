@@ -10,9 +10,10 @@ The path of one record, from fetch to commit::
 While batch N is delivered, batch N+1 is fetched and stepped; N+1 is handed over only once
 N is delivered, so an output that refuses records stops fetching (memory stays bounded,
 lag shows it). The rebalance listener and the loop share one lock: a revocation waits for
-the batch in hand, delivers it and the state not saved yet, commits, then gives the
-partitions up. aiokafka does not call the listener on stop, so shutdown does the same by
-itself.
+the batch in hand, delivers it and the state not saved yet, commits, tells the alert sinks
+that keep alerts alive to send nothing more for the partitions' alerts, then gives the
+partitions up; a restored partition's fired stalls are re-announced by its new owner.
+aiokafka does not call the listener on stop, so shutdown does the same by itself.
 
 Everything outside (source, producer, state reader, alert sinks, clocks) is injected
 through :mod:`consumer.daemon.ports`; :mod:`consumer.daemon.fakes` has test doubles, and
@@ -241,6 +242,7 @@ class Daemon:
                 task = self._restores.pop(tp, None)
                 if task is not None:
                     task.cancel()
+            await self._disown(revoked)
             self.step.revoke(revoked, self.clock.wall())
             self.ledger.forget(revoked)
         log.info("partitions_revoked", extra=fields(partitions=_names(revoked)))
@@ -275,9 +277,26 @@ class Daemon:
             async with self._lock:
                 if self.step.restored(tp, sources):
                     self.source.resume([tp])
+                    if self.delivery.live:  # it speaks for the stalls fired before now
+                        await self.delivery.announce(self.step.alerts_of(tp))
                 self._restores.pop(tp, None)
         finally:
             self.metrics.restoring.dec()
+
+    async def _disown(self, partitions: Sequence[Partition]) -> None:
+        """Before giving ``partitions`` up: their alerts are no longer this instance's to send.
+
+        Only ids no other partition here still owns are forgotten: one ``alertId`` can be
+        owned by several (a mis-keyed interaction's stall, read on two partitions; a silent
+        source's alert, once judged per partition).
+        """
+        if not self.delivery.live:
+            return
+        gone = {a.alert_id for tp in partitions for a in self.step.alerts_of(tp)}
+        if gone:
+            kept = [tp for tp in self.step.partitions if tp not in partitions]
+            gone -= {a.alert_id for tp in kept for a in self.step.alerts_of(tp)}
+        await self.delivery.forget(gone)
 
     # -- shutdown and what HTTP shows ---------------------------------------------------
 
@@ -291,6 +310,7 @@ class Daemon:
             await self._commit()
             for task in self._restores.values():
                 task.cancel()
+            await self._disown(list(self.step.partitions))  # the next owners re-announce them
         await self.source.stop()  # leaves the group
         await self.producer.stop()
         if self._campaigns is not None:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 from consumer.adapters.alerts import AnyAlert
 from consumer.adapters.producing import Publisher
@@ -131,6 +131,23 @@ class AlertSink(Protocol):
     async def publish(self, alerts: Sequence[AnyAlert]) -> list[Ack]:
         """Hand alerts over; a durable sink's futures complete when they are stored."""
         ...
+
+
+@runtime_checkable
+class LiveSink(AlertSink, Protocol):
+    """A sink that keeps alerts alive by re-sending them (Alertmanager): it follows ownership.
+
+    Only the owner of a partition speaks for its alerts. When a partition is assigned and
+    restored, its firing alerts are announced; when it is given up, the ids no other
+    partition of this instance still owns are forgotten. The other sinks write events once
+    (a log line, a record): there is nothing to keep alive or take back.
+    """
+
+    async def announce(self, alerts: Sequence[AnyAlert]) -> None:
+        """``alerts`` (firing) are this instance's to keep alive now: send them soon."""
+
+    async def forget(self, alert_ids: Collection[str]) -> None:
+        """Send nothing more for ``alert_ids``; returns once no post carrying them is in flight."""
 
 
 class SystemClock:

@@ -38,8 +38,8 @@ from consumer.daemon.records import Partition, Record
 from consumer.engine import alerting, changelog, heartbeat
 from consumer.engine.alerting import StallEvent
 from consumer.engine.clock import PartitionClock
-from consumer.engine.lifecycle import Snapshot, Tombstone
-from consumer.engine.model import Invalid, decode_record, engine_error
+from consumer.engine.lifecycle import NO_LIST, Snapshot, Tombstone
+from consumer.engine.model import Invalid, bucket_of, decode_record, engine_error
 from consumer.engine.sources import SourceState, SourceWatch, interval_believed, vouched
 from consumer.engine.tracker import Tracker
 
@@ -161,20 +161,29 @@ class Step:
         watch.adopt(state.sources)
         return True
 
-    def source_alerts_of(self, tp: Partition) -> list[AnyAlert]:
-        """The firing ``source_silent`` alerts of the sources silent on ``tp``.
+    def alerts_of(self, tp: Partition) -> list[AnyAlert]:
+        """The firing alerts ``tp`` owns: its fired stalls, and its silent sources.
 
-        The same ``alertId`` on every partition where the silence began at the same
-        heartbeat, and for every owner: for re-announcing on assignment.
+        Same ``alertId`` and original start as when they fired, so a new owner re-announces
+        them as the same alerts. A source silent on several partitions is owned by each,
+        under one ``alertId`` (its silence began at the same heartbeat).
         """
-        state, watch = self.partitions.get(tp), self.watches.get(tp[0])
-        if state is None or watch is None:
+        state = self.partitions.get(tp)
+        if state is None:
             return []
-        return [
-            to_source_alert(watch.alert(name, source, self._wall))
-            for name, source in state.sources.items()
-            if source.silent_since is not None
+        tracker = state.tracker
+        owned: list[AnyAlert] = [
+            to_alert(alerting.firing(iid, tracker.states[iid], fired))
+            for iid, fired in tracker.stalled.items()
         ]
+        watch = self.watches.get(tp[0])
+        if watch is not None:
+            owned += [
+                to_source_alert(watch.alert(name, source, self._wall))
+                for name, source in state.sources.items()
+                if source.silent_since is not None
+            ]
+        return owned
 
     def stalled(self) -> list[Alert]:
         """Every interaction stalled now, oldest stall first (``/stalled``)."""
@@ -245,7 +254,8 @@ class Step:
         if value is not None and len(value) > self.settings.max_record_bytes:
             detail = f"value of {len(value)} bytes exceeds kafka.max_record_bytes"
             return Invalid("too_large", detail)
-        return decode_record(record.key, value)
+        headers = record.headers
+        return decode_record(record.key, value, bucket_of(headers) if headers else NO_LIST)
 
     def _apply(
         self,

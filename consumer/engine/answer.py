@@ -25,6 +25,14 @@ class Answer(msgspec.Struct, rename="camel"):
     interacting_interactions: list[msgspec.Raw] | None = None
     scheduled_interactions: list[msgspec.Raw] | None = None
 
+    def complete(self) -> bool:
+        """The answer is a listing: at least one of the five lists is there (even empty).
+
+        Every member is optional in the API's model, so ``{}`` decodes; an answer without
+        any list says nothing of what is absent, and must not count as a poll.
+        """
+        return any(getattr(self, f"{bucket}_interactions") is not None for bucket in BUCKETS)
+
     def lists(self) -> list[tuple[str, list[msgspec.Raw]]]:
         """(bucket, interactions) for each of the five lists."""
         return [(bucket, getattr(self, f"{bucket}_interactions") or []) for bucket in BUCKETS]
@@ -56,3 +64,28 @@ def with_campaign(raw: bytes, campaign: bytes) -> bytes:
     body = raw.rstrip()[:-1].rstrip()  # without the closing brace
     separator = b"" if body.endswith(b"{") else b","
     return body + separator + b'"campaign":' + campaign + b"}"
+
+
+class _Ref(msgspec.Struct):
+    id: str | None = None
+
+
+class _Owned(msgspec.Struct):
+    campaign: _Ref | None = None
+
+
+_owned_decoder: Final = msgspec.json.Decoder(_Owned)
+
+
+def campaign_of(value: bytes) -> str | None:
+    """The ``campaign.id`` of an interaction value the poller published, if it has one.
+
+    The poller adds the answer's ``campaign`` to every interaction that lacks it, so each
+    value it published says which campaign's poll listed it (of two members of one name
+    the last wins, as :func:`with_campaign` relies on).
+    """
+    try:
+        ref = _owned_decoder.decode(value).campaign
+    except msgspec.DecodeError:
+        return None
+    return None if ref is None else ref.id

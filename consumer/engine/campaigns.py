@@ -45,7 +45,9 @@ class Campaign(msgspec.Struct, frozen=True, rename="camel"):
 # bucket name the poller gives each interaction (its ``genesys.bucket`` header)
 BUCKETS: Final = ("pending", "proceeding", "previewing", "interacting", "scheduled")
 # the statuses of a campaign that may still have interactions in flight
-LIVE_STATUSES: Final = frozenset({"on", "stopping"})
+LIVE_STATUSES: Final = frozenset({"on", "stopping", "forced_stopping"})
+# the statuses of a campaign that dials no more: proof that its interactions are over
+ENDED_STATUSES: Final = frozenset({"off", "complete", "forced_off", "invalid"})
 
 # a preview time-out longer than this is no setting a campaign means: it is ignored
 MAX_TIMEOUT_SECONDS: Final = 86400.0

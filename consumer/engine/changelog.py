@@ -11,7 +11,11 @@ The format is versioned by the array's first element, and every release reads th
 of the releases before it, so a rolling upgrade loses no interaction and no fired stall
 (the arrays are declared in :mod:`consumer.engine.formats`):
 
-* format 3 (this release): the six stage times, the conversation's end, the flag and its
+* format 4 (this release): format 3, then the API list the interaction was last seen in
+  (``genesys.bucket``): its name, or (name, version) when the version that put it there
+  is not the flag's, or nil when no record named one; a list name this release does not
+  know restores as none. 11 bytes more for ``previewing``;
+* format 3: the six stage times, the conversation's end, the flag and its
   version, the five attributes, their versions only where they differ from the flag's
   (``lagging``, :class:`~consumer.engine.lifecycle.Interaction`), the tracker time last
   seen, and the fired stall (rule, stage, entry, start, threshold, firing time) or nil.
@@ -41,11 +45,11 @@ import msgspec
 
 from consumer.engine import formats
 from consumer.engine.alerting import Fired
-from consumer.engine.lifecycle import STAGES, Interaction, rebuild
+from consumer.engine.lifecycle import NO_LIST, STAGES, Interaction, list_name, list_number, rebuild
 from consumer.engine.sources import SourceState
 from consumer.engine.stalls import Stall
 
-FORMAT: Final = 3
+FORMAT: Final = 4
 SOURCE_PREFIX: Final = b"\xffsource\x00"
 SOURCE_FORMAT: Final = 1
 
@@ -68,10 +72,15 @@ def encode(state: Interaction, fired: Fired | None) -> bytes:
         state.lagging,
         state.seen,
         None,
+        None,
     ]
     if fired is not None:
         s = fired.stall
-        saved[-1] = (s.rule, int(s.stage), s.entered, s.since, s.threshold, fired.at)
+        saved[-2] = (s.rule, int(s.stage), s.entered, s.since, s.threshold, fired.at)
+    bucket = list_name(state.bucket)
+    if bucket is not None:
+        version = state.bucket_version
+        saved[-1] = bucket if version == state.closed_version else (bucket, version)
     return _encoder.encode(saved)
 
 
@@ -135,8 +144,8 @@ def _fired(
     return Fired(Stall(rule, STAGES[stage], entered, since, threshold), at)
 
 
-def _times(saved: formats.SavedV3 | formats.SavedV2) -> tuple[float | None, ...]:
-    """The six stage times of a flat format (3 or 2), in Stage order."""
+def _times(saved: formats.SavedV4 | formats.SavedV2) -> tuple[float | None, ...]:
+    """The six stage times of a flat format (4, 3 or 2), in Stage order."""
     return (
         saved.created,
         saved.previewing,
@@ -147,18 +156,18 @@ def _times(saved: formats.SavedV3 | formats.SavedV2) -> tuple[float | None, ...]
     )
 
 
-def _attributes(saved: formats.SavedV3 | formats.SavedV2) -> tuple[str | None, ...]:
-    """The five attributes of a flat format (3 or 2), in the order ``rebuild`` takes them."""
+def _attributes(saved: formats.SavedV4 | formats.SavedV2) -> tuple[str | None, ...]:
+    """The five attributes of a flat format (4, 3 or 2), in the order ``rebuild`` takes them."""
     return (saved.campaign, saved.campaign_name, saved.agent, saved.queue, saved.mode)
 
 
 def decode(value: bytes) -> tuple[Interaction, Fired | None] | None:
-    """The state a changelog value holds (format 3, 2 or 1), or ``None`` if it cannot be read."""
+    """The state a changelog value holds (format 4 to 1), or ``None`` if it cannot be read."""
     try:
-        saved = formats.decoder_v3.decode(value)
+        saved = formats.decoder_v4.decode(value)
     except msgspec.DecodeError:
         return _decode_v2(value)
-    if saved.format != FORMAT:
+    if saved.format not in (3, FORMAT):  # format 3 is format 4 without the list
         return None
     fired = saved.fired
     if fired is not None and not 0 <= fired[1] < len(STAGES):
@@ -171,8 +180,18 @@ def decode(value: bytes) -> tuple[Interaction, Fired | None] | None:
         _attributes(saved),
         saved.lagging or (saved.closed_version,) * 5,
         saved.seen,
+        *_bucket(saved.bucket, saved.closed_version),
     )
     return state, None if fired is None else _fired(*fired)
+
+
+def _bucket(saved: str | tuple[str, float] | None, closed_version: float) -> tuple[int, float]:
+    """The list number and version format 4 saved (none for format 3, or a name not known)."""
+    if saved is None:
+        return NO_LIST, 0.0
+    name, version = (saved, closed_version) if isinstance(saved, str) else saved
+    number = list_number(name)
+    return (number, version) if number != NO_LIST else (NO_LIST, 0.0)
 
 
 def _decode_v2(value: bytes) -> tuple[Interaction, Fired | None] | None:

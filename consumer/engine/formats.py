@@ -1,4 +1,4 @@
-"""The changelog's records as msgspec reads them: this release's format and the two before.
+"""The changelog's records as msgspec reads them: this release's format and those before.
 
 :mod:`consumer.engine.changelog` says what the fields mean; this module only declares
 them. It is never compiled (``setup.py``): msgspec builds its decoders from the structs'
@@ -38,6 +38,17 @@ class SavedV3(msgspec.Struct, array_like=True, gc=False):
     lagging: tuple[float, float, float, float, float] | None
     seen: float
     fired: FiredV3 | None
+
+
+class SavedV4(SavedV3, array_like=True, gc=False):
+    """Format 4: format 3 and the list the interaction was in, or nil.
+
+    The list is its name when its version is ``closed_version`` (the common case), else
+    (name, version). A format 3 array ends before ``bucket``, so this struct reads it
+    too, with no list.
+    """
+
+    bucket: str | tuple[str, float] | None = None
 
 
 class SavedV2(msgspec.Struct, array_like=True, gc=False):
@@ -118,6 +129,6 @@ class SourceRecordV1(msgspec.Struct, array_like=True, gc=False):
 
 
 decoder_source_v1: Final = msgspec.msgpack.Decoder(SourceRecordV1)
-decoder_v3: Final = msgspec.msgpack.Decoder(SavedV3)
+decoder_v4: Final = msgspec.msgpack.Decoder(SavedV4)  # formats 4 and 3
 decoder_v2: Final = msgspec.msgpack.Decoder(SavedV2)
 decoder_v1: Final = msgspec.msgpack.Decoder(SavedV1)

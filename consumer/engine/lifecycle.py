@@ -26,6 +26,18 @@ Stages, in order::
    the conversation of its current call has ended and no preview call is active (a
    tombstone ends it too; that is the tracker's business). An absent
    ``activePreviewCall`` counts as inactive: only ``true`` holds an interaction open.
+4. **The list is an attribute like the others.** The API answers a campaign's
+   interactions in five lists (:data:`LISTS`); the poller names the list in each record's
+   ``genesys.bucket`` header, which the snapshot itself does not carry. It merges as in
+   rule 1, last-writer-wins on the snapshot's version, with one difference: on a version
+   tie the list further along (:data:`LISTS` order) wins, not the larger name. Leaving
+   ``scheduled`` for ``pending`` adds no time to a snapshot (the callback's time came,
+   nothing else happened), so the tie must go forward; every later move (a pop, a
+   placement) carries a newer time of its own. A record with no list (another producer,
+   or a name this release does not know) never erases one, as an absent attribute never
+   does. The one move the order gets wrong, back from ``pending`` to ``scheduled`` with
+   no newer time, stays between the two lists in which no stall runs
+   (:mod:`consumer.engine.stalls`).
 
 How it is stored: this module is compiled by mypyc (``setup.py``), and its classes are
 native ones whose times are plain C doubles, not float objects. A time no snapshot gave
@@ -75,6 +87,30 @@ CONNECTED: Final = 4
 WRAPPED_UP: Final = 5
 
 UNKNOWN: Final = float("-inf")  # a time no snapshot gave: below every real one
+
+# The API's five lists (rule 4), in the order an interaction passes through them, numbered
+# from 1 in that order: a callback waits in scheduled until its time, then pending for a
+# free agent, then previewing, proceeding (dialing) and interacting (connected).
+LISTS: Final = ("scheduled", "pending", "previewing", "proceeding", "interacting")
+NO_LIST: Final = 0  # the record named no list this release knows
+SCHEDULED: Final = 1
+PENDING: Final = 2
+# the header carries bytes, a kcat -J dump text: both spellings of each name
+_LIST_NUMBERS: Final[dict[str | bytes, int]] = {
+    **{name: number for number, name in enumerate(LISTS, start=1)},
+    **{name.encode(): number for number, name in enumerate(LISTS, start=1)},
+}
+
+
+def list_number(name: str | bytes) -> int:
+    """The number of the list ``name`` (a ``genesys.bucket`` value); :data:`NO_LIST` if unknown."""
+    return _LIST_NUMBERS.get(name, NO_LIST)
+
+
+def list_name(number: int) -> str | None:
+    """The name of list ``number``; ``None`` for :data:`NO_LIST`."""
+    return LISTS[number - 1] if number != NO_LIST else None
+
 
 _intern: Final = sys.intern  # a module attribute looked up once, not on every call
 
@@ -134,6 +170,7 @@ _SNAPSHOT_FIELDS: Final = (
     "active",
     "times",
     "conversation_ended",
+    "bucket",
 )
 
 
@@ -142,7 +179,8 @@ _SNAPSHOT_FIELDS: Final = (
 class Snapshot:
     """What the engine uses of one decoded snapshot; times in epoch seconds, no personal data.
 
-    ``times`` is indexed by :class:`Stage`.
+    ``times`` is indexed by :class:`Stage`; ``bucket`` is the number of the list the record
+    came from (:func:`list_number`), :data:`NO_LIST` when it named none.
     """
 
     def __init__(
@@ -156,6 +194,7 @@ class Snapshot:
         active: bool | None = None,
         times: tuple[float | None, ...] = _NO_TIMES,
         conversation_ended: float | None = None,
+        bucket: int = NO_LIST,
     ) -> None:
         self.interaction_id = interaction_id
         self.campaign_id = campaign_id
@@ -171,6 +210,7 @@ class Snapshot:
         self.at_connected = _known(times[CONNECTED])
         self.at_wrapped_up = _known(times[WRAPPED_UP])
         self.at_ended = _known(conversation_ended)
+        self.bucket = bucket
         # the newest moment this snapshot speaks of; 0 when it has no time at all
         self.version = _newest(
             self.at_created,
@@ -210,6 +250,7 @@ class Snapshot:
             self.active,
             self.times,
             self.conversation_ended,
+            self.bucket,
         )
 
     def __eq__(self, other: object) -> bool:
@@ -244,7 +285,7 @@ Versions = tuple[float, float, float, float, float]
 class Interaction:
     """The merged state of one interaction: only what the rules above need.
 
-    Compiled, a native class of C doubles and string references, 160 bytes, that no
+    Compiled, a native class of C doubles and string references, 176 bytes, that no
     garbage collector pass visits; uncompiled, the same fields as an untracked msgspec
     struct (:func:`_untracked`). ``closed`` is ``True`` when ``activePreviewCall`` was
     false or absent, so that on a version tie closed wins (``True > False``); ``None``
@@ -278,6 +319,10 @@ class Interaction:
     queue: str | None = None
     mode: str | None = None
     lagging: Versions | None = None
+    # the list it was last seen in (rule 4; NO_LIST when no record named one), and the
+    # version of the snapshot that said so
+    bucket: int = NO_LIST
+    bucket_version: float = 0.0
     stage_number: int = CREATED  # derived from the times (rule 2)
     # Bookkeeping owned by the tracker: tracker-clock time of the last snapshot (for TTL).
     seen: float = 0.0
@@ -385,6 +430,8 @@ class Interaction:
             self.queue,
             self.mode,
             self.lagging,
+            self.bucket,
+            self.bucket_version,
             self.stage_number,
             self.seen,
         )
@@ -397,7 +444,8 @@ class Interaction:
             f"Interaction(times={self.times!r}, conversation_ended={self.conversation_ended!r}, "
             f"closed={self.closed!r}, closed_version={self.closed_version!r}, "
             f"attributes={self.campaign, self.campaign_name, self.agent, self.queue, self.mode!r}, "
-            f"versions={self.versions()!r}, stage={self.stage.label}, seen={self.seen!r})"
+            f"versions={self.versions()!r}, list={list_name(self.bucket)!r}, "
+            f"bucket_version={self.bucket_version!r}, stage={self.stage.label}, seen={self.seen!r})"
         )
 
 
@@ -428,6 +476,18 @@ def _untracked(cls: type) -> type:
 
 if __file__.endswith(".py"):  # not compiled: see _untracked; compiled code never sees this
     globals()["Interaction"] = _untracked(Interaction)
+
+
+def pending_by_campaign(states: dict[str, Interaction], counts: dict[str | None, int]) -> None:
+    """Add to ``counts`` the interactions of ``states`` in the pending list, by campaign id.
+
+    For the backlog gauge, at every scrape: one pass over every tracked interaction, a
+    few tens of milliseconds for a million (compiled, each field read is a direct one).
+    """
+    for state in states.values():
+        if state.bucket == PENDING:
+            campaign = state.campaign
+            counts[campaign] = counts.get(campaign, 0) + 1
 
 
 def time_of(state: Interaction, stage: int) -> float:
@@ -531,10 +591,13 @@ def rebuild(
     attributes: Sequence[str | None],
     versions: Versions,
     seen: float,
+    bucket: int = NO_LIST,
+    bucket_version: float = 0.0,
 ) -> Interaction:
     """An interaction as saved (:mod:`consumer.engine.changelog`): its stage derived again.
 
-    ``attributes`` and ``versions`` are in the order of :data:`Versions`.
+    ``attributes`` and ``versions`` are in the order of :data:`Versions`; formats before
+    4 saved no list.
     """
     state = Interaction()
     state.at_created = _known(times[CREATED])
@@ -553,6 +616,8 @@ def rebuild(
     state.queue = None if queue is None else _intern(queue)
     state.mode = None if mode is None else _intern(mode)
     state.lagging = _lagging(state, versions, closed_version)
+    state.bucket = bucket
+    state.bucket_version = bucket_version
     state.seen = seen
     restage(state)
     return state
@@ -646,6 +711,13 @@ def merge(state: Interaction, snap: Snapshot) -> list[Stage] | None:
     if attributes_changed:
         state.lagging = _lagging(state, (v0, v1, v2, v3, v4), base)
         learned = True
+    number = snap.bucket
+    if number != NO_LIST:  # rule 4: a record that names no list leaves the list alone
+        known = state.bucket_version
+        held = state.bucket
+        if held == NO_LIST or version > known or (version == known and number > held):
+            state.bucket, state.bucket_version = number, version
+            learned = True
     if not learned:
         return None
     restage(state)

@@ -26,20 +26,29 @@ Rules that hold for every decode:
 * anything else (bad bytes, not JSON, not an object, a decoded field of the wrong type,
   no interaction id) is an :class:`Invalid` value with a one-line reason naming the
   field, never an exception.
+
+The list the interaction came from is not in the value: the poller names it in the
+record's ``genesys.bucket`` header (:data:`BUCKET_HEADER`), which :func:`bucket_of` reads
+and the caller hands to :func:`decode_record`. A header naming no list this release knows
+is as good as none: never a reason to refuse the record.
 """
 
 from __future__ import annotations
 
 import operator
 import typing
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Final, Literal
 
 import msgspec
 
-from consumer.engine.lifecycle import STAGES, Snapshot, Tombstone
+from consumer.engine.lifecycle import NO_LIST, STAGES, Snapshot, Tombstone, list_number
 from consumer.engine.wire import SNAKE, CampaignInteraction, ConversationRef, wire_name
 from consumer.engine.wire import decoder as _decoder
+
+# the header in which the poller names the API's list an interaction was in
+BUCKET_HEADER: Final = "genesys.bucket"
 
 InvalidReason = Literal[
     "not_utf8",
@@ -179,8 +188,19 @@ def _epoch(moment: datetime | None) -> float | None:
     return to_epoch(moment)
 
 
-def to_snapshot(record: CampaignInteraction) -> Snapshot | Invalid:
-    """Keep what the engine needs of a decoded record: one spelling, times in epoch seconds."""
+def bucket_of(headers: Iterable[tuple[str, bytes]]) -> int:
+    """The list a record's headers name (:func:`~consumer.engine.lifecycle.list_number`)."""
+    for name, value in headers:
+        if name == BUCKET_HEADER:
+            return list_number(value)
+    return NO_LIST
+
+
+def to_snapshot(record: CampaignInteraction, bucket: int = NO_LIST) -> Snapshot | Invalid:
+    """Keep what the engine needs of a decoded record: one spelling, times in epoch seconds.
+
+    ``bucket`` is the list the record's headers named (:func:`bucket_of`).
+    """
     if not record.id:
         return Invalid("missing_id", "no interaction id - at `$.id`")
     # camelCase then snake_case; a datetime is never false, so ``or`` falls back to the
@@ -219,23 +239,27 @@ def to_snapshot(record: CampaignInteraction) -> Snapshot | Invalid:
         active,
         times,
         ended_epoch,
+        bucket,
     )
 
 
-def decode(text: str | bytes) -> Snapshot | Invalid:
+def decode(text: str | bytes, bucket: int = NO_LIST) -> Snapshot | Invalid:
     """Decode one record value into the engine's snapshot, or an :class:`Invalid`."""
     record = decode_interaction(text)
     if isinstance(record, Invalid):
         return record
-    return to_snapshot(record)
+    return to_snapshot(record, bucket)
 
 
 def decode_record(
-    key: bytes | str | None, value: bytes | str | None
+    key: bytes | str | None, value: bytes | str | None, bucket: int = NO_LIST
 ) -> Snapshot | Tombstone | Invalid:
-    """Decode one Kafka-shaped record: a snapshot, or a tombstone (null value) for its key."""
+    """Decode one Kafka-shaped record: a snapshot, or a tombstone (null value) for its key.
+
+    ``bucket`` is the list the record's headers named (:func:`bucket_of`).
+    """
     if value is not None:
-        return decode(value)
+        return decode(value, bucket)
     if not key:
         return Invalid("missing_id", "tombstone (null value) without a key")
     if isinstance(key, bytes):

@@ -12,6 +12,17 @@ interaction has at most one stall rule running at any moment:
   snapshots state it. ``wrapped_up`` only runs while the preview is still active, since
   a wrapped-up, inactive interaction has ended.
 
+The list the interaction is in (``genesys.bucket``, :mod:`consumer.engine.lifecycle`
+rule 4) comes first: in ``scheduled`` (a callback held until its time) and ``pending``
+(waiting for a free agent or line) no rule runs at all. Neither list holds a preview or a
+call, so nothing there can stall: a scheduled callback waits by design, and a long pending
+wait is a staffing shortfall, shown per campaign by the ``dialer_pending_interactions``
+gauge and its own alert, not a page per interaction. When the interaction leaves them
+and is popped, the ``previewing`` rule runs from the pop's own time. A record that named
+no list (a producer other than the poller) keeps the rules above; since for it a
+scheduled callback looks exactly like a preview never delivered, ``created`` can be
+switched off for such interactions alone (``created_without_bucket``).
+
 The rule fires once its threshold has passed (see :mod:`consumer.engine.alerting` for
 what happens then). A threshold of 0 switches that rule off. A stall is identified by its
 interaction, rule and start time: the same stall always gets the same alert id.
@@ -25,7 +36,11 @@ from typing import Final, final
 from mypy_extensions import mypyc_attr
 
 from consumer.engine.lifecycle import (
+    CREATED,
     LABELS,
+    NO_LIST,
+    PENDING,
+    SCHEDULED,
     STAGES,
     UNKNOWN,
     WRAPPED_UP,
@@ -97,6 +112,7 @@ class StallPolicy:
         campaigns: Mapping[str, Mapping[str, float]] | None = None,
         *,
         watch_all_modes: bool = False,
+        created_without_bucket: bool = True,
     ) -> None:
         for rules in (thresholds or {}, *(campaigns or {}).values()):
             unknown = unknown_rules(rules)
@@ -110,6 +126,8 @@ class StallPolicy:
             for campaign, overrides in self._overrides.items()
         }
         self.watch_all_modes = watch_all_modes
+        # the created rule runs for interactions no record placed in a list
+        self.created_without_bucket = created_without_bucket
 
     def derive_previewing(self, campaign_id: str, seconds: float | None) -> bool:
         """A campaign's own settings imply its ``previewing`` threshold (``None``: they don't).
@@ -146,12 +164,17 @@ class StallPolicy:
         """The stall rule running on ``state`` now, or ``None`` when none can fire."""
         if not self.watched(state):
             return None
+        held = state.bucket
+        if held in (SCHEDULED, PENDING):
+            return None  # no preview, no call: nothing to stall (see the module's docstring)
         number = state.stage_number
         entered = time_of(state, number)
         if state.closed is False and number != WRAPPED_UP and conversation_over(state):
             rule, since = CONVERSATION_ENDED, state.at_ended
         else:
             rule, since = LABELS[number], entered
+            if number == CREATED and held == NO_LIST and not self.created_without_bucket:
+                return None
         if since == UNKNOWN:
             return None  # no time to measure from: the snapshots never said when
         threshold = self.threshold(state.campaign, rule)

@@ -11,8 +11,13 @@ replay or a backlog, the wall clock once caught up). Invariants:
   wrapped up and inactive, conversation over and inactive), idles past the TTL, or is
   evicted as the least recently updated when the cap is reached. Every removal is
   counted by reason in :class:`Observations`, and a stall due by then fires first;
-* an ended interaction is remembered (id and how far it got) for the TTL, so a late echo
-  of it is ignored instead of resurrecting it; only a newer preview or call reopens it;
+* an interaction that ended by its lifecycle (wrapped up and inactive, conversation over)
+  is remembered (id and how far it got) for the TTL, so a late echo of it is ignored
+  instead of resurrecting it; only a newer preview or call reopens it. A tombstone is
+  the producer's word, not the lifecycle's: it is remembered at the interaction's own
+  last version, and a snapshot at or past that version reopens it (in offset order a
+  snapshot after a tombstone of its key is a newer statement: the producer sees the
+  interaction live again, as a poller does after a spurious tombstone);
 * each stall's alert follows the table of :mod:`consumer.engine.alerting`: ``stalled``
   holds the fired stall of each stalled interaction, it fires once, and exactly one
   resolved event follows when the interaction moves on or leaves;
@@ -116,8 +121,8 @@ class Tracker:
         self.obs = observations
         # insertion order is least-recently-updated first: TTL and cap evict from the front
         self.states: dict[str, Interaction] = {}
-        # id -> (version it ended at, tracker time it ended), oldest first
-        self.ended: dict[str, tuple[float, float]] = {}
+        # id -> (version it ended at, tracker time it ended, ended by a tombstone), oldest first
+        self.ended: dict[str, tuple[float, float, bool]] = {}
         self.stalled: dict[str, Fired] = {}
         self.stage_counts = [0] * len(STAGES)
         # ids whose persisted form changed since the owner last took them (see changelog)
@@ -190,7 +195,7 @@ def _tick(t: Tracker, now: float) -> list[StallEvent]:
     for iid in idle:
         events += _remove(t, iid, "expired", now)
     forgotten = []
-    for iid, (_, at) in t.ended.items():
+    for iid, (_, at, _) in t.ended.items():
         if at >= horizon:
             break
         forgotten.append(iid)
@@ -220,19 +225,30 @@ def _apply(t: Tracker, snap: Snapshot, now: float) -> list[StallEvent]:
 
 
 def _end(t: Tracker, interaction_id: str, now: float) -> list[StallEvent]:
-    """A tombstone: the producer deleted the interaction."""
+    """A tombstone: the producer deleted the interaction.
+
+    Remembered at the interaction's own version, so that only an older snapshot is an
+    echo; one that ended by its lifecycle keeps that (stronger) memory. A tombstone of
+    an id not tracked leaves nothing to protect.
+    """
     _tally(t.obs.events, "tombstone")
     state = t.states.get(interaction_id)
-    version = now if state is None else max(now, state.version)
-    _remember_end(t, interaction_id, version, now)
-    return [] if state is None else _remove(t, interaction_id, "tombstone", now)
+    if state is None:
+        return []
+    _remember_end(t, interaction_id, state.version, now, True)
+    return _remove(t, interaction_id, "tombstone", now)
 
 
 def _first(t: Tracker, snap: Snapshot, now: float) -> list[StallEvent]:
     iid = snap.interaction_id
     ended = t.ended.get(iid)
     if ended is not None:
-        if not lifecycle.starts_new_call(snap, ended[0]):
+        version, _, tombstoned = ended
+        if tombstoned:
+            reopens = snap.version >= version
+        else:
+            reopens = lifecycle.starts_new_call(snap, version)
+        if not reopens:
             _tally(t.obs.events, "ended")
             return []
         del t.ended[iid]
@@ -292,7 +308,7 @@ def _settle(
     after = None if reason is not None else t.policy.stall(state)
     events = _change(t, iid, state, before, after, now, reason or "moved_on")
     if reason is not None:
-        _remember_end(t, iid, state.version, now)
+        _remember_end(t, iid, state.version, now, False)
         _drop(t, iid, reason)
     elif after is not None and iid not in t.stalled:
         if after.due <= now:  # already due: time has passed it, the table's *due* row
@@ -354,11 +370,11 @@ def _drop(t: Tracker, iid: str, reason: Removal) -> None:
     _tally(t.obs.removals, reason)
 
 
-def _remember_end(t: Tracker, iid: str, version: float, now: float) -> None:
+def _remember_end(t: Tracker, iid: str, version: float, now: float, tombstoned: bool) -> None:
     t.ended.pop(iid, None)
     if len(t.ended) >= t.limits.max_interactions:
         del t.ended[next(iter(t.ended))]
-    t.ended[iid] = (version, now)
+    t.ended[iid] = (version, now, tombstoned)
 
 
 def _rebuild_timers(t: Tracker) -> None:

@@ -14,6 +14,7 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
@@ -22,6 +23,7 @@ import pytest
 import yaml
 
 from consumer.engine import heartbeat
+from consumer.engine.model import BUCKET_HEADER
 from tests.integration.harness import ROOT, Broker, Daemon, Sent, produce
 from tests.integration.test_daemon import FAST, alerts_until, snapshot
 from tests.machine import free_port, tool
@@ -83,9 +85,13 @@ def test_rules_and_dashboard_use_only_exported_metrics(
             # a producer whose clock runs an hour ahead (records from the future)
             *heartbeats(now),
             snapshot("ahead", created=now + 3600),
+            # the pending backlog exists only for records the poller placed in that list
+            replace(snapshot("waiting", created=now - 9), headers=((BUCKET_HEADER, b"pending"),)),
         ],
     )
-    daemon = Daemon(broker, topic, FAST).start(tmp_path / "daemon.log")
+    # the Alertmanager sink's series (which rules watch) exist where a sink is configured
+    sink = {"ALERTMANAGER_URLS": '["http://127.0.0.1:9"]'}
+    daemon = Daemon(broker, topic, FAST | sink).start(tmp_path / "daemon.log")
     alerts_until(broker, daemon.alerts_topic, wanted=1)
     _, exposition = daemon.get("/metrics")
     assert daemon.stop() == 0

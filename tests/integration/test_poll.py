@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import uuid
@@ -17,7 +19,9 @@ from typing import Any
 
 import pytest
 
+from consumer.apidouble import ApiDouble, Dialer, campaign_entity
 from consumer.engine import campaigns, heartbeat
+from consumer.engine.model import iso
 from consumer.simulate import demo_thresholds
 from tests.integration.harness import (
     ROOT,
@@ -304,3 +308,83 @@ def run_end_to_end(
         assert poller.wait(timeout=60) == 0
     assert daemon.stop() == 0
     return got, [e for e in daemon.log_events() if e["event"] == "campaign_threshold"]
+
+
+@contextmanager
+def static_double(dialer: Dialer) -> Iterator[str]:
+    """The API double in this process (its own thread and loop), showing only ``dialer``."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    double = ApiDouble(dialer, client_id=CLIENT_ID, client_secret=SECRET)
+    asyncio.run_coroutine_threadsafe(double.start("127.0.0.1", 0), loop).result(10)
+    try:
+        yield f"http://127.0.0.1:{double.port}"
+    finally:
+        asyncio.run_coroutine_threadsafe(double.stop(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+def test_restarted_poller_tombstones_what_ended_while_it_was_down(
+    broker: Broker, topic: str, tmp_path: Path
+) -> None:
+    """Poller stopped, an interaction ends, poller started: tombstoned in its first rounds."""
+    placed = iso(time.time())
+    dialer = Dialer()
+    dialer.add_campaign(campaign_entity("c-1", "Renewals", "preview", "on"))
+    for iid in ("ended", "stuck"):
+        body = {"id": iid, "dialingMode": "preview", "activePreviewCall": True}
+        body |= {"creationTime": placed, "callPlacedTime": placed}
+        dialer.put("c-1", json.dumps(body).encode(), "proceeding")
+    daemon = Daemon(broker, topic, {"STALLS_THRESHOLDS": "{ placed = 20 }"})
+    log = tmp_path / "poll.log"
+    port = free_port()
+    with static_double(dialer) as double:
+        args = ["poll", "--api-base", double, "--interval", "1", "--topic", topic]
+        args += ["--http-port", str(port)]
+
+        def ready() -> bool:
+            return b'"ready":true' in http(f"http://127.0.0.1:{port}/readyz")
+
+        def published(got: list[Got]) -> bool:
+            return {b"ended", b"stuck"} <= {r.key for r in got if r.value is not None}
+
+        daemon.start(tmp_path / "daemon.log")
+        try:
+            first = start(args, log, poller_env(broker))
+            until(ready, 60, "ready", log)
+            read_until(broker, topic, published, timeout=60)
+            first.send_signal(signal.SIGTERM)
+            assert first.wait(timeout=60) == 0
+            before = {r.partition: r.offset for r in read_topic(broker, topic, idle=1.0)}
+            http(double + "/_double/faults", {"end_interaction": "ended"})  # while none polls
+            second = start(args, log, poller_env(broker))
+            try:
+                until(ready, 60, "ready again", log)
+
+                def tombstoned(got: list[Got]) -> bool:
+                    return any(r.key == b"ended" and r.value is None for r in got)
+
+                got = read_until(broker, topic, tombstoned, timeout=60)
+                # the stuck one fires at its threshold: the daemon judged "ended" meanwhile
+                fired = wait_for(
+                    lambda: read_topic(broker, daemon.alerts_topic, idle=0.5),
+                    lambda a: any(x["interactionId"] == "stuck" for x in alerts(a)),
+                    90,
+                )
+            finally:
+                second.send_signal(signal.SIGTERM)
+                assert second.wait(timeout=60) == 0
+        finally:
+            assert daemon.stop() == 0
+    (dead,) = [r for r in got if r.key == b"ended" and r.value is None]
+    after_restart = [
+        r for r in got if r.partition == dead.partition and r.offset > before[dead.partition]
+    ]
+    beats = [r for r in after_restart if r.offset < dead.offset and heartbeat.HEADER in r.headers]
+    assert len(beats) <= 1  # in the new process's second round at the latest
+    assert [a["interactionId"] for a in alerts(fired) if a["status"] == "firing"] == ["stuck"]
+    events = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    assert [e["interactions"] for e in events if e["event"] == "rebuilt"] == [0, 2]

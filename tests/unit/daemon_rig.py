@@ -20,6 +20,7 @@ from consumer.daemon.fakes import (
     FakeStateReader,
 )
 from consumer.daemon.loop import Daemon
+from consumer.daemon.ports import AlertSink
 from consumer.daemon.sinks import TopicSink
 from consumer.engine import heartbeat
 from consumer.engine.model import WIRE_TIMES, iso
@@ -83,8 +84,11 @@ class Rig:
     def __post_init__(self) -> None:
         self.source = FakeSource(TOPIC, self.clock, self.partitions)
 
-    def daemon(self) -> Daemon:
-        """A new daemon instance on this rig (a restart keeps the topic and the changelog)."""
+    def daemon(self, *sinks: AlertSink) -> Daemon:
+        """A new daemon instance on this rig (a restart keeps the topic and the changelog).
+
+        Its alerts go to the alerts topic, and to ``sinks`` too.
+        """
         self.registry = CollectorRegistry()
         return Daemon(
             self.config,
@@ -92,7 +96,7 @@ class Rig:
             source=self.source,
             producer=self.producer,
             state_reader=FakeStateReader(self.producer, STATE),
-            sinks=[TopicSink(self.producer, ALERTS)],
+            sinks=[TopicSink(self.producer, ALERTS), *sinks],
             clock=self.clock,
             campaigns=self.campaigns,
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from consumer.engine.alerting import StallEvent
-from consumer.engine.lifecycle import STAGES, Snapshot, Stage
+from consumer.engine.lifecycle import NO_LIST, STAGES, Snapshot, Stage, list_number
 from consumer.engine.stalls import StallPolicy
 from consumer.engine.tracker import Limits, Observations, Tracker
 
@@ -22,11 +22,13 @@ def snap(
     queue: str | None = "q-1",
     conversation_ended: float | None = None,
     times: Mapping[str, float] | None = None,
+    bucket: str | None = None,
     **offsets: float,
 ) -> Snapshot:
     """A snapshot whose stage times are ``T0 + offset``, named by stage label.
 
-    Offsets come as keywords, or as a ``times`` mapping when they are data.
+    Offsets come as keywords, or as a ``times`` mapping when they are data; ``bucket``
+    names the API list its record's header gave (none by default).
     """
     offsets = {**(times or {}), **offsets}
     unknown = set(offsets) - {s.label for s in STAGES}
@@ -44,6 +46,7 @@ def snap(
         active=active,
         times=moments,
         conversation_ended=None if conversation_ended is None else T0 + conversation_ended,
+        bucket=NO_LIST if bucket is None else list_number(bucket),
     )
 
 

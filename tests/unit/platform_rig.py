@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -91,6 +91,24 @@ def _seen(record: FakeRecord) -> Published:
     return Published(record.topic, record.key, record.value, dict(record.headers), record.partition)
 
 
+class FakeHistory:
+    """Reads a :class:`FakePublisher` topic back as a compacted changelog would keep it."""
+
+    def __init__(self, publisher: FakePublisher, topic: str) -> None:
+        self.publisher = publisher
+        self.topic = topic
+        self.reads = 0
+
+    async def read(
+        self, partition: int, progress: Callable[[int], None]
+    ) -> dict[bytes, bytes | None]:
+        """The latest value per key of ``partition``."""
+        self.reads += 1
+        records = [r for r in self.publisher.topics.get(self.topic, []) if r.partition == partition]
+        progress(len(records))
+        return {r.key: r.value for r in records if r.key is not None}
+
+
 def interaction(iid: str, **extra: Any) -> bytes:
     """A CampaignInteraction object's JSON bytes."""
     return json.dumps({"id": iid, "creationTime": "2026-11-25T10:00:00.000Z", **extra}).encode()
@@ -116,6 +134,16 @@ class Platform:
     def metric(self, name: str, **labels: str) -> float:
         value = self.registry.get_sample_value(name, labels)
         return 0.0 if value is None else value
+
+    def restart(self) -> Poller:
+        """A new poller process on the same topic and API: it rebuilds from the topic."""
+        self.registry = CollectorRegistry()
+        history = FakeHistory(self.publisher, TOPIC)
+        metrics = PollerMetrics(self.registry)
+        self.poller = Poller(
+            self.settings, self.client, self.publisher, metrics, self.clock, history
+        )
+        return self.poller
 
 
 def settings_for(port: int, **genesys: Any) -> Settings:

@@ -6,11 +6,8 @@ Posts go to a real aiohttp server of the test's own, which can hold or refuse th
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
-from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from consumer.adapters.alertmanager import ALERTNAME, AlertmanagerSink, to_alertmanager
@@ -18,6 +15,7 @@ from consumer.adapters.alerts import Alert, to_alert
 from consumer.config import AlertmanagerSettings
 from consumer.engine.stalls import StallPolicy
 from tests.machine import free_port
+from tests.unit.am_double import alertmanager
 from tests.unit.factory import T0, snap, tracker
 
 
@@ -38,52 +36,6 @@ def firings(count: int) -> list[Alert]:
     alerts = [to_alert(event) for event in t.tick(T0 + 150)]
     assert len(alerts) == count
     return sorted(alerts, key=lambda a: int(a.interaction_id[2:]))
-
-
-class FakeAlertmanager:
-    """``POST /api/v2/alerts`` on loopback: records each post; can be held or failed."""
-
-    def __init__(self) -> None:
-        self.posts: list[list[dict[str, Any]]] = []
-        self.arrived = asyncio.Event()  # set on each post, before it is held
-        self.open = asyncio.Event()  # posts are answered only while set
-        self.open.set()
-        self.url = ""
-
-    async def receive(self, request: web.Request) -> web.Response:
-        """Record the post, wait for the gate, accept."""
-        self.posts.append(await request.json())
-        self.arrived.set()
-        await self.open.wait()
-        return web.Response()
-
-    def interactions(self) -> set[str]:
-        """Every interaction id received so far."""
-        return {alert["labels"]["interaction_id"] for post in self.posts for alert in post}
-
-    async def until(self, wanted: set[str]) -> None:
-        """Wait until every interaction in ``wanted`` has been received."""
-        async with asyncio.timeout(20):
-            while not wanted <= self.interactions():
-                await asyncio.sleep(0.02)
-
-
-@asynccontextmanager
-async def alertmanager() -> AsyncIterator[FakeAlertmanager]:
-    """A :class:`FakeAlertmanager` served by aiohttp on a free loopback port."""
-    fake = FakeAlertmanager()
-    app = web.Application()
-    app.router.add_post("/api/v2/alerts", fake.receive)
-    runner = web.AppRunner(app, shutdown_timeout=1)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    fake.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    try:
-        yield fake
-    finally:
-        fake.open.set()
-        await runner.cleanup()
 
 
 def posted(registry: CollectorRegistry, url: str) -> float | None:
@@ -230,3 +182,79 @@ def test_unreachable_alertmanager_drops_oldest_and_never_blocks() -> None:
     )
     assert errors is not None
     assert errors >= 1
+
+
+def test_announced_alerts_are_posted_at_once_as_they_fired() -> None:
+    """A partition taken on: its firing alerts go out now, not a re-send later, unchanged."""
+    registry = CollectorRegistry()
+    alerts = firings(2)
+
+    async def scenario() -> list[dict[str, Any]]:
+        async with alertmanager() as fake:
+            settings = AlertmanagerSettings(urls=[fake.url], resend_seconds=3600)
+            sink = AlertmanagerSink(settings, registry)
+            sink.start()
+            await sink.announce(alerts)
+            await fake.until({"i-0", "i-1"})
+            await sink.stop()
+            return [alert for post in fake.posts for alert in post]
+
+    received = asyncio.run(scenario())
+    assert sorted((a["annotations"]["alert_id"], a["startsAt"]) for a in received) == sorted(
+        (a.alert_id, to_alertmanager(a).starts_at) for a in alerts
+    )
+    assert all("endsAt" not in a for a in received)
+    assert registry.get_sample_value("dialer_alertmanager_active") == 2
+
+
+def test_forgotten_alerts_are_not_re_sent() -> None:
+    """After forget, the re-sends go on for the other alerts and never carry the forgotten."""
+    registry = CollectorRegistry()
+    alerts = firings(3)
+
+    async def scenario() -> tuple[int, set[str]]:
+        async with alertmanager() as fake:
+            settings = AlertmanagerSettings(urls=[fake.url], resend_seconds=0.05)
+            sink = AlertmanagerSink(settings, registry)
+            sink.start()
+            await sink.publish(alerts)
+            await fake.until({"i-0", "i-1", "i-2"})
+            await sink.forget([alerts[1].alert_id])
+            mark = len(fake.posts)
+            async with asyncio.timeout(20):
+                while fake.times_posted("i-0", since=mark) < 3:  # three re-send rounds
+                    await asyncio.sleep(0.02)
+            await sink.stop()
+            return fake.times_posted("i-2", since=mark), fake.interactions(since=mark)
+
+    others, after = asyncio.run(scenario())
+    assert others >= 3
+    assert "i-1" not in after
+    assert registry.get_sample_value("dialer_alertmanager_active") == 2
+
+
+def test_forget_waits_for_the_post_in_flight_and_drops_what_is_queued() -> None:
+    """Forgetting returns once no post that may carry them is in flight; queued ones never go."""
+    registry = CollectorRegistry()
+    alerts = firings(3)
+
+    async def scenario() -> set[str]:
+        async with alertmanager() as fake:
+            settings = AlertmanagerSettings(urls=[fake.url], resend_seconds=3600)
+            sink = AlertmanagerSink(settings, registry)
+            sink.start()
+            fake.open.clear()
+            await sink.publish(alerts[:1])
+            await asyncio.wait_for(fake.arrived.wait(), 20)  # i-0 is in flight, held
+            await sink.publish(alerts[1:])  # i-1 and i-2 wait in the queue
+            forgetting = asyncio.create_task(sink.forget([a.alert_id for a in alerts[:2]]))
+            await asyncio.sleep(0.1)
+            assert not forgetting.done()  # i-0 may still land: forget must not return yet
+            fake.open.set()
+            await asyncio.wait_for(forgetting, 20)
+            await fake.until({"i-2"})
+            await sink.stop()
+            return fake.interactions()
+
+    assert asyncio.run(scenario()) == {"i-0", "i-2"}
+    assert registry.get_sample_value("dialer_alertmanager_queue") == 0

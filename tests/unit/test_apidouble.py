@@ -114,3 +114,56 @@ def test_switches_over_http_and_api_shape() -> None:
     assert got["unknown"] == 400
     assert got["deleted"] == 404
     assert got["no_token"] == 401
+
+
+def test_faults_the_poller_must_not_believe_on_request() -> None:
+    """Over HTTP: {} answers, a campaign's status, a short listing, Retry-After inf, 403."""
+
+    async def scenario() -> dict[str, Any]:
+        dialer = Dialer()
+        for n in range(150):
+            dialer.add_campaign(campaign_entity(f"c-{n}", "A", "preview", "on"))
+        double = ApiDouble(dialer, client_id="id", client_secret="pw", clock=lambda: START)  # noqa: S106
+        await double.start("127.0.0.1", 0)
+        base = f"http://127.0.0.1:{double.port}"
+        api = f"{base}/api/v2/outbound/campaigns"
+        got: dict[str, Any] = {}
+        try:
+            async with aiohttp.ClientSession() as http:
+                basic = {"Authorization": "Basic " + base64.b64encode(b"id:pw").decode()}
+                form = {"grant_type": "client_credentials"}
+                async with http.post(f"{base}/oauth/token", headers=basic, data=form) as r:
+                    bearer = {"Authorization": f"Bearer {(await r.json())['access_token']}"}
+
+                async def switch(**switches: Any) -> None:
+                    async with http.post(f"{base}/_double/faults", json=switches) as r:
+                        assert r.status == 200
+
+                await switch(empty_answers=1, forbidden=["c-2"])
+                async with http.get(f"{api}/c-1/interactions", headers=bearer) as r:
+                    got["empty"] = await r.json()
+                async with http.get(f"{api}/c-2/interactions", headers=bearer) as r:
+                    got["forbidden"] = r.status
+                await switch(campaign_status={"id": "c-1", "status": "forced_stopping"})
+                async with http.get(f"{api}/c-1", headers=bearer) as r:
+                    got["status"] = (await r.json())["campaignStatus"]
+                await switch(short_listing=True)
+                async with http.get(f"{api}?pageSize=100&pageNumber=2", headers=bearer) as r:
+                    got["short"] = await r.json()
+                await switch(short_listing=False, no_page_count=True)
+                async with http.get(f"{api}?pageSize=100", headers=bearer) as r:
+                    got["no_count"] = await r.json()
+                await switch(rate_limited=1, retry_after="inf")
+                async with http.get(api, headers=bearer) as r:
+                    got["limited"] = (r.status, r.headers.get("Retry-After"))
+        finally:
+            await double.stop()
+        return got
+
+    got = asyncio.run(scenario())
+    assert got["empty"] == {}
+    assert got["forbidden"] == 403
+    assert got["status"] == "forced_stopping"
+    assert (got["short"]["entities"], got["short"]["pageCount"]) == ([], 2)
+    assert "pageCount" not in got["no_count"]
+    assert got["limited"] == (429, "inf")

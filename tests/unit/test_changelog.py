@@ -6,7 +6,7 @@ import pytest
 
 from consumer.engine import changelog
 from consumer.engine.alerting import Fired
-from consumer.engine.lifecycle import Interaction
+from consumer.engine.lifecycle import NO_LIST, SCHEDULED, Interaction
 from consumer.engine.sources import SourceState
 from consumer.engine.stalls import StallPolicy
 from consumer.engine.tracker import Tracker
@@ -138,7 +138,27 @@ FORMAT_2 = {
 }
 
 
-@pytest.mark.parametrize("written", [FORMAT_1, FORMAT_2], ids=["format-1", "format-2"])
+# Written by format 3 (commit 6e55de3), the same way: the three interactions above, each
+# also created at T0 (i-bare has no attributes), i-fired's stall fired at T0 + 400.
+FORMAT_3 = {
+    "i-fired": (
+        "dc001203cb41dac1aba0000000cb41dac1aba047df3bc0c0c0c0c0c2cb41dac1aba047df3ba3632d31a3432d"
+        "31a3612d31a3712d31a770726576696577c0cb41dac1aba047df3b96aa70726576696577696e6701cb41dac1"
+        "aba047df3bcb41dac1aba047df3bcb4072c00000000000cb41dac1ac04000000"
+    ),
+    "i-pending": (
+        "dc001203cb41dac1aba0000000cb41dac1abf7800000c0c0c0c0c0c2cb41dac1abf7800000a3632d31a3432d"
+        "31a3612d31a3712d31a770726576696577c0cb41dac1abf7800000c0"
+    ),
+    "i-bare": (
+        "dc001203cb41dac1aba0000000c0c0c0c0c0c0c3cb41dac1aba0000000c0c0c0c0c0c0cb41dac1aba0400000c0"
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    "written", [FORMAT_1, FORMAT_2, FORMAT_3], ids=["format-1", "format-2", "format-3"]
+)
 def test_state_written_by_the_previous_release_restores(written: dict[str, str]) -> None:
     """Records of earlier formats restore with their stages, attributes and fired stall intact."""
     restored = {iid: changelog.decode(bytes.fromhex(value)) for iid, value in written.items()}
@@ -160,6 +180,37 @@ def test_state_written_by_the_previous_release_restores(written: dict[str, str])
     (resolved,) = t.ingest(snap("i-fired", previewing=1.123, placed=700), T0 + 700)
     assert (resolved.status, resolved.fired_at) == ("resolved", T0 + 400)
     assert resolved.stalled_for == pytest.approx(700 - 1.123)
+
+
+def test_format_3_restores_unchanged_with_no_list() -> None:
+    """A format 3 record restores to the very state it was written from, knowing no list."""
+    t = tracker()
+    t.ingest(snap("i-fired", created=0, previewing=1.123), T0 + 1.123)
+    t.tick(T0 + 400)
+    t.ingest(snap("i-pending", created=0, previewing=350), T0 + 350)
+    bare = snap("i-bare", created=0, mode=None, active=None, campaign=None, agent=None, queue=None)
+    t.ingest(bare, T0 + 1)
+    for iid, value in FORMAT_3.items():
+        restored = changelog.decode(bytes.fromhex(value))
+        assert restored == (t.states[iid], t.stalled.get(iid))
+        assert restored[0].bucket == NO_LIST
+
+
+def test_format_4_round_trips_the_list_with_its_version() -> None:
+    """The list and the version that set it are saved and read back; no list saves nil."""
+    t = tracker()
+    t.ingest(snap(created=0, bucket="scheduled"), T0)
+    t.ingest(snap("plain", created=0), T0)
+    # a newer snapshot without the header: the list's version is no longer the flag's
+    t.ingest(snap("older", created=0, bucket="pending"), T0)
+    t.ingest(snap("older", created=0, previewing=9, active=False), T0 + 9)
+    assert (t.states["older"].bucket_version, t.states["older"].closed_version) == (T0, T0 + 9)
+    for iid in ("i-1", "plain", "older"):
+        value = changelog.encode(t.states[iid], None)
+        assert value[3] == changelog.FORMAT == 4
+        assert changelog.decode(value) == (t.states[iid], None)
+    assert (t.states["i-1"].bucket, t.states["plain"].bucket) == (SCHEDULED, NO_LIST)
+    assert changelog.encode(t.states["plain"], None).endswith(b"\xc0\xc0")  # no stall, no list
 
 
 def test_a_restored_previous_release_record_saves_in_the_current_format() -> None:

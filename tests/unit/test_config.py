@@ -173,3 +173,12 @@ def test_password_never_shows() -> None:
     assert password.reveal() == "hunter2"
     for shown in (repr(s), str(password), f"{password}", repr(password)):
         assert "hunter2" not in shown
+
+
+def test_created_without_bucket_reaches_the_policy_and_a_bad_value_is_named() -> None:
+    """stalls.created_without_bucket defaults to true, is set from the environment, is checked."""
+    assert stall_policy(load_settings()).created_without_bucket is True
+    env = {"INTERACTION_CONSUMER_STALLS_CREATED_WITHOUT_BUCKET": "false"}
+    assert stall_policy(load_settings(env=env)).created_without_bucket is False
+    with pytest.raises(ConfigError, match="STALLS_CREATED_WITHOUT_BUCKET"):
+        load_settings(env={"INTERACTION_CONSUMER_STALLS_CREATED_WITHOUT_BUCKET": "maybe"})

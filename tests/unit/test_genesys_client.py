@@ -8,10 +8,11 @@ import itertools
 
 import pytest
 
-from consumer.adapters.genesys import BACKOFF_FIRST, retry_after
+from consumer.adapters.genesys import BACKOFF_FIRST, MAX_PAUSE, retry_after
 from consumer.apidouble import campaign_entity
 from consumer.engine.budget import RequestBudget
 from consumer.errors import (
+    BadResponseError,
     LoginRefusedError,
     NotFoundError,
     PlatformUnavailableError,
@@ -185,6 +186,19 @@ def test_retry_after_reads_seconds_and_dates() -> None:
     assert retry_after(None, now) is None
 
 
+@pytest.mark.parametrize("asked", ["inf", "1e999", "Infinity", "86400"])
+def test_retry_after_is_clamped_to_the_budget_window(asked: str) -> None:
+    """A pause asked for longer than MAX_PAUSE, infinite included, is MAX_PAUSE."""
+    assert retry_after(asked, 1_800_000_000.0) == MAX_PAUSE
+
+
+def test_retry_after_far_dates_and_nan_are_bounded() -> None:
+    """A date years ahead pauses MAX_PAUSE; nan pauses nothing."""
+    now = 1_800_000_000.0
+    assert retry_after(email.utils.formatdate(now + 10**8, usegmt=True), now) == MAX_PAUSE
+    assert retry_after("nan", now) == 0
+
+
 def test_budget_allows_n_in_any_window() -> None:
     """The budget admits N requests, then makes the next wait until the oldest leaves the window."""
     budget = RequestBudget(3, window=60)
@@ -194,3 +208,22 @@ def test_budget_allows_n_in_any_window() -> None:
     assert budget.delay(30.0) == 30.0
     assert budget.delay(60.0) == 0
     assert budget.used(60.0) == 2
+
+
+def test_campaign_listing_cut_short_is_an_error() -> None:
+    """An empty page before pageCount, or a page without pageCount, fails the whole read."""
+    entities = [campaign_entity(f"c-{n}", "C", "preview", "on") for n in range(150)]
+    errors: list[str] = []
+
+    async def scenario() -> None:
+        async with platform(entities) as p:
+            for fault in ("short_listing", "no_page_count"):
+                setattr(p.double.faults, fault, True)
+                with pytest.raises(BadResponseError) as caught:
+                    await p.client.campaigns()
+                errors.append(str(caught.value))
+                setattr(p.double.faults, fault, False)
+
+    asyncio.run(scenario())
+    assert "cut short" in errors[0]
+    assert "pageCount" in errors[1]

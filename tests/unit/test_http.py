@@ -48,7 +48,7 @@ def full_registry() -> CollectorRegistry:
     registry = new_registry()
     EngineMetrics(registry, list, 200)
     ConsumerMetrics(registry, list)
-    AlertmanagerMetrics(registry, ["http://am-0:9093"], lambda: 0)
+    AlertmanagerMetrics(registry, ["http://am-0:9093"], lambda: 0, lambda: 0)
     return registry
 
 

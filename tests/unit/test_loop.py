@@ -6,13 +6,20 @@ import asyncio
 import json
 import logging
 from dataclasses import dataclass
+from typing import Any
 
+import msgspec
 import pytest
+from prometheus_client import CollectorRegistry
 
 from consumer.adapters import logs
+from consumer.adapters.alertmanager import AlertmanagerSink, to_alertmanager
+from consumer.adapters.alerts import Alert
+from consumer.config import AlertmanagerSettings
 from consumer.daemon.fakes import FakeFollower
 from consumer.daemon.records import StateRecord
 from consumer.engine import campaigns, changelog
+from tests.unit.am_double import FakeAlertmanager, alertmanager
 from tests.unit.daemon_rig import (
     ALERTS,
     DEAD,
@@ -465,3 +472,68 @@ def test_nothing_is_saved_after_a_batch_given_up_at_shutdown() -> None:
     rig.producer.refusing.clear()
     asyncio.run(drain(rig.daemon()))
     assert rig.alerts() == [("stuck", "firing", "previewing")]
+
+
+def test_a_restart_re_announces_the_firing_stall_to_alertmanager() -> None:
+    """Guarantee: a restarted owner re-posts a restored stall at once: same alertId and start."""
+    rig = Rig()
+    rig.send(preview("stuck", previewing=0), key="stuck", at=0)
+    rig.send(preview("later", created=30), key="later", at=30)
+    asyncio.run(drain(rig.daemon()))  # the stall fired and was saved; the instance stops
+    (fired,) = [json.loads(v or b"") for v in rig.producer.values(ALERTS)]
+
+    async def restart() -> list[dict[str, Any]]:
+        async with alertmanager() as fake:
+            # no re-send round within the test: the post can only be the announcement
+            sink = AlertmanagerSink(
+                AlertmanagerSettings(urls=[fake.url], resend_seconds=3600), CollectorRegistry()
+            )
+            sink.start()
+            daemon = rig.daemon(sink)
+            task = asyncio.create_task(daemon.run())
+            await fake.until({"stuck"})
+            daemon.stop()
+            await asyncio.wait_for(task, 5)
+            await sink.stop()
+            return [alert for post in fake.posts for alert in post]
+
+    (posted,) = asyncio.run(restart())
+    assert posted["annotations"]["alert_id"] == fired["alertId"]
+    crossed = msgspec.json.decode(json.dumps(fired), type=Alert)
+    assert posted["startsAt"] == to_alertmanager(crossed).starts_at
+    assert "endsAt" not in posted
+    assert rig.alerts() == [("stuck", "firing", "previewing")]  # the topic has it once
+
+
+def test_after_a_revocation_the_old_owner_posts_nothing_for_the_partition() -> None:
+    """Guarantee: once a partition is revoked, its alerts leave the old owner no more."""
+    rig = Rig(partitions=3)
+    rig.send(preview("kept", previewing=0), key="kept", at=0, partition=0)
+    rig.send(preview("given-up", previewing=0), key="given-up", at=0, partition=1)
+    # the same stall on partitions 1 and 2 (one alertId, like a silent source's): still owned
+    rig.send(preview("shared", previewing=0), key="shared", at=0, partition=1)
+    rig.send(preview("shared", previewing=0), key="shared", at=0, partition=2)
+    for partition in range(3):
+        rig.send(preview(f"later-{partition}", created=30), key="l", at=30, partition=partition)
+
+    async def scenario() -> tuple[FakeAlertmanager, int]:
+        async with alertmanager() as fake:
+            sink = AlertmanagerSink(
+                AlertmanagerSettings(urls=[fake.url], resend_seconds=0.05), CollectorRegistry()
+            )
+            sink.start()
+            daemon = rig.daemon(sink)
+            task = asyncio.create_task(daemon.run())
+            await fake.until({"kept", "given-up", "shared"})
+            await rig.source.rebalance(revoke=[(TOPIC, 1)])
+            mark = len(fake.posts)
+            # the re-sends go on meanwhile: three rounds for what this instance still owns
+            await until(lambda: fake.times_posted("kept", since=mark) >= 3)
+            daemon.stop()
+            await asyncio.wait_for(task, 5)
+            await sink.stop()
+            return fake, mark
+
+    fake, mark = asyncio.run(scenario())
+    assert fake.interactions(since=mark) == {"kept", "shared"}
+    assert fake.times_posted("shared", since=mark) >= 3

@@ -6,17 +6,27 @@ import asyncio
 import io
 import logging
 from collections import Counter
+from collections.abc import Callable
 
 import pytest
 from prometheus_client import generate_latest
 
+from consumer.adapters.genesys import MAX_PAUSE
 from consumer.adapters.logs import JsonFormatter
 from consumer.apidouble import campaign_entity
 from consumer.engine import campaigns, heartbeat
 from consumer.engine.answer import with_campaign
 from consumer.engine.model import iso
-from consumer.errors import LoginRefusedError
-from tests.unit.platform_rig import SECRET, START, TOPIC, Platform, interaction, platform
+from consumer.errors import BrokerError, LoginRefusedError
+from tests.unit.platform_rig import (
+    SECRET,
+    START,
+    TOPIC,
+    Platform,
+    SimClock,
+    interaction,
+    platform,
+)
 
 CAMPAIGNS_TOPIC = campaigns.topic_for(TOPIC)
 
@@ -179,7 +189,7 @@ def test_refused_login_stops_the_poller_without_a_heartbeat() -> None:
 
 
 def test_deleted_campaign_dropped_with_one_warning(caplog: pytest.LogCaptureFixture) -> None:
-    """A campaign answering 404 is warned about once, tombstoned, and no longer polled."""
+    """A campaign answering 404 twice in a row is warned about once, tombstoned, not polled."""
 
     async def scenario(p: Platform) -> None:
         p.dialer.put("c-1", interaction("i-1", campaign={"id": "c-1"}), "previewing")
@@ -192,7 +202,7 @@ def test_deleted_campaign_dropped_with_one_warning(caplog: pytest.LogCaptureFixt
         p = run(scenario, [campaign_entity(f"c-{n}", "C", "preview", "on") for n in (1, 2)])
     warnings = [r for r in caplog.records if r.getMessage() == "campaign_not_found"]
     assert len(warnings) == 1
-    assert len(p.api_requests("/c-1/interactions")) == 2
+    assert len(p.api_requests("/c-1/interactions")) == 3
     assert len(p.api_requests("/c-2/interactions")) == 4
     topic = [(r.key, r.value) for r in p.publisher.on(TOPIC)]
     assert (b"i-1", None) in topic
@@ -200,10 +210,11 @@ def test_deleted_campaign_dropped_with_one_warning(caplog: pytest.LogCaptureFixt
 
 
 def test_discovery_polls_live_preview_campaigns_and_publishes_their_settings() -> None:
-    """Only preview campaigns on or stopping are polled; their settings go to <topic>.campaigns."""
+    """Only live preview campaigns are polled; their settings go to <topic>.campaigns."""
     entities = [
         campaign_entity("on", "A", "preview", "on", preview_timeout=45),
         campaign_entity("stopping", "B", "preview", "stopping"),
+        campaign_entity("forced", "E", "preview", "forced_stopping"),
         campaign_entity("off", "C", "preview", "off"),
         campaign_entity("power", "D", "power", "on"),
     ]
@@ -213,12 +224,12 @@ def test_discovery_polls_live_preview_campaigns_and_publishes_their_settings() -
         await p.poller.round()
 
     p = run(scenario, entities)
-    assert sorted(p.poller.watched) == ["on", "stopping"]
+    assert sorted(p.poller.watched) == ["forced", "on", "stopping"]
     polled = {s.path.split("/")[-2] for s in p.double.served if "/interactions" in s.path}
-    assert polled == {"on", "stopping"}
+    assert polled == {"forced", "on", "stopping"}
     records = {r.key: campaigns.decode(r.value) for r in p.publisher.on(CAMPAIGNS_TOPIC)}
     assert records[b"on"] == campaigns.Campaign("on", "A", "preview", "on", 45, False)
-    assert set(records) == {b"on", b"stopping"}  # published once each: unchanged since
+    assert set(records) == {b"forced", b"on", b"stopping"}  # once each: unchanged since
 
 
 def test_named_campaigns_are_polled_whatever_their_mode() -> None:
@@ -389,3 +400,246 @@ def run(
             return p
 
     return asyncio.run(main())
+
+
+def tombstoned(p: Platform) -> list[bytes | None]:
+    """The keys of the tombstones published on the interactions topic."""
+    return [r.key for r in p.publisher.on(TOPIC) if r.value is None]
+
+
+def test_answers_without_the_lists_prove_nothing_absent() -> None:
+    """Two 200 ``{}`` answers in a row: no tombstone, two incomplete polls counted."""
+
+    async def scenario(p: Platform) -> None:
+        p.dialer.put("c-1", interaction("i-1", campaign={"id": "c-1"}), "previewing")
+        await p.poller.round()
+        p.double.faults.empty_answers = 2
+        await p.poller.round()
+        await p.poller.round()
+        await p.poller.round()  # a listing again, and i-1 is in it
+
+    p = run(scenario)
+    assert tombstoned(p) == []
+    assert p.metric("genesys_poller_polls_total", result="incomplete") == 2
+
+
+def test_answers_that_do_not_decode_prove_nothing_absent() -> None:
+    """Two 200 answers that are not JSON in a row: no tombstone, two incomplete polls."""
+
+    async def scenario(p: Platform) -> None:
+        p.dialer.put("c-1", interaction("i-1", campaign={"id": "c-1"}), "previewing")
+        await p.poller.round()
+        original = p.client.interactions
+        garbled = iter([b"<html>gateway</html>", b'{"pendingInteractions": [{"id": '])
+
+        async def answer(campaign_id: str) -> bytes:
+            body = next(garbled, None)
+            return body if body is not None else await original(campaign_id)
+
+        p.client.interactions = answer  # type: ignore[method-assign]
+        for _ in range(3):
+            await p.poller.round()
+
+    p = run(scenario)
+    assert tombstoned(p) == []
+    assert p.metric("genesys_poller_polls_total", result="incomplete") == 2
+
+
+def test_forced_stopping_campaign_stays_watched_until_it_is_off() -> None:
+    """forced_stopping keeps a campaign watched; listed off, its interactions are tombstoned."""
+    dropped: list[list[bytes | None]] = []
+
+    async def scenario(p: Platform) -> None:
+        p.dialer.put("c-1", interaction("i-1", campaign={"id": "c-1"}), "interacting")
+        await p.poller.round()
+        p.dialer.set_status("c-1", "forced_stopping")
+        for _ in range(3):
+            p.clock.now += 2  # past discovery_seconds: the list is read every round
+            await p.poller.round()
+        dropped.append(tombstoned(p))
+        p.dialer.set_status("c-1", "forced_off")
+        p.clock.now += 2
+        await p.poller.round()
+        dropped.append(tombstoned(p))
+
+    p = run(scenario, discovery_seconds=1)
+    assert dropped == [[], [b"i-1"]]
+    assert "c-1" not in p.poller.watched
+
+
+def test_short_campaign_listing_is_a_failed_read_not_a_shorter_list() -> None:
+    """Empty pages before pageCount, or no pageCount: the campaigns beyond stay watched."""
+    entities = [campaign_entity(f"c-{n:03}", "C", "preview", "on") for n in range(150)]
+    watched: list[int] = []
+
+    async def scenario(p: Platform) -> None:
+        p.dialer.put("c-149", interaction("i-1", campaign={"id": "c-149"}), "previewing")
+        await p.poller.round()
+        watched.append(len(p.poller.watched))
+        for fault in ("short_listing", "no_page_count"):
+            setattr(p.double.faults, fault, True)
+            for _ in range(2):
+                p.clock.now += 2
+                await p.poller.round()
+            watched.append(len(p.poller.watched))
+            setattr(p.double.faults, fault, False)
+
+    p = run(scenario, entities, discovery_seconds=1, interval_seconds=1)
+    assert watched == [150, 150, 150]
+    assert tombstoned(p) == []
+
+
+def test_restarted_poller_tombstones_what_ended_while_it_was_down() -> None:
+    """A new process rebuilds what was published from the topic; what ended meanwhile goes."""
+    ready: list[list[str]] = []
+
+    async def scenario(p: Platform) -> None:
+        for iid in ("ended", "stays"):
+            p.dialer.put("c-1", interaction(iid, campaign={"id": "c-1"}), "previewing")
+        await p.poller.run(rounds=1)
+        p.dialer.end("ended")  # while no poller runs
+        published = len(p.publisher.on(TOPIC))
+        poller = p.restart()
+        ready.append(poller.readiness())
+        await poller.run(rounds=2)
+        ready.append(poller.readiness())
+        assert len(p.publisher.on(TOPIC)) == published + 1  # "stays" is not sent again
+
+    p = run(scenario)
+    assert ready[0] == ["rebuilding what was published from interactions"]
+    assert ready[1] == []
+    assert tombstoned(p) == [b"ended"]
+
+
+def test_restart_tombstones_the_interactions_of_a_campaign_that_stopped_meanwhile() -> None:
+    """Published before a restart, its campaign listed off after: tombstoned at discovery."""
+
+    async def scenario(p: Platform) -> None:
+        p.dialer.put("c-1", interaction("i-1", campaign={"id": "c-1"}), "interacting")
+        await p.poller.run(rounds=1)
+        p.dialer.set_status("c-1", "off")
+        await p.restart().run(rounds=1)
+
+    p = run(scenario)
+    assert tombstoned(p) == [b"i-1"]
+
+
+class FrozenClock(SimClock):
+    """Time stands still and a wait never ends by itself (only stop() may end it)."""
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.Event().wait()
+
+
+def test_retry_after_inf_is_clamped_and_stop_wakes_the_pause() -> None:
+    """A 429 asking for an infinite pause pauses at most MAX_PAUSE; stop() ends it at once."""
+    paused: list[float] = []
+
+    async def scenario(p: Platform) -> None:
+        frozen = FrozenClock()
+        p.client.clock = frozen
+        p.poller.clock = frozen
+        p.double.faults.rate_limited, p.double.faults.retry_after = 1, "inf"
+        task = asyncio.create_task(p.poller.run())
+        while not any(s.status == 429 for s in p.double.served):
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)  # the poller is in its pause now
+        paused.append(p.client.paused_for)
+        p.poller.stop()
+        await asyncio.wait_for(task, 5)  # a pause stop() did not wake would never end
+
+    run(scenario)
+    assert 0 < paused[0] <= MAX_PAUSE
+
+
+def test_a_campaign_failing_every_round_holds_up_to_back() -> None:
+    """c-2 answers 403 every round: heartbeats vouch no further than its start; it is named."""
+    entities = [campaign_entity(f"c-{n}", "C", "preview", "on") for n in (1, 2)]
+    ready: list[list[str]] = []
+
+    async def scenario(p: Platform) -> None:
+        p.double.faults.forbidden = ["c-2"]
+        await p.poller.run(rounds=5)
+        ready.append(p.poller.readiness())
+
+    p = run(scenario, entities)
+    beats = [heartbeat.decode(b.value) for b in p.publisher.heartbeats()]
+    assert len(beats) == 15  # every round: c-1 is polled
+    assert {b.up_to_epoch for b in beats if b is not None} == {START}
+    assert p.metric("genesys_poller_campaign_failing", campaign_id="c-2", reason="refused") == 5
+    assert any(
+        line.startswith("campaign c-2: 5 polls failed in a row (refused:") for line in ready[0]
+    )
+
+
+def test_no_successful_poll_for_a_few_intervals_makes_the_poller_unready() -> None:
+    """Every poll failing for more than three intervals: readiness says so."""
+    ready: list[list[str]] = []
+
+    async def scenario(p: Platform) -> None:
+        await p.poller.run(rounds=1)
+        p.double.faults.forbidden = ["c-1"]
+        await p.poller.run(rounds=3)
+        ready.append(p.poller.readiness())
+        await p.poller.run(rounds=5)
+        ready.append(p.poller.readiness())
+
+    run(scenario)
+    assert not any(line.startswith("no campaign polled") for line in ready[0])
+    assert "no campaign polled successfully in 30 s" in ready[1]
+
+
+def test_300_campaigns_on_the_default_budget_say_the_interval_they_achieve(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """240 requests a minute cannot poll 300 campaigns in 10 s: warned, shown, beaten honestly."""
+    entities = [campaign_entity(f"c-{n:03}", "C", "preview", "on") for n in range(300)]
+
+    async def scenario(p: Platform) -> None:
+        await p.poller.run(rounds=2)
+
+    with caplog.at_level(logging.WARNING, "consumer.poller"):
+        p = run(scenario, entities)
+    beats = [heartbeat.decode(b.value) for b in p.publisher.heartbeats()]
+    intervals = {b.interval_seconds or 0.0 for b in beats if b is not None}
+    # what the budget allows (300 polls at 240 a minute: 75 s) or more, not the 10 s asked
+    assert min(intervals) >= 75
+    round_seconds = p.metric("genesys_poller_round_seconds")
+    assert round_seconds > 60
+    assert beats[-1] is not None
+    assert beats[-1].interval_seconds == max(75, round_seconds)
+    assert p.metric("genesys_poller_budget_short") == 1
+    assert [r.getMessage() for r in caplog.records].count("budget_short") == 1
+
+
+def test_rebuild_is_retried_and_nothing_is_published_before_it_completes(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The topic unreadable at start: retried, unready meanwhile, no record sent before."""
+    sent_while_failing: list[int] = []
+
+    async def scenario(p: Platform) -> None:
+        p.dialer.put("c-1", interaction("i-1", campaign={"id": "c-1"}), "pending")
+        poller = p.restart()
+        history = poller.history
+        assert history is not None
+        original = history.read
+        failures = iter([True, True])
+
+        async def flaky(
+            partition: int, progress: Callable[[int], None]
+        ) -> dict[bytes, bytes | None]:
+            if next(failures, False):
+                sent_while_failing.append(len(p.publisher.topics))
+                assert poller.readiness() == ["rebuilding what was published from interactions"]
+                raise BrokerError("reading interactions[0]: unreachable")
+            return await original(partition, progress)
+
+        history.read = flaky  # type: ignore[method-assign]
+        await poller.run(rounds=1)
+
+    with caplog.at_level(logging.WARNING, "consumer.poller"):
+        p = run(scenario)
+    assert sent_while_failing == [0, 0]
+    assert [r.getMessage() for r in caplog.records].count("rebuild_failed") == 2
+    assert [r.key for r in p.publisher.on(TOPIC)] == [b"i-1"]

@@ -5,7 +5,16 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consumer.engine.lifecycle import STAGES, Interaction, Snapshot, merge, new_interaction
+from consumer.engine.lifecycle import (
+    LISTS,
+    NO_LIST,
+    STAGES,
+    Interaction,
+    Snapshot,
+    Tombstone,
+    merge,
+    new_interaction,
+)
 from consumer.engine.stalls import StallPolicy
 from consumer.engine.tracker import Tracker
 from tests.unit.factory import T0, snap, tracker
@@ -24,6 +33,7 @@ arbitrary_snapshots = st.builds(
     active=st.sampled_from([None, True, False]),
     times=st.tuples(*(moments for _ in STAGES)),
     conversation_ended=moments,
+    bucket=st.integers(NO_LIST, len(LISTS)),
 )
 
 
@@ -80,7 +90,7 @@ def final_view(t: Tracker) -> tuple[object, ...]:
         iid: (s.stage, list(s.times), s.agent, s.closed, s.conversation_ended)
         for iid, s in t.states.items()
     }
-    return states, {iid: version for iid, (version, _) in t.ended.items()}, t.stage_counts
+    return states, {iid: version for iid, (version, *_) in t.ended.items()}, t.stage_counts
 
 
 @settings(max_examples=300)
@@ -101,3 +111,20 @@ def test_tracker_final_state_is_order_insensitive(
     for s in reordered:
         actual.ingest(s, now)
     assert final_view(actual) == final_view(expected)
+
+
+@settings(max_examples=300)
+@given(preview_lifecycles())
+def test_snapshot_republished_after_a_tombstone_is_tracked_as_new(snaps: list[Snapshot]) -> None:
+    """Tombstone, then the latest snapshot again: the same stalls as a first sighting, once."""
+    now = T0 + 1000
+    t = tracker(StallPolicy())
+    for s in snaps:
+        t.ingest(s, now)
+    t.tick(now + 10_000)
+    t.ingest(Tombstone("i-1"), now + 10_001)
+    again = t.ingest(snaps[-1], now + 10_002) + t.tick(now + 20_000)
+    fresh = tracker(StallPolicy())
+    first = fresh.ingest(snaps[-1], now + 10_002) + fresh.tick(now + 20_000)
+    assert [(e.status, e.stall.stage) for e in again] == [(e.status, e.stall.stage) for e in first]
+    assert sum(e.status == "firing" for e in again) <= 1

@@ -230,3 +230,40 @@ def test_other_headers_do_not_make_a_heartbeat(headers: Any) -> None:
     run = Run().feed(envelope("a", at(0), preview("a", 0), headers=headers))
     assert run.replay.heartbeats == 0
     assert "a" in run.replay.tracker.states
+
+
+def callback(iid: str, **fields: Any) -> dict[str, Any]:
+    """A preview-campaign interaction as the API lists it while scheduled: created only."""
+    return {"id": iid, "dialingMode": "preview", "creationTime": iso(T0), **fields}
+
+
+def test_a_scheduled_callback_in_a_kcat_dump_fires_nothing_until_popped() -> None:
+    """The envelope's genesys.bucket header: scheduled waits quietly, popped fires on time."""
+    popped = callback("cb", activePreviewCall=True, previewPopDeliveredTime=iso(T0 + 7200))
+    run = Run().feed(
+        envelope("cb", at(0), callback("cb"), headers=["genesys.bucket", "scheduled"]),
+        envelope("other", at(7000), callback("other"), headers=["genesys.bucket", "pending"]),
+        envelope(
+            "cb",
+            at(7200),
+            popped,
+            headers=["genesys.polled.at", iso(T0 + 7200), "genesys.bucket", "previewing"],
+        ),
+    )
+    run.replay.advance(T0 + 7200 + 299)
+    assert run.alerts == []
+    run.replay.advance(T0 + 7200 + 300)
+    assert run.seen() == [("cb", "firing", None, iso(T0 + 7500))]
+    assert run.alerts[0].stage == "previewing"
+
+
+@pytest.mark.parametrize("headers", [None, ["genesys.bucket", None], ["genesys.bucket"]])
+def test_without_a_usable_bucket_header_created_fires_unless_switched_off(headers: Any) -> None:
+    """No list in the envelope: created fires as before, or not at all with the setting off."""
+    line = envelope("cb", at(0), callback("cb"), headers=headers)
+    run = Run().feed(line)
+    run.replay.advance(T0 + 120)
+    assert [(a.status, a.stage) for a in run.alerts] == [("firing", "created")]
+    off = Run(stalls={"created_without_bucket": False}).feed(line)
+    off.replay.advance(T0 + 3600)
+    assert off.alerts == []

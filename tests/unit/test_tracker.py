@@ -161,6 +161,40 @@ def test_late_echo_of_ended_interaction_is_ignored() -> None:
     assert t.tick(T0 + 10_000) == []
 
 
+def test_snapshot_republished_after_a_tombstone_fires_the_stall_again_once() -> None:
+    """Tombstone, then the same snapshot: the interaction is live again and stalls, once."""
+    t = tracker()
+    t.ingest(snap(previewing=0), T0)
+    fired = t.tick(T0 + 301)
+    resolved = t.ingest(Tombstone("i-1"), T0 + 302)
+    again = t.ingest(snap(previewing=0), T0 + 303) + t.tick(T0 + 3000)
+    assert statuses(fired + resolved + again) == [
+        ("firing", "i-1", "previewing"),
+        ("resolved", "i-1", "previewing"),
+        ("firing", "i-1", "previewing"),
+    ]
+    assert stage_of(t) is Stage.PREVIEWING
+
+
+def test_snapshot_older_than_the_tombstoned_state_is_an_echo() -> None:
+    """After a tombstone, a snapshot older than what was tracked does not reopen it."""
+    t = tracker()
+    t.ingest(snap(previewing=0, placed=10), T0 + 10)
+    t.ingest(Tombstone("i-1"), T0 + 11)
+    assert t.ingest(snap(previewing=0), T0 + 12) == []
+    assert stage_of(t) is None
+    assert t.obs.events["ended"] == 1
+
+
+def test_tombstone_after_a_lifecycle_end_keeps_the_echo_protection() -> None:
+    """Wrapped up and inactive, then tombstoned: a re-sent earlier snapshot stays ignored."""
+    t = tracker()
+    t.ingest(snap(active=False, placed=0, connected=1, wrapped_up=30), T0 + 30)
+    t.ingest(Tombstone("i-1"), T0 + 31)
+    assert t.ingest(snap(placed=0, connected=1, wrapped_up=30), T0 + 32) == []
+    assert stage_of(t) is None
+
+
 def test_new_call_after_end_is_tracked_again() -> None:
     """A placement newer than the ending wrap-up starts tracking a new call."""
     t = tracker()
