@@ -278,11 +278,14 @@ class RuntimeSettings(_Section):
     output_retry_max_seconds: Annotated[float, msgspec.Meta(gt=0)] = 30.0
     # a record timestamp further ahead of the wall clock than this does not move time
     max_clock_skew_seconds: Annotated[float, msgspec.Meta(ge=0)] = 60.0
-    # heartbeat partitions: how far past a source's last heartbeat time may run (unset:
-    # twice the source's heartbeat interval, at least 20 s)
+    # how late past its interval a source's heartbeat may be before the source counts as
+    # silent (unset: one more interval); time never runs past what the source vouched for
     source_grace_seconds: Annotated[float, msgspec.Meta(gt=0)] | None = None
-    # heartbeats missing this long raise one source_silent alert
+    # heartbeats missing this long (at least interval plus grace) raise one source_silent
     source_silent_seconds: Annotated[float, msgspec.Meta(gt=0)] = 60.0
+    # heartbeat sources gone for good: their heartbeats ignored, saved state dropped, a
+    # firing source_silent resolved as "retired"
+    retired_sources: list[str] = []
 
 
 # label names of the alerts the service posts, which static labels must not replace

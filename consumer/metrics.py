@@ -280,7 +280,7 @@ class PartitionView(Protocol):
 
     @property
     def heartbeat(self) -> float | None:
-        """The newest heartbeat's up-to time, on a partition with heartbeats."""
+        """The up-to time its heartbeat sources vouch for, on a partition with heartbeats."""
 
 
 class BatchCounts(Protocol):
@@ -288,6 +288,7 @@ class BatchCounts(Protocol):
 
     records: int
     heartbeats: int
+    heartbeats_ignored: dict[str, int]
     misrouted: int
     future: dict[tuple[str, int], int]
     applied_delays: list[float]
@@ -330,8 +331,8 @@ class _PartitionCollector(Collector):
             ),
             GaugeMetricFamily(
                 "dialer_source_heartbeat_age_seconds",
-                "Wall clock minus the newest heartbeat's up-to time, on partitions that "
-                "have heartbeats.",
+                "Wall clock minus the up-to time the partition's heartbeat sources vouch for "
+                "(the oldest of their newest heartbeats), on partitions that have heartbeats.",
                 labels=labels,
             ),
             GaugeMetricFamily(
@@ -449,10 +450,19 @@ class ConsumerMetrics:
         self.heartbeats = Counter(
             "dialer_heartbeats", "Heartbeat records read from sources.", registry=registry
         )
+        self.heartbeats_ignored = _per_value(
+            "dialer_heartbeats_ignored",
+            "Heartbeat records not believed: intervalSeconds outside 0.1 s - 1 h (interval), "
+            "or from a source in runtime.retired_sources (retired).",
+            "reason",
+            ("interval", "retired"),
+            registry,
+        )
         self.alert_delay = Histogram(
             "dialer_stall_alert_delay_seconds",
             "From a stall coming due (its start plus threshold) to its firing alert being "
-            "acknowledged by every durable output.",
+            "acknowledged by every durable output; on a heartbeat partition it includes the "
+            "wait for the source to vouch for the due time (up to one heartbeat interval).",
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
             registry=registry,
         )
@@ -475,6 +485,8 @@ class ConsumerMetrics:
             self.batch_records.observe(out.records)
         if out.heartbeats:
             self.heartbeats.inc(out.heartbeats)
+        for reason, n in out.heartbeats_ignored.items():
+            self.heartbeats_ignored[reason].inc(n)
         if out.misrouted:
             self.misrouted.inc(out.misrouted)
         for (topic, partition), n in out.future.items():

@@ -51,10 +51,12 @@ def batch_step(
             max_record_bytes=kafka.max_record_bytes,
             check_keys=not kafka.repartition,
             max_clock_skew=runtime.max_clock_skew_seconds,
-            source_grace=runtime.source_grace_seconds,
+            retired_sources=frozenset(runtime.retired_sources),
             persist_state=persist_state,
             save_every=kafka.state_save_seconds,
         ),
         lambda: Tracker(policy, limits, observations),
-        lambda topic: SourceWatch(topic, runtime.source_silent_seconds),
+        lambda topic: SourceWatch(
+            topic, runtime.source_silent_seconds, runtime.source_grace_seconds
+        ),
     )

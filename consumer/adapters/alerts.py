@@ -97,6 +97,7 @@ class SourceAlert(msgspec.Struct, frozen=True, rename="camel", gc=False):
     threshold_seconds: float
     silent_for_seconds: float
     observed_at: str
+    resolution: Literal["retired"] | None = None  # resolved because an operator retired it
 
 
 AnyAlert = Alert | SourceAlert
@@ -115,4 +116,5 @@ def to_source_alert(event: SourceEvent) -> SourceAlert:
         threshold_seconds=event.threshold,
         silent_for_seconds=round(event.silent_for, 3),
         observed_at=iso(event.observed_at),
+        resolution="retired" if event.resolution == "retired" else None,
     )

@@ -7,6 +7,11 @@ stuck for certain, so unless the settings name an explicit ``previewing`` thresh
 it, its threshold becomes that timeout plus ``stalls.preview_timeout_grace_seconds``. A
 change re-times every running stall; a stall that is due under the new threshold fires at
 the next tick.
+
+A new owner, after a restart, reads the topic to its end before it judges a restored
+partition (:func:`loaded`): judged by the configured thresholds meanwhile, a preview within
+its campaign's time-out would fire. A topic that cannot be read holds judgement back
+:data:`LOAD_WAIT` seconds at most.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable
+from typing import Final
 
 from consumer.adapters.logs import fields
 from consumer.backoff import Backoff
@@ -25,6 +31,9 @@ from consumer.errors import BrokerError
 
 log = logging.getLogger(__name__)
 
+# how long a restored partition waits for the campaigns topic before it is judged without
+LOAD_WAIT: Final = 30.0
+
 
 async def follow(
     follower: Follower,
@@ -32,8 +41,9 @@ async def follow(
     grace: float,
     lock: asyncio.Lock,
     trackers: Callable[[], Iterable[Tracker]],
+    read: asyncio.Event | None = None,
 ) -> None:
-    """Apply campaign settings as they come, until cancelled."""
+    """Apply campaign settings as they come, until cancelled; ``read`` set once all are."""
     backoff = Backoff(1.0, 60.0)
     while True:
         try:
@@ -44,6 +54,8 @@ async def follow(
             await asyncio.sleep(delay)
             continue
         backoff.reset()
+        if not changes and read is not None:
+            read.set()  # a wait that brought nothing: what the topic held is applied
         changed = []
         for key, value in changes:
             campaign_id = key.decode("utf-8", errors="replace")
@@ -60,3 +72,14 @@ async def follow(
                     "campaign_threshold",
                     extra=fields(campaign=campaign_id, previewing_seconds=derived),
                 )
+
+
+async def loaded(read: asyncio.Event, wait: float = LOAD_WAIT) -> None:
+    """Wait until the campaigns topic was read to its end, ``wait`` seconds at most."""
+    if read.is_set():
+        return
+    try:
+        await asyncio.wait_for(read.wait(), wait)
+    except TimeoutError:
+        log.warning("campaigns_not_loaded", extra=fields(waited_seconds=wait))
+        read.set()  # judged on the configured thresholds now; later settings re-time

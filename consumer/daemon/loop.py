@@ -41,6 +41,7 @@ from consumer.daemon.ports import AlertSink, Clock, Follower, Producer, Source, 
 from consumer.daemon.probe import BrokerProbe
 from consumer.daemon.records import Batch, Partition
 from consumer.daemon.step import Facts
+from consumer.engine.sources import SourceState
 from consumer.engine.tracker import Observations, Tracker
 from consumer.errors import AuthenticationError, BrokerError
 from consumer.metrics import ConsumerMetrics, EngineMetrics
@@ -69,6 +70,9 @@ class Daemon:
         self.settings, self.source, self.producer, self.clock = settings, source, producer, clock
         self._prepare = prepare  # e.g. create missing topics; retried like connecting
         self._campaigns = campaigns  # the poller's campaign settings, when it publishes them
+        self._campaigns_read = asyncio.Event()  # restored partitions are judged once set
+        if campaigns is None:
+            self._campaigns_read.set()
         self.state_reader = state_reader if kafka.persist_state else None
         self.obs = Observations()
         self.policy = stall_policy(settings)
@@ -110,7 +114,12 @@ class Daemon:
             if self._campaigns is not None:
                 grace = self.settings.stalls.preview_timeout_grace_seconds
                 following = campaigns.follow(
-                    self._campaigns, self.policy, grace, self._lock, self._trackers
+                    self._campaigns,
+                    self.policy,
+                    grace,
+                    self._lock,
+                    self._trackers,
+                    self._campaigns_read,
                 )
                 background.append(asyncio.create_task(following, name="campaigns"))
             while not self._stopping.is_set():
@@ -262,9 +271,11 @@ class Daemon:
         assert self.state_reader is not None
         self.metrics.restoring.inc()
         try:
-            await restore.restore(self.state_reader, tp, tracker, self.metrics)
+            sources: dict[str, SourceState] = {}
+            await restore.restore(self.state_reader, tp, tracker, self.metrics, sources)
+            await campaigns.loaded(self._campaigns_read)  # their thresholds before judging
             async with self._lock:
-                if self.step.restored(tp):
+                if self.step.restored(tp, sources):
                     self.source.resume([tp])
                     if self.delivery.live:  # it speaks for the stalls fired before now
                         await self.delivery.announce(self.step.alerts_of(tp))

@@ -46,6 +46,8 @@ class Outputs:
     notices: list[Notice] = field(default_factory=list)
     records: int = 0
     heartbeats: int = 0
+    # heartbeats not believed, by reason: "interval" (outside the range), "retired" (source)
+    heartbeats_ignored: dict[str, int] = field(default_factory=dict)
     # partition -> records with a timestamp (record or snapshot) from the future
     future: dict[Partition, int] = field(default_factory=dict)
     misrouted: int = 0

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Final, NamedTuple
 
 from consumer.engine.clock import PartitionClock
+from consumer.engine.sources import SourceState
 from consumer.engine.tracker import Tracker
 
 # fetch answers come every half second or faster (the broker's fetch wait): an answer older
@@ -28,7 +29,7 @@ class PartitionView(NamedTuple):
     lag: int | None
     event_time_lag: float | None
     caught_up: bool
-    heartbeat: float | None  # the newest heartbeat's up_to, if the partition has any
+    heartbeat: float | None  # the up_to its heartbeat sources all vouch for, if it has any
     progressed_at: float  # monotonic time of the last record or catch-up
     restoring: bool
 
@@ -50,6 +51,10 @@ class PartitionState:
     saved_offset: int | None = None
     saved_at: float = float("-inf")  # monotonic time the changed state was last saved
     progressed_at: float = 0.0
+    # its heartbeat sources, saved with its interactions; those changed since the last save
+    # (a name no longer among them was retired: its saved state goes)
+    sources: dict[str, SourceState] = field(default_factory=dict)
+    sources_dirty: set[str] = field(default_factory=set)
     warned: dict[str, float] = field(default_factory=dict)  # warning event -> when, wall
     away: bool = False  # the broker's answers stopped (an outage)
     resumed: float | None = None  # when they came back

@@ -2,7 +2,9 @@
 
 The changelog partition numbered like the input partition is read from start to end
 (latest value per key); the live interactions go back into the tracker with the stalls
-they had fired (:meth:`~consumer.engine.tracker.Tracker.restore`). A value that cannot be
+they had fired (:meth:`~consumer.engine.tracker.Tracker.restore`), and its heartbeat
+sources go into ``sources``, for the step to bound the partition's clock with before it
+judges anything (:meth:`~consumer.daemon.step.Step.restored`). A value that cannot be
 read (another format, damage) is skipped and counted, never raised: a newer writer must
 not crash an older reader during a rollout. Reading is retried with back-off until it
 works; the partition is not processed meanwhile.
@@ -21,6 +23,7 @@ from consumer.daemon.records import Partition
 from consumer.engine import changelog
 from consumer.engine.alerting import Fired
 from consumer.engine.lifecycle import Interaction
+from consumer.engine.sources import SourceState
 from consumer.engine.tracker import Tracker
 from consumer.errors import BrokerError
 from consumer.metrics import ConsumerMetrics
@@ -29,9 +32,16 @@ log = logging.getLogger(__name__)
 
 
 async def restore(
-    reader: StateReader, tp: Partition, tracker: Tracker, metrics: ConsumerMetrics
+    reader: StateReader,
+    tp: Partition,
+    tracker: Tracker,
+    metrics: ConsumerMetrics,
+    sources: dict[str, SourceState] | None = None,
 ) -> int:
-    """Give ``tracker`` the interactions saved for ``tp``; returns how many."""
+    """Give ``tracker`` the interactions saved for ``tp``, ``sources`` its heartbeat sources.
+
+    Returns how many interactions.
+    """
     backoff = Backoff(1.0, 30.0)
     started = time.monotonic()
     while True:
@@ -45,9 +55,19 @@ async def restore(
             )
             await asyncio.sleep(delay)
     saved: dict[str, tuple[Interaction, Fired | None]] = {}
+    if sources is None:
+        sources = {}
     for key, value in latest.items():
         if value is None:
             continue  # ended: a tombstone compaction has not removed yet
+        source = changelog.source_of(key)
+        if source is not None:
+            state = changelog.decode_source(value)
+            if state is None:
+                metrics.state_unreadable.inc()
+            else:
+                sources[source] = state
+            continue
         restored = changelog.decode(value)
         if restored is None:
             metrics.state_unreadable.inc()
@@ -59,7 +79,11 @@ async def restore(
     log.info(
         "state_restored",
         extra=fields(
-            partition=tp[1], interactions=len(saved), records=len(latest), seconds=round(seconds, 3)
+            partition=tp[1],
+            interactions=len(saved),
+            sources=len(sources),
+            records=len(latest),
+            seconds=round(seconds, 3),
         ),
     )
     return len(saved)

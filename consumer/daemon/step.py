@@ -5,7 +5,8 @@
                                 clock (a timestamp from the future moves nothing)  key check
                                 tracker (time passes to the record, then it applies)
       -> per partition:         caught up?  clock settles  due stalls fire
-                                silent sources judged  changed state encoded, when due
+                                silent sources judged  changed state (interactions and
+                                heartbeat sources) encoded, when due
       -> Outputs: alerts, dead letters, re-keyed records, state records, the offsets that
          may be committed once all of those are acknowledged, notices to log, and the
          partition views (lag, caught up) that metrics and readiness read.
@@ -39,7 +40,7 @@ from consumer.engine.alerting import StallEvent
 from consumer.engine.clock import PartitionClock
 from consumer.engine.lifecycle import NO_LIST, Snapshot, Tombstone
 from consumer.engine.model import Invalid, bucket_of, decode_record, engine_error
-from consumer.engine.sources import SourceWatch
+from consumer.engine.sources import SourceState, SourceWatch, interval_believed, vouched
 from consumer.engine.tracker import Tracker
 
 # misrouted interactions warned about, remembered so each is warned once (oldest forgotten)
@@ -47,8 +48,6 @@ MISROUTED_REMEMBERED: Final = 10_000
 # a warning about one partition's records (future timestamps, unreadable heartbeats) is
 # repeated at most this often: a flood of bad records is counted, not logged line by line
 WARNING_EVERY: Final = 60.0
-# a heartbeat source's tolerated silence past its heartbeat: twice its interval, at least
-GRACE_FLOOR: Final = 20.0
 
 
 @dataclass(frozen=True)
@@ -58,7 +57,7 @@ class StepSettings:
     max_record_bytes: int = 1_000_000
     check_keys: bool = True  # warn about snapshots not keyed by their interaction id
     max_clock_skew: float = 60.0
-    source_grace: float | None = None  # None: from the heartbeat's interval
+    retired_sources: frozenset[str] = frozenset()  # heartbeats ignored, saved state dropped
     persist_state: bool = True
     save_every: float = 0.0  # seconds between saves of a partition's changed state
 
@@ -87,7 +86,8 @@ class Step:
         self._new_watch = watches
         self.watches: dict[str, SourceWatch] = {}
         self._misrouted: OrderedDict[str, None] = OrderedDict()
-        self._resolved: list[AnyAlert] = []  # source alerts resolved by a revocation
+        self._resolved: list[AnyAlert] = []  # source alerts resolved between batches
+        self._wall = 0.0  # the wall clock of the last batch
 
     # -- ownership ------------------------------------------------------------------
 
@@ -104,12 +104,19 @@ class Step:
         return state.tracker
 
     def revoke(self, tps: Sequence[Partition], wall: float) -> None:
-        """Give ``tps`` up; sources left without a partition here resolve with the next batch."""
+        """Give ``tps`` up, with their sources' silences: their next owner continues those.
+
+        Without saved state no owner could: a silence left with no partition here then
+        resolves with the next batch, as the daemon has nobody to hand it to.
+        """
         for tp in tps:
             self.partitions.pop(tp, None)
         for topic, watch in self.watches.items():
-            gone = [p for t, p in tps if t == topic]
-            self._resolved += [to_source_alert(e) for e in watch.forget(gone, wall)]
+            left = self._sources_of(topic)
+            if self.settings.persist_state:
+                watch.forget(left)
+            else:
+                self._resolved += [to_source_alert(e) for e in watch.gather(left, wall)]
 
     def position(self, tp: Partition, offset: int) -> None:
         """Where ``tp`` starts, for a partition nothing was read from yet (lag needs it)."""
@@ -128,28 +135,55 @@ class Step:
         """Partitions nothing was read from yet, whose start is not known."""
         return [tp for tp, s in self.partitions.items() if s.next_offset is None]
 
-    def restored(self, tp: Partition) -> bool:
-        """``tp``'s state is back: it may be processed; ``False`` if it was revoked meanwhile."""
+    def restored(self, tp: Partition, sources: Mapping[str, SourceState] | None = None) -> bool:
+        """``tp``'s state is back: it may be processed; ``False`` if it was revoked meanwhile.
+
+        Its heartbeat sources bound its clock before it judges anything, and their silences
+        continue the alerts the previous owner raised. A retired source's saved state is
+        dropped, and its alert, if it was firing, resolved as ``retired``.
+        """
         state = self.partitions.get(tp)
         if state is None:
             return False
         state.restoring = False
+        if not sources:
+            return True  # a partition without heartbeats (or saved before they were saved)
+        watch = self._watch(tp[0])
+        for name, source in sources.items():
+            if name in self.settings.retired_sources:
+                state.sources_dirty.add(name)  # a tombstone with the next save
+                if source.silent_since is not None:
+                    retired = watch.retire(name, source.silent_since, self._wall)
+                    self._resolved.append(to_source_alert(retired))
+            else:
+                state.sources[name] = source
+        state.clock.vouch(vouched(state.sources))
+        watch.adopt(state.sources)
         return True
 
     def alerts_of(self, tp: Partition) -> list[AnyAlert]:
-        """The firing alerts ``tp`` owns: its fired stalls, as they were raised.
+        """The firing alerts ``tp`` owns: its fired stalls, and its silent sources.
 
         Same ``alertId`` and original start as when they fired, so a new owner re-announces
-        them as the same alerts. (Silent sources judged per partition belong here too.)
+        them as the same alerts. A source silent on several partitions is owned by each,
+        under one ``alertId`` (its silence began at the same heartbeat).
         """
         state = self.partitions.get(tp)
         if state is None:
             return []
         tracker = state.tracker
-        return [
+        owned: list[AnyAlert] = [
             to_alert(alerting.firing(iid, tracker.states[iid], fired))
             for iid, fired in tracker.stalled.items()
         ]
+        watch = self.watches.get(tp[0])
+        if watch is not None:
+            owned += [
+                to_source_alert(watch.alert(name, source, self._wall))
+                for name, source in state.sources.items()
+                if source.silent_since is not None
+            ]
+        return owned
 
     def stalled(self) -> list[Alert]:
         """Every interaction stalled now, oldest stall first (``/stalled``)."""
@@ -176,6 +210,7 @@ class Step:
         """Apply one fetched batch, then let time pass on every partition."""
         out = Outputs(alerts=self._resolved)
         self._resolved = []
+        self._wall = wall
         for tp, records in batch.items():
             state = self.partitions.get(tp)
             if state is None or state.restoring or not records:
@@ -268,24 +303,49 @@ class Step:
     def _heartbeat(
         self, tp: Partition, state: PartitionState, record: Record, out: Outputs, wall: float
     ) -> None:
-        """Count a heartbeat and let it vouch for the partition's time; never a dead letter."""
+        """Count a heartbeat and let it vouch for its source's time; never a dead letter."""
         out.heartbeats += 1
         beat = heartbeat.decode(record.value)
         if beat is None:
             self._warn(state, out, wall, "heartbeat_unreadable", _where(record))
             return
+        if beat.source in self.settings.retired_sources:
+            _ignored(out, "retired")
+            return
+        if not interval_believed(beat.interval_seconds):
+            _ignored(out, "interval")
+            context = _where(record) | {
+                "source": beat.source,
+                "interval_seconds": beat.interval_seconds,
+                "hint": "intervalSeconds must lie within 0.1 s - 1 h: the heartbeat is ignored",
+            }
+            self._warn(state, out, wall, "heartbeat_interval_refused", context)
+            return
         up_to = beat.up_to_epoch
-        grace = self.settings.source_grace
-        if grace is None:
-            grace = max(GRACE_FLOOR, 2 * (beat.interval_seconds or 0.0))
-        if not state.clock.heartbeat(up_to, grace, wall):
+        if not state.clock.credible(up_to, wall):
             self._future(tp, state, record, out, wall)
             return
         state.clock.record(record.timestamp / 1000.0, wall)
-        watch = self.watches.get(tp[0])
+        source = state.sources.get(beat.source)
+        if source is None:
+            state.sources[beat.source] = SourceState(up_to, beat.interval_seconds)
+        elif up_to > source.up_to:
+            source.up_to, source.interval = up_to, beat.interval_seconds
+        else:
+            return  # an older or repeated heartbeat: nothing new
+        state.sources_dirty.add(beat.source)
+        state.clock.vouch(vouched(state.sources))
+        self._watch(tp[0])  # the topic's watch judges this partition's silences from now on
+
+    def _watch(self, topic: str) -> SourceWatch:
+        watch = self.watches.get(topic)
         if watch is None:
-            watch = self.watches[tp[0]] = self._new_watch(tp[0])
-        watch.beat(tp[1], beat.source, up_to)
+            watch = self.watches[topic] = self._new_watch(topic)
+        return watch
+
+    def _sources_of(self, topic: str) -> list[dict[str, SourceState]]:
+        """The heartbeat sources of every owned partition of ``topic``."""
+        return [s.sources for tp, s in self.partitions.items() if tp[0] == topic]
 
     def _future(
         self, tp: Partition, state: PartitionState, record: Record, out: Outputs, wall: float
@@ -348,7 +408,6 @@ class Step:
     def _settle(self, facts: Facts, out: Outputs, wall: float, monotonic: float) -> None:
         """Per partition: caught up?, time passes, silences judged, changed state encoded."""
         views = []
-        confirmed_by_topic: dict[str, dict[int, float]] = {}
         # repartition mode: what this instance still has to re-key is behind every partition
         forwarding = any(
             s.forward and (s.next_offset is None or s.next_offset < (facts.highwater(tp) or 0))
@@ -374,10 +433,11 @@ class Step:
                 now = clock.settle(wall, caught_up=caught_up, confirmed=confirmed)
                 if now > 0:
                     self._tick(state, now, out)
-                if caught_up and confirmed is not None:
-                    confirmed_by_topic.setdefault(tp[0], {})[tp[1]] = min(confirmed, wall)
+                watch = self.watches.get(tp[0])
+                if caught_up and confirmed is not None and watch is not None:
+                    changed = watch.judge(state.sources, min(confirmed, wall))
+                    state.sources_dirty.update(changed)
                 self._save(tp, state, out, monotonic, due=False)
-            watch = self.watches.get(tp[0])
             newest = clock.newest_record
             views.append(
                 PartitionView(
@@ -386,14 +446,14 @@ class Step:
                     lag,
                     wall - newest if newest > 0 else None,
                     clock.caught_up,
-                    None if watch is None else watch.newest(tp[1]),
+                    clock.vouched,
                     state.progressed_at,
                     state.restoring,
                 )
             )
         for topic, watch in self.watches.items():
-            judged = watch.judge(confirmed_by_topic.get(topic, {}), wall)
-            out.alerts += [to_source_alert(e) for e in judged]
+            events = watch.gather(self._sources_of(topic), wall)
+            out.alerts += [to_source_alert(e) for e in events]
         self.views = views
 
     def _tick(self, state: PartitionState, now: float, out: Outputs) -> None:
@@ -407,14 +467,16 @@ class Step:
     def _save(
         self, tp: Partition, state: PartitionState, out: Outputs, monotonic: float, *, due: bool
     ) -> None:
-        """Encode the changed interactions, if ``due`` or a save is: the next batch changes them.
+        """Encode the changed state, if ``due`` or a save is: the next batch changes it.
 
-        Whatever is not saved holds the partition's offset back (``saved_offset``).
+        The changed interactions, then the changed heartbeat sources (a retired one as a
+        tombstone). Whatever is not saved holds the partition's offset back (``saved_offset``).
         """
         tracker = state.tracker
         if not self.settings.persist_state:
             tracker.dirty.clear()  # nothing is saved: nothing to remember
-        elif tracker.dirty and (
+            state.sources_dirty.clear()
+        elif (tracker.dirty or state.sources_dirty) and (
             due or _save_due(self.settings.save_every, tp[1], state, monotonic)
         ):
             changed = tracker.take_dirty()
@@ -423,9 +485,14 @@ class Step:
                 out.notices.append(
                     Notice(logging.ERROR, "state_unsaved", {"interaction": iid} | _error(exc))
                 )
+            for name in state.sources_dirty:
+                source = state.sources.get(name)
+                value = None if source is None else changelog.encode_source(source)
+                records.append((changelog.source_key(name), value))
+            state.sources_dirty.clear()
             out.states[tp[1]] = records
             state.saved_at = monotonic
-        if not tracker.dirty:
+        if not tracker.dirty and not state.sources_dirty:
             state.saved_offset = state.next_offset
 
 
@@ -445,6 +512,10 @@ def _save_due(every: float, partition: int, state: PartitionState, monotonic: fl
     # overflows to inf for the tiniest intervals, and inf > inf would never save again
     last = state.saved_at
     return monotonic >= last + every - (last + shift) % every
+
+
+def _ignored(out: Outputs, reason: str) -> None:
+    out.heartbeats_ignored[reason] = out.heartbeats_ignored.get(reason, 0) + 1
 
 
 def _publish(events: list[StallEvent], out: Outputs) -> None:

@@ -27,6 +27,13 @@ of the releases before it, so a rolling upgrade loses no interaction and no fire
 
 A value from an unknown format version, or one that does not decode, is skipped on
 restore and counted: a newer writer must not crash an older reader during a rollout.
+
+The partition's heartbeat sources (:class:`~consumer.engine.sources.SourceState`) are saved
+beside its interactions, one record per source, keyed :data:`SOURCE_PREFIX` plus the source
+id: a UTF-8 interaction id never starts with the byte 0xff, so the two kinds cannot collide.
+Their value is its own kind with its own version (``["source", 1, up_to, interval,
+silent_since]``); a release before them fails to read it as an interaction and skips it.
+A source retired by an operator is a tombstone.
 """
 
 from __future__ import annotations
@@ -39,9 +46,12 @@ import msgspec
 from consumer.engine import formats
 from consumer.engine.alerting import Fired
 from consumer.engine.lifecycle import NO_LIST, STAGES, Interaction, list_name, list_number, rebuild
+from consumer.engine.sources import SourceState
 from consumer.engine.stalls import Stall
 
 FORMAT: Final = 4
+SOURCE_PREFIX: Final = b"\xffsource\x00"
+SOURCE_FORMAT: Final = 1
 
 _encoder: Final = msgspec.msgpack.Encoder()
 
@@ -94,6 +104,35 @@ def encode_changed(
             continue
         records.append((iid.encode(), value))
     return records, failed
+
+
+def source_key(source: str) -> bytes:
+    """The changelog key of a source's state."""
+    return SOURCE_PREFIX + source.encode()
+
+
+def source_of(key: bytes) -> str | None:
+    """The source a changelog key names, or ``None`` for an interaction's key."""
+    if not key.startswith(SOURCE_PREFIX):
+        return None
+    return key[len(SOURCE_PREFIX) :].decode("utf-8", errors="replace")
+
+
+def encode_source(state: SourceState) -> bytes:
+    """The changelog value for a source's state on a partition."""
+    saved = ["source", SOURCE_FORMAT, state.up_to, state.interval, state.silent_since]
+    return _encoder.encode(saved)
+
+
+def decode_source(value: bytes) -> SourceState | None:
+    """The source state a changelog value holds, or ``None`` if it cannot be read."""
+    try:
+        saved = formats.decoder_source_v1.decode(value)
+    except msgspec.DecodeError:
+        return None
+    if saved.kind != "source" or saved.format != SOURCE_FORMAT:
+        return None
+    return SourceState(saved.up_to, saved.interval, saved.silent_since)
 
 
 def _fired(

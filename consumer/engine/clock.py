@@ -20,10 +20,15 @@ Three bounds keep one bad timestamp from firing a partition:
 * **a producer's clock is evidence, not authority**: a timestamp more than
   ``max_skew`` seconds ahead of the wall clock does not move the clock (the record is
   still applied; the caller counts and warns);
-* **only a live source vouches for silence**: on a partition that has received
-  heartbeats, the clock runs no further than the newest heartbeat's ``up_to`` plus the
-  source's grace, whatever record timestamps or the wall clock say. A source that stops
-  publishing stops the clock, and a dead feed is one alert, not a stall for every
+* **no stall is judged on time a source has not vouched for**: on a partition that has
+  received heartbeats, the clock runs no further than ``vouched``, the ``up_to`` its
+  sources all vouch for (:func:`consumer.engine.sources.vouched`), whatever record
+  timestamps or the wall clock say. Nothing is added to it: a move made after ``up_to`` may
+  not be published yet, and judging it would page an agent who did nothing wrong (a stall
+  is reported up to one heartbeat interval after its threshold instead). Not even the
+  producer-clock skew: a producer whose clock lags only delays the reports, and one whose
+  clock runs ahead would be trusted further than it saw. A source that stops publishing
+  stops the clock, and a dead feed is one alert (``source_silent``), not a stall for every
   interaction in flight. A partition that never saw a heartbeat is not bounded so;
 * timestamps at or below zero mean "no timestamp" and move nothing.
 """
@@ -39,7 +44,7 @@ class PartitionClock:
         self.now = 0.0
         self.newest_record = 0.0  # newest credible record timestamp, for event-time lag
         self.caught_up = False
-        # heartbeat partitions: the time up to which the source vouches, grace included
+        # heartbeat partitions: the time up to which its sources vouch (None: no bound)
         self.vouched: float | None = None
 
     def credible(self, moment: float, wall: float) -> bool:
@@ -64,17 +69,9 @@ class PartitionClock:
             self.now = target
         return True
 
-    def heartbeat(self, up_to: float, grace: float, wall: float) -> bool:
-        """The source published everything it saw up to ``up_to``; ``False`` if from the future.
-
-        From now on the clock runs no further than ``up_to + grace`` until the next one.
-        """
-        if up_to > wall + self.max_skew:
-            return False
-        vouched = up_to + grace
-        if self.vouched is None or vouched > self.vouched:
-            self.vouched = vouched
-        return True
+    def vouch(self, up_to: float | None) -> None:
+        """From now on the clock runs no further than ``up_to`` (``None``: no heartbeats)."""
+        self.vouched = up_to
 
     def settle(self, wall: float, *, caught_up: bool, confirmed: float | None = None) -> float:
         """After a batch: whether the partition is caught up; returns the time now.

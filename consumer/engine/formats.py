@@ -118,6 +118,17 @@ class SavedV1(msgspec.Struct, array_like=True, gc=False):
     fired: tuple[AlertV1, StallV1] | None
 
 
+class SourceRecordV1(msgspec.Struct, array_like=True, gc=False):
+    """A source's state on a partition, format 1: its kind first (interactions: an int)."""
+
+    kind: str
+    format: int
+    up_to: float
+    interval: float | None
+    silent_since: float | None
+
+
+decoder_source_v1: Final = msgspec.msgpack.Decoder(SourceRecordV1)
 decoder_v4: Final = msgspec.msgpack.Decoder(SavedV4)  # formats 4 and 3
 decoder_v2: Final = msgspec.msgpack.Decoder(SavedV2)
 decoder_v1: Final = msgspec.msgpack.Decoder(SavedV1)

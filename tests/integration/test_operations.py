@@ -314,9 +314,10 @@ def test_a_silent_source_pages_the_oncall_and_holds_the_stall_alerts(
     am_port, _, tmp_path = servers
     daemon = watched_daemon(broker, topic, servers, RUNTIME_SOURCE_SILENT_SECONDS="3")
     now = time.time()
-    # one round of heartbeats and a preview nobody places, then the producer falls silent
+    # one round of heartbeats and a preview nobody placed, due before the heartbeat vouches
+    # for (no stall is judged past it), then the producer falls silent
     produce(
-        broker, topic, [*heartbeats(now), snapshot("stuck", created=now - 2, previewing=now - 1)]
+        broker, topic, [*heartbeats(now), snapshot("stuck", created=now - 5, previewing=now - 4)]
     )
 
     eventually(

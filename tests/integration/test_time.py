@@ -7,6 +7,7 @@ of its own; a topic without heartbeats is ``test_daemon.py``'s quiet topic.
 from __future__ import annotations
 
 import dataclasses
+import signal
 import threading
 import time
 import uuid
@@ -142,3 +143,156 @@ def test_a_silent_producer_is_one_alert_and_real_stalls_fire_after_it(
     assert stalls == [("stuck", "firing")]
     (stuck,) = [a for a in records if a.get("interactionId") == "stuck"]
     assert stuck["observedAt"] >= iso(back - 1)  # after the silence (a second for two clocks)
+
+
+def beating(broker: Broker, topic: str, stop: threading.Event, partitions: int) -> None:
+    """Send a heartbeat for now to every partition each second until ``stop``."""
+    while not stop.is_set():
+        now = time.time()
+        beats = [
+            Sent(
+                b"producer",
+                heartbeat.encode("producer", now, 1.0),
+                timestamp=now,
+                partition=p,
+                headers=((heartbeat.HEADER, b"producer"),),
+            )
+            for p in range(partitions)
+        ]
+        produce(broker, topic, beats)
+        stop.wait(1.0)
+
+
+def test_a_restart_during_a_dead_feed_keeps_its_silence_and_fires_no_stall(
+    broker: Broker, tmp_path: Path
+) -> None:
+    """Issue 27 case 1: producer dies, daemon restarted meanwhile, producer back: one silence."""
+    topic = f"interactions-{uuid.uuid4().hex[:10]}"
+    create_topic(broker, topic, partitions=3)
+    settings = {
+        "STALLS_THRESHOLDS": "{ previewing = 8, placed = 60 }",
+        "RUNTIME_SOURCE_GRACE_SECONDS": "4",
+        "RUNTIME_SOURCE_SILENT_SECONDS": "10",
+    }
+    first = Daemon(broker, topic, settings).start(tmp_path / "first.log")
+    first.wait_http("/readyz", lambda status: status == 200, timeout=60)
+    stop = threading.Event()
+    beats = threading.Thread(target=beating, args=(broker, topic, stop, 3), daemon=True)
+    beats.start()
+    time.sleep(2)
+    t0 = time.time()
+    in_flight = [f"in-flight-{n}" for n in range(9)]
+    produce(broker, topic, [snapshot(i, created=t0, previewing=t0) for i in [*in_flight, "stuck"]])
+    time.sleep(1)
+    stop.set()  # the producer dies with 10 previews in flight: no records, no heartbeats
+    beats.join()
+    silent = wait_for(
+        lambda: read_topic(broker, first.alerts_topic, idle=1.0),
+        lambda got: any(a.get("rule") == "source_silent" for a in alerts(got)),
+        timeout=60,
+    )
+    assert [a["status"] for a in alerts(silent)] == ["firing"]
+    assert first.stop() == 0  # restarted while the feed is dead
+    second = Daemon(broker, topic, settings, group=first.group).start(tmp_path / "second.log")
+    second.wait_http("/readyz", lambda status: status == 200, timeout=60)
+    time.sleep(max(0.0, t0 + 30 - time.time()))  # all ten due (t0 + 8) long before
+    back = time.time()
+    # it comes back and publishes what it saw meanwhile: the previews in flight were placed
+    moved = [snapshot(i, previewing=t0, placed=t0 + 3, connected=t0 + 4) for i in in_flight]
+    produce(broker, topic, [dataclasses.replace(r, timestamp=back) for r in moved])
+    stop.clear()
+    beats = threading.Thread(target=beating, args=(broker, topic, stop, 3), daemon=True)
+    beats.start()
+    try:
+        got = wait_for(
+            lambda: read_topic(broker, second.alerts_topic, idle=1.0),
+            lambda got: (
+                {(a.get("rule"), a["status"]) for a in alerts(got)}
+                >= {("source_silent", "resolved"), ("previewing", "firing")}
+            ),
+            timeout=60,
+        )
+    finally:
+        stop.set()
+        beats.join()
+    assert second.stop() == 0
+    records = alerts(got)
+    sources = [a for a in records if a["rule"] == "source_silent"]
+    stalls = [(a["interactionId"], a["status"]) for a in records if a["rule"] != "source_silent"]
+    resolved = sources[-1]
+    print(
+        f"\nrestart in a dead feed: source alerts {[(a['status'], a['alertId']) for a in sources]},"
+        f" resolved {resolved['observedAt']} (back {iso(back)}), stall alerts {stalls}"
+    )
+    assert [a["status"] for a in sources] == ["firing", "resolved"]
+    assert len({a["alertId"] for a in sources}) == 1
+    assert resolved["observedAt"] <= iso(back + 5)  # within a few seconds of the return
+    assert stalls == [("stuck", "firing")]
+    (stuck,) = [a for a in records if a.get("interactionId") == "stuck"]
+    assert stuck["observedAt"] >= iso(back - 1)  # after the return (a second for two clocks)
+
+
+def test_two_instances_one_killed_for_good_during_a_dead_feed(
+    broker: Broker, tmp_path: Path
+) -> None:
+    """Issue 27 case 1, two instances: one dies in the outage; the other takes over quietly."""
+    topic = f"interactions-{uuid.uuid4().hex[:10]}"
+    create_topic(broker, topic, partitions=3)
+    settings = {
+        "STALLS_THRESHOLDS": "{ previewing = 8, placed = 60 }",
+        "RUNTIME_SOURCE_GRACE_SECONDS": "4",
+        "RUNTIME_SOURCE_SILENT_SECONDS": "10",
+        "KAFKA_STATE_SAVE_SECONDS": "1",
+    }
+    kept = Daemon(broker, topic, settings).start(tmp_path / "kept.log")
+    killed = Daemon(broker, topic, settings, group=kept.group).start(tmp_path / "killed.log")
+    for daemon in (kept, killed):
+        daemon.wait_http("/readyz", lambda status: status == 200, timeout=60)
+    stop = threading.Event()
+    beats = threading.Thread(target=beating, args=(broker, topic, stop, 3), daemon=True)
+    beats.start()
+    time.sleep(3)
+    t0 = time.time()
+    in_flight = [f"in-flight-{n}" for n in range(9)]
+    produce(broker, topic, [snapshot(i, created=t0, previewing=t0) for i in [*in_flight, "stuck"]])
+    time.sleep(1)
+    stop.set()  # the producer dies with 10 previews in flight
+    beats.join()
+    wait_for(
+        lambda: read_topic(broker, kept.alerts_topic, idle=1.0),
+        lambda got: len([a for a in alerts(got) if a.get("rule") == "source_silent"]) >= 2,
+        timeout=60,
+    )  # each instance names the silence of its partitions
+    time.sleep(2)  # saved with the instances' state
+    killed.stop(signal.SIGKILL)  # for good: its partitions move once its session expires
+    time.sleep(max(0.0, t0 + 35 - time.time()))
+    back = time.time()
+    moved = [snapshot(i, previewing=t0, placed=t0 + 3, connected=t0 + 4) for i in in_flight]
+    produce(broker, topic, [dataclasses.replace(r, timestamp=back) for r in moved])
+    stop.clear()
+    beats = threading.Thread(target=beating, args=(broker, topic, stop, 3), daemon=True)
+    beats.start()
+    try:
+        got = wait_for(
+            lambda: read_topic(broker, kept.alerts_topic, idle=1.0),
+            lambda got: (
+                {(a.get("rule"), a["status"]) for a in alerts(got)}
+                >= {("source_silent", "resolved"), ("previewing", "firing")}
+            ),
+            timeout=60,
+        )
+    finally:
+        stop.set()
+        beats.join()
+    assert kept.stop() == 0
+    records = alerts(got)
+    sources = [a for a in records if a["rule"] == "source_silent"]
+    stalls = [(a["interactionId"], a["status"]) for a in records if a["rule"] != "source_silent"]
+    print(
+        f"\ntwo instances, one killed: source alerts "
+        f"{[(a['status'], a['alertId']) for a in sources]}, stall alerts {stalls}"
+    )
+    assert len({a["alertId"] for a in sources}) == 1
+    assert sources[-1]["status"] == "resolved"
+    assert sources[-1]["observedAt"] <= iso(back + 5)
+    assert stalls == [("stuck", "firing")]

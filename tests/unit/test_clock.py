@@ -85,20 +85,12 @@ def test_caught_up_clock_stops_at_the_last_broker_answer() -> None:
     assert clock.settle(WALL + 31, caught_up=True, confirmed=WALL + 31) == WALL + 31
 
 
-def test_heartbeats_bound_the_clock() -> None:
-    """On a heartbeat partition time runs no further than the newest heartbeat plus grace."""
+def test_heartbeats_bound_the_clock_at_what_they_vouch_for() -> None:
+    """On a heartbeat partition time runs no further than the vouched up_to: no grace added."""
     clock = PartitionClock()
-    assert clock.heartbeat(WALL, 20.0, WALL)
-    assert clock.settle(WALL + 100, caught_up=True) == WALL + 20
+    clock.vouch(WALL)
+    assert clock.settle(WALL + 100, caught_up=True) == WALL
     assert clock.record(WALL + 90, WALL + 100)  # a record alone does not vouch for time
-    assert clock.now == WALL + 20
-    assert clock.heartbeat(WALL + 95, 20.0, WALL + 100)
-    assert clock.settle(WALL + 100, caught_up=True) == WALL + 100
-
-
-def test_heartbeat_from_the_future_vouches_for_nothing() -> None:
-    """A heartbeat beyond the skew is refused and leaves the bound as it was."""
-    clock = PartitionClock(max_skew=60.0)
-    clock.heartbeat(WALL, 20.0, WALL)
-    assert not clock.heartbeat(WALL + 86400, 20.0, WALL)
-    assert clock.vouched == WALL + 20
+    assert clock.now == WALL
+    clock.vouch(WALL + 95)
+    assert clock.settle(WALL + 100, caught_up=True) == WALL + 95

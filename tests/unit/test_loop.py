@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -15,6 +16,8 @@ from consumer.adapters import logs
 from consumer.adapters.alertmanager import AlertmanagerSink, to_alertmanager
 from consumer.adapters.alerts import Alert
 from consumer.config import AlertmanagerSettings
+from consumer.daemon.fakes import FakeFollower
+from consumer.daemon.records import StateRecord
 from consumer.engine import campaigns, changelog
 from tests.unit.am_double import FakeAlertmanager, alertmanager
 from tests.unit.daemon_rig import (
@@ -212,7 +215,7 @@ def test_a_rebalance_mid_delivery_commits_the_batch_before_giving_the_partition_
         revoking = asyncio.create_task(rig.source.rebalance(revoke=[(TOPIC, 1)]))
         await asyncio.sleep(0.05)
         assert not revoking.done()  # waiting for the batch in hand
-        assert rig.source.committed == {}
+        assert rig.source.committed.get((TOPIC, 1), 0) == 0  # none of it committed
         rig.producer.release()
         await asyncio.wait_for(revoking, 5)
         assert rig.source.committed[TOPIC, 1] == 2
@@ -379,6 +382,48 @@ def test_a_campaign_preview_timeout_sets_its_previewing_threshold() -> None:
     asyncio.run(scenario())
     record = json.loads(rig.producer.values(ALERTS)[0] or b"")
     assert record["thresholdSeconds"] == 15
+
+
+@dataclass
+class SlowFollower(FakeFollower):
+    """A campaigns topic whose first answer takes a while, as a broker's first fetch can."""
+
+    delay: float = 0.3
+
+    async def changes(self, timeout: float) -> list[StateRecord]:
+        """What was appended since the last call, the first time after a delay."""
+        await asyncio.sleep(self.delay)
+        self.delay = 0.0
+        return await super().changes(timeout)
+
+
+def test_a_restarted_owner_applies_campaign_thresholds_before_it_judges() -> None:
+    """Campaign settings: after a restart, a preview within its campaign's time-out never fires."""
+    config = settings(stalls={"preview_timeout_grace_seconds": 5, "thresholds": {"previewing": 10}})
+    rig = Rig(config=config)
+    timeout = (b"c-1", campaigns.encode(campaigns.Campaign("c-1", preview_time_out_seconds=100)))
+    rig.campaigns.pending.append(timeout)
+    rig.send(preview("slow", previewing=0), key="slow", at=0)  # campaign c-1: 105 s
+
+    async def scenario() -> None:
+        daemon = rig.daemon()
+        task = asyncio.create_task(daemon.run())
+        await until(lambda: rig.source.committed.get(TP) == 1)
+        await asyncio.sleep(0.05)
+        daemon.stop()
+        await asyncio.wait_for(task, 5)
+        rig.clock.advance(20)  # restarted 20 s later: due at 10 by the configured threshold
+        rig.campaigns = SlowFollower([timeout])
+        daemon = rig.daemon()
+        task = asyncio.create_task(daemon.run())
+        await asyncio.sleep(0.5)
+        assert rig.alerts() == []
+        rig.clock.advance(90)
+        await until(lambda: rig.alerts() == [("slow", "firing", "previewing")])
+        daemon.stop()
+        await asyncio.wait_for(task, 5)
+
+    asyncio.run(scenario())
 
 
 def test_a_revocation_saves_the_state_waiting_for_its_interval_before_it_commits() -> None:

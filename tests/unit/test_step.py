@@ -11,9 +11,9 @@ from consumer.adapters.alerts import Alert
 from consumer.daemon.fakes import FakeRecord
 from consumer.daemon.outputs import Outputs
 from consumer.daemon.step import Facts, Step, StepSettings
-from consumer.engine import changelog
+from consumer.engine import changelog, heartbeat
 from consumer.engine.lifecycle import Snapshot, Tombstone
-from consumer.engine.sources import SourceWatch
+from consumer.engine.sources import SourceState, SourceWatch
 from consumer.engine.stalls import StallPolicy
 from consumer.engine.tracker import Limits, Observations, Tracker
 from tests.unit.daemon_rig import T0, TOPIC, beat, preview
@@ -119,7 +119,7 @@ def test_heartbeats_are_counted_never_dead_lettered() -> None:
     )
     assert out.heartbeats == 2
     assert out.dead_letters == []
-    assert step.partitions[TP].clock.vouched == T0 + 20
+    assert step.partitions[TP].clock.vouched == T0
     assert [n.event for n in out.notices] == ["heartbeat_unreadable", "caught_up"]
 
 
@@ -308,3 +308,36 @@ def test_a_new_owner_rebuilds_every_interaction_from_saved_state_and_uncommitted
     for n in range(committed, dies_after):
         new.step({TP: [records[n]]}, facts(n + 1, n), T0 + n, monotonic)
     assert view(new) == view(old)
+
+
+def test_heartbeats_with_an_insane_interval_are_refused_counted_and_warned_once_a_minute() -> None:
+    """A heartbeat promising an interval outside 0.1 s - 1 h vouches for nothing; warned."""
+    step = step_with()
+    marked = ((heartbeat.HEADER, b"poller"),)
+    values = [heartbeat.encode("poller", T0, i) for i in (86400.0, 1e300, 0.01, 3601.0)]
+    batch = [record(n, v, key="poller", at=0, headers=marked) for n, v in enumerate(values)]
+    out = step.step({TP: batch}, facts(4, 0), T0, 0.0)
+    assert out.heartbeats_ignored == {"interval": 4}
+    assert [n.event for n in out.notices].count("heartbeat_interval_refused") == 1
+    assert step.partitions[TP].sources == {}
+    assert step.partitions[TP].clock.vouched is None
+
+
+def test_a_heartbeat_source_is_saved_beside_the_interactions_and_holds_the_offset() -> None:
+    """The source's state is a changelog record of its own kind; its offset waits for it."""
+    step = step_with(save_every=60.0)
+    value, headers = beat(0)
+    first = step.step(
+        {TP: [record(0, value, key="poller", at=0, headers=headers)]}, facts(1, 0), T0, 0.0
+    )
+    ((key, saved_value),) = first.states[0]
+    assert changelog.source_of(key) == "poller"
+    assert saved_value is not None
+    assert changelog.decode_source(saved_value) == SourceState(T0, 1.0)
+    value, headers = beat(1)
+    later = [record(1, value, key="poller", at=1, headers=headers)]
+    out = step.step({TP: later}, facts(2, 1), T0 + 1, 1.0)
+    assert out.states == {}  # not due yet: the offset stays where the saved state ends
+    assert out.offsets[TP] == 1
+    out = step.flush(2.0)
+    assert out.offsets[TP] == 2
