@@ -25,9 +25,9 @@ KAFKA_IMAGE = "confluentinc/cp-kafka:7.6.0"
 
 
 # Modules whose tests share something made once for the module: a broker of their own
-# (halted, reconfigured, or with TLS listeners) or the image. Under pytest-xdist each runs
+# (halted, reconfigured, or with TLS or OAuth listeners) or the image. Under pytest-xdist each runs
 # whole in one process; were one split, each process would make its own (slower, still right).
-WHOLE_MODULES = ("test_broker_faults.py", "test_image.py", "test_tls.py")
+WHOLE_MODULES = ("test_broker_faults.py", "test_image.py", "test_oauth.py", "test_tls.py")
 
 
 @pytest.hookimpl(optionalhook=True)
