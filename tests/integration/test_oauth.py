@@ -5,6 +5,8 @@ offers an OAUTHBEARER listener whose ``OAuthBearerValidatorCallbackHandler`` che
 token's RS256 signature against the JWKS of the OIDC double (tests/oidc.py), its audience
 and its expiry, and closes a connection once its token expired. The daemon fetches its
 tokens from the double's token endpoint, as it would from Keycloak or Confluent Cloud.
+Two of the tests run on Kafka 4 too (the ``kafka4`` mark): 4.1 checks tokens only when
+told to (see scripts/kafka-local).
 """
 
 from __future__ import annotations
@@ -85,6 +87,7 @@ def alerted(broker: Broker, daemon: Daemon, iid: str) -> None:
     )
 
 
+@pytest.mark.kafka4
 def test_oauth_end_to_end(oauth_broker: Broker, idp: OidcDouble, tmp_path: Path) -> None:
     """With the right client credentials: consumed, alerted, dead-lettered, committed."""
     broker = oauth_broker
@@ -153,6 +156,7 @@ def test_wrong_client_secret_stops_the_start(
     assert SECRET not in daemon.logs()
 
 
+@pytest.mark.kafka4
 def test_expired_token_stops_the_start(
     oauth_broker: Broker, idp: OidcDouble, tmp_path: Path
 ) -> None:

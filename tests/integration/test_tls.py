@@ -99,6 +99,7 @@ def refused_start(daemon: Daemon, log: Path) -> dict[str, Any]:
     return errors[0]
 
 
+@pytest.mark.kafka4
 def test_ssl_end_to_end(secure_broker: Broker, tmp_path: Path) -> None:
     """Over SSL with the right CA: consumed, alerted, dead-lettered, state saved, committed."""
     broker = secure_broker
