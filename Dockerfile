@@ -9,7 +9,8 @@ RUN apt-get update \
 WORKDIR /src
 COPY pyproject.toml setup.py README.md ./
 COPY consumer ./consumer
-RUN CONSUMER_USE_MYPYC=1 pip wheel --no-cache-dir --wheel-dir /wheels .
+# with the msk extra: Amazon MSK's IAM tokens (kafka.oauth.provider = "aws-msk-iam")
+RUN CONSUMER_USE_MYPYC=1 pip wheel --no-cache-dir --wheel-dir /wheels ".[msk]"
 
 FROM python:3.11-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -19,7 +20,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid app --no-create-home --shell /usr/sbin/nologin app
 COPY --from=build /wheels /wheels
-RUN pip install --no-index --find-links=/wheels /wheels/interaction_consumer-*.whl \
+RUN pip install --no-index --find-links=/wheels "$(ls /wheels/interaction_consumer-*.whl)[msk]" \
     && rm -rf /wheels
 USER 10001:10001
 EXPOSE 8080

@@ -98,7 +98,52 @@ class Secret(str):
 
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
-SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]
+
+
+class OAuthSettings(_Section):
+    """Where ``sasl_mechanism = "OAUTHBEARER"`` gets its tokens (see README, Managed Kafka).
+
+    ``oidc``: OAuth client credentials at ``token_url`` (Confluent Cloud, Keycloak, Azure
+    AD...). ``aws-msk-iam``: Amazon MSK's IAM tokens, signed for ``region`` with the
+    credentials of the standard AWS chain (needs ``interaction-consumer[msk]``).
+    """
+
+    provider: Literal["oidc", "aws-msk-iam"] = "oidc"
+    token_url: str | None = None
+    client_id: str | None = None
+    client_secret: Secret | None = None
+    scope: str | None = None
+    # SASL extensions sent with the token, such as Confluent Cloud's logicalCluster and
+    # identityPoolId
+    extensions: dict[str, str] = {}
+    region: str | None = None
+    timeout_seconds: Annotated[float, msgspec.Meta(gt=0)] = 10.0
+
+    def missing(self) -> str | None:
+        """The first setting the chosen provider needs and lacks (its dotted name), or None."""
+        needed = {
+            "oidc": ("token_url", "client_id", "client_secret"),
+            "aws-msk-iam": ("region",),
+        }[self.provider]
+        for name in needed:
+            if getattr(self, name) is None:
+                return f"kafka.oauth.{name}"
+        return None
+
+    def __post_init__(self) -> None:
+        if self.token_url is not None:
+            scheme, sep, rest = self.token_url.partition("://")
+            if scheme not in ("http", "https") or not sep or not rest:
+                raise ValueError(
+                    f"kafka.oauth.token_url {self.token_url!r} must be an http:// or https:// URL"
+                )
+        for key, value in self.extensions.items():
+            # RFC 7628: a key is letters only; a value has no control characters
+            if not key.isascii() or not key.isalpha() or key == "auth":
+                raise ValueError(f"kafka.oauth.extensions: {key!r} is not a SASL extension name")
+            if any(ord(c) < 0x20 for c in value):
+                raise ValueError(f"kafka.oauth.extensions.{key}: control characters")
 
 
 class KafkaSettings(_Section):
@@ -140,6 +185,7 @@ class KafkaSettings(_Section):
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
     ssl_check_hostname: bool = True
+    oauth: OAuthSettings = msgspec.field(default_factory=OAuthSettings)
 
     @property
     def state_topic_name(self) -> str:
@@ -157,16 +203,22 @@ class KafkaSettings(_Section):
         return self.repartition_topic_name if self.repartition else self.topic
 
     def __post_init__(self) -> None:
-        if self.security_protocol.startswith("SASL_"):
-            missing = [
-                name
-                for name in ("sasl_mechanism", "sasl_username", "sasl_password")
-                if getattr(self, name) is None
-            ]
-            if missing:
+        if not self.security_protocol.startswith("SASL_"):
+            return
+        if self.sasl_mechanism == "OAUTHBEARER":
+            missing = self.oauth.missing()
+            if missing is not None:
                 raise ValueError(
-                    f"security_protocol {self.security_protocol} needs kafka.{missing[0]}"
+                    f"sasl_mechanism OAUTHBEARER with kafka.oauth.provider "
+                    f"{self.oauth.provider} needs {missing}"
                 )
+            return
+        needed = ("sasl_mechanism", "sasl_username", "sasl_password")
+        missing_names = [name for name in needed if getattr(self, name) is None]
+        if missing_names:
+            raise ValueError(
+                f"security_protocol {self.security_protocol} needs kafka.{missing_names[0]}"
+            )
 
 
 _HOST: Final = re.compile(r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")

@@ -9,7 +9,8 @@
     │       ├── UntrustedCertificateError  no CA we trust signed the broker's certificate
     │       ├── HostnameMismatchError      the broker's certificate names another host
     │       ├── TlsHandshakeError          TLS failed otherwise (protocol, client certificate)
-    │       └── CredentialsError           the broker refused the SASL login
+    │       ├── CredentialsError           the broker refused the SASL login (or OAuth token)
+    │       └── TokenRefusedError          no OAuth token: the token endpoint refused us
     ├── OutputError                an output (alert or dead-letter topic) did not acknowledge
     └── PlatformError              (consumer.adapters.genesys) the Genesys Cloud Platform API failed
         ├── PlatformUnavailableError  5xx, a network error or a time-out: back off, try again
@@ -73,6 +74,13 @@ class CredentialsError(AuthenticationError):
 
     cause = "credentials_rejected"
     setting = "kafka.sasl_password"
+
+
+class TokenRefusedError(AuthenticationError):
+    """The OAuth token endpoint refused the client credentials (or no token can be signed)."""
+
+    cause = "token_refused"
+    setting = "kafka.oauth.client_secret"
 
 
 class OutputError(ServiceError):

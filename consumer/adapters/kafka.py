@@ -44,6 +44,7 @@ from aiokafka.errors import (
 from aiokafka.record import default_records
 
 from consumer.adapters.logs import fields
+from consumer.adapters.oauth import TokenError, token_provider
 from consumer.config import ConfigError, KafkaSettings
 from consumer.errors import (
     AuthenticationError,
@@ -98,6 +99,8 @@ def _translate(
     naming the cause and the setting to look at; anything else is a :class:`BrokerError`.
     """
     broker = "the broker" if address is None else f"the broker at {address}"
+    if isinstance(exc, TokenError):  # no token to log in with, or the broker refused it
+        return exc.translated(doing)
     if isinstance(exc, ssl.SSLCertVerificationError):
         if exc.verify_code in _NAME_MISMATCH:
             return HostnameMismatchError(
@@ -205,8 +208,11 @@ def client_options(settings: KafkaSettings) -> dict[str, Any]:
     if settings.security_protocol in ("SSL", "SASL_SSL"):
         options["ssl_context"] = _ssl_context(settings)
     if settings.security_protocol.startswith("SASL_"):
-        assert settings.sasl_password is not None  # checked when settings load
         options["sasl_mechanism"] = settings.sasl_mechanism
+        if settings.sasl_mechanism == "OAUTHBEARER":
+            options["sasl_oauth_token_provider"] = token_provider(settings.oauth)
+            return options
+        assert settings.sasl_password is not None  # checked when settings load
         options["sasl_plain_username"] = settings.sasl_username
         options["sasl_plain_password"] = settings.sasl_password.reveal()
     return options

@@ -1,7 +1,8 @@
 """A real Kafka broker for the integration tests, chosen in this order.
 
 1. ``KAFKA_BOOTSTRAP_SERVERS``, when set: a broker someone already runs.
-2. A testcontainers ``KafkaContainer`` (KRaft, pinned image), when a Docker engine answers.
+2. A testcontainers ``KafkaContainer`` (KRaft, pinned image), when a Docker engine answers
+   and ``KAFKA_LOCAL_VERSION`` does not ask for a version of its own.
 3. ``scripts/kafka-local``: Apache Kafka from Maven Central's jars, no Docker.
 
 When none starts: under CI (``CI=true``) the session fails loudly; on a person's
@@ -25,9 +26,9 @@ KAFKA_IMAGE = "confluentinc/cp-kafka:7.6.0"
 
 
 # Modules whose tests share something made once for the module: a broker of their own
-# (halted, reconfigured, or with TLS listeners) or the image. Under pytest-xdist each runs
+# (halted, reconfigured, or with TLS or OAuth listeners) or the image. Under pytest-xdist each runs
 # whole in one process; were one split, each process would make its own (slower, still right).
-WHOLE_MODULES = ("test_broker_faults.py", "test_image.py", "test_tls.py")
+WHOLE_MODULES = ("test_broker_faults.py", "test_image.py", "test_oauth.py", "test_tls.py")
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -73,7 +74,8 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     if configured:
         yield Broker(configured)
         return
-    if _docker_answers():
+    # KAFKA_LOCAL_VERSION asks for that Apache Kafka version (the Kafka 4 leg of make test)
+    if _docker_answers() and not os.environ.get("KAFKA_LOCAL_VERSION"):
         from testcontainers.community.kafka import KafkaContainer
 
         with KafkaContainer(KAFKA_IMAGE).with_kraft() as container:

@@ -44,7 +44,7 @@ class Broker:
     state: Path | None = None
 
     def listener(self, name: str) -> str:
-        """A listener's address (``sasl``, ``ssl``, ``sasl-ssl``, ``misnamed``) or the CA's path.
+        """A listener's address (``sasl``, ``ssl``, ``sasl-ssl``, ``misnamed``, ``oauth``).
 
         ``ssl-cafile`` gives the CA; all as ``scripts/kafka-local`` wrote them in its state.
         """

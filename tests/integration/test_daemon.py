@@ -10,6 +10,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from consumer.engine.model import WIRE_TIMES, iso
 from tests.integration.harness import (
     Broker,
@@ -105,6 +107,7 @@ def committed_everything(broker: Broker, topic: str, group: str, timeout: float 
         time.sleep(0.5)
 
 
+@pytest.mark.kafka4
 def test_scenario_alerts_dead_letters_commits_and_metrics(
     broker: Broker, topic: str, tmp_path: Path
 ) -> None:
@@ -232,6 +235,7 @@ def test_scenario_alerts_dead_letters_commits_and_metrics(
     assert "Jane Customer" not in everything
 
 
+@pytest.mark.kafka4
 def test_restart_mid_stream_loses_nothing(broker: Broker, topic: str, tmp_path: Path) -> None:
     """SIGTERM exits 0 with offsets committed; a restart reads on from there; no alert is lost."""
     now = time.time()
@@ -256,6 +260,7 @@ def test_restart_mid_stream_loses_nothing(broker: Broker, topic: str, tmp_path: 
     assert committed_everything(broker, topic, daemon.group, timeout=1)
 
 
+@pytest.mark.kafka4
 def test_backlog_after_downtime_raises_no_false_alarm(
     broker: Broker, topic: str, tmp_path: Path
 ) -> None:

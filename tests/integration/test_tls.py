@@ -1,9 +1,9 @@
-"""Security to the broker: TLS, SASL/SCRAM, and what each refusal tells the operator.
+"""Security to the broker: TLS, SASL/SCRAM and PLAIN, and what each refusal tells the operator.
 
 One broker of this module's own (``scripts/kafka-local`` with ``KAFKA_LOCAL_TLS=1`` and a
 SCRAM-SHA-256 user) offers PLAINTEXT (the test helpers produce and read through it), SSL
-with a certificate for 127.0.0.1 and localhost, SASL_SSL and SASL_PLAINTEXT with the
-SCRAM user, and an SSL listener whose certificate, from the same CA, names another host.
+with a certificate for 127.0.0.1 and localhost, SASL_SSL (SCRAM or PLAIN) and SASL_PLAINTEXT
+with the user, and an SSL listener whose certificate, from the same CA, names another host.
 The daemon's settings here are the ones the README's security section shows.
 """
 
@@ -99,6 +99,7 @@ def refused_start(daemon: Daemon, log: Path) -> dict[str, Any]:
     return errors[0]
 
 
+@pytest.mark.kafka4
 def test_ssl_end_to_end(secure_broker: Broker, tmp_path: Path) -> None:
     """Over SSL with the right CA: consumed, alerted, dead-lettered, state saved, committed."""
     broker = secure_broker
@@ -210,6 +211,35 @@ def test_sasl_scram_with_right_and_wrong_password(
     assert (error["cause"], error["setting"]) == ("credentials_rejected", "kafka.sasl_password")
     assert "wrong SASL credentials" in error["error"]
     assert f"user '{USER}'" in error["error"]
+    for text in (good.logs(), bad.logs()):
+        assert PASSWORD not in text
+        assert wrong not in text
+
+
+def test_sasl_plain_over_ssl_with_right_and_wrong_password(
+    secure_broker: Broker, tmp_path: Path
+) -> None:
+    """SASL PLAIN over SSL (Confluent Cloud's API keys): alerts; a wrong password exits 3."""
+    broker = secure_broker
+    topic = new_topic(broker)
+    now = time.time()
+    produce(broker, topic, [snapshot("over-plain", created=now - 2, previewing=now - 1)])
+    plain = {**sasl_settings(broker, "SASL_SSL", PASSWORD), "KAFKA_SASL_MECHANISM": "PLAIN"}
+
+    good = Daemon(broker, topic, plain).start(tmp_path / "good.log")
+    wait_for(
+        lambda: read_topic(broker, good.alerts_topic, idle=1.0),
+        lambda got: any(a["interactionId"] == "over-plain" for a in alerts(got)),
+        timeout=60,
+    )
+    assert good.stop() == 0
+    assert not [e for e in good.log_events() if e["level"] == "ERROR"], good.logs()
+
+    wrong = "not-" + PASSWORD
+    bad = Daemon(broker, topic, {**plain, "KAFKA_SASL_PASSWORD": wrong})
+    error = refused_start(bad, tmp_path / "bad.log")
+    assert (error["cause"], error["setting"]) == ("credentials_rejected", "kafka.sasl_password")
+    assert f"user '{USER}' with PLAIN" in error["error"]
     for text in (good.logs(), bad.logs()):
         assert PASSWORD not in text
         assert wrong not in text
