@@ -4,7 +4,8 @@ Exit status: 0 after a clean stop (SIGTERM/SIGINT), 2 for a bad setting (named o
 stderr), 3 when it never connected to the broker: at once when the connection cannot be
 trusted or authenticated (``authentication_failed``), or when stopped before any broker
 answered (``not_connected``); the log line names the cause and the setting. 1 when
-shutdown overran the grace period.
+shutdown overran the grace period. 4 when a background task whose failure stops the
+daemon failed (``task_failed``, then ``stopped_by_task``; :mod:`consumer.daemon.supervise`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from consumer.adapters.logs import fields
 from consumer.daemon.loop import Daemon
 from consumer.daemon.ports import AlertSink, SystemClock
 from consumer.daemon.sinks import LogSink, TopicSink
+from consumer.daemon.supervise import TaskFailedError
 from consumer.engine import campaigns
 from consumer.errors import AuthenticationError, BrokerError
 
@@ -33,6 +35,7 @@ log = logging.getLogger(__name__)
 EXIT_OK: Final = 0
 EXIT_GRACE_EXCEEDED: Final = 1
 EXIT_NOT_CONNECTED: Final = 3
+EXIT_TASK_FAILED: Final = 4
 _JSON: Final = "application/json"
 # The Kafka client makes several tracked objects per record, so Python's default young
 # collection (every 700 allocations) ran dozens of times a batch, and the records that
@@ -117,7 +120,8 @@ async def serve(settings: config.Settings) -> int:
     signals.on_stop(stop)
     alertmanagers = [s for s in service.delivery.sinks if isinstance(s, AlertmanagerSink)]
     for sink in alertmanagers:
-        sink.start()
+        # the poster recovers by posting again: restarted after a back-off if it fails
+        sink.start(lambda name, run: service.supervisor.start(name, run, "restart"))
     task = asyncio.create_task(service.run())
     try:
         await asyncio.wait(
@@ -147,6 +151,10 @@ async def serve(settings: config.Settings) -> int:
             ),
         )
         return EXIT_NOT_CONNECTED
+    except TaskFailedError as exc:
+        # the task's own log line has the traceback; this one says why the service ends
+        log.error("stopped_by_task", extra=fields(task=exc.task, error=str(exc)))
+        return EXIT_TASK_FAILED
     finally:
         for sink in alertmanagers:
             await sink.stop()

@@ -27,7 +27,7 @@ import contextlib
 import itertools
 import logging
 from collections import OrderedDict, deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -43,6 +43,9 @@ from consumer.config import AlertmanagerSettings
 from consumer.metrics import AlertmanagerMetrics
 
 log = logging.getLogger(__name__)
+
+# starts a named background task (the daemon's supervisor: logged, counted, restarted)
+Spawn = Callable[[str, Callable[[], Awaitable[None]]], "asyncio.Task[None]"]
 
 ALERTNAME: Final = "DialerPreviewStalled"
 SOURCE_ALERTNAME: Final = "DialerSourceSilent"
@@ -157,12 +160,15 @@ class AlertmanagerSink:
             self._wake.set()
         return []
 
-    def start(self) -> None:
-        """Open the connection pool and start the posting task."""
+    def start(self, spawn: Spawn | None = None) -> None:
+        """Open the connection pool and start the posting task (through ``spawn``, if given)."""
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=self.settings.timeout_seconds)
         )
-        self._task = asyncio.create_task(self._run(), name="alertmanager-sink")
+        if spawn is None:
+            self._task = asyncio.create_task(self._run(), name="alertmanager-sink")
+        else:
+            self._task = spawn("alertmanager-sink", self._run)
 
     async def stop(self) -> None:
         """Try once more to post what is queued (bounded by the timeout), then close."""

@@ -624,11 +624,15 @@ class ChangelogReader:
         self.topic = topic
 
     async def read(
-        self, partition: int, progress: Callable[[int], None]
+        self,
+        partition: int,
+        progress: Callable[[int], None],
+        offsets: dict[bytes, int] | None = None,
     ) -> dict[bytes, bytes | None]:
         """The latest value per key from the partition's start to its current end.
 
-        ``progress`` hears how many records were read after each fetch.
+        ``progress`` hears how many records were read after each fetch; ``offsets``, when
+        given, is filled with the offset of each key's latest value.
         """
         consumer = AIOKafkaConsumer(
             group_id=None,
@@ -648,6 +652,8 @@ class ChangelogReader:
                 for record in batch.get(tp, ()):
                     if record.key is not None:
                         latest[record.key] = record.value
+                        if offsets is not None:
+                            offsets[record.key] = record.offset
                 progress(sum(len(records) for records in batch.values()))
         except KafkaError as exc:
             raise _translate(exc, f"reading {self.topic}[{partition}]", self.settings) from exc

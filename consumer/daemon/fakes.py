@@ -286,14 +286,19 @@ class FakeStateReader:
     topic: str
 
     async def read(
-        self, partition: int, progress: Callable[[int], None]
+        self,
+        partition: int,
+        progress: Callable[[int], None],
+        offsets: dict[bytes, int] | None = None,
     ) -> dict[bytes, bytes | None]:
-        """The latest value per key of one partition of the changelog."""
+        """The latest value per key of one partition of the changelog (offsets: positions)."""
         latest: dict[bytes, bytes | None] = {}
         records = [r for r in self.producer.topics.get(self.topic, []) if r.partition == partition]
-        for record in records:
+        for offset, record in enumerate(records):
             if record.key is not None:
                 latest[record.key] = record.value
+                if offsets is not None:
+                    offsets[record.key] = offset
         progress(len(records))
         return latest
 

@@ -22,11 +22,16 @@ of the releases before it, so a rolling upgrade loses no interaction and no fire
   firing time is the alert's ``observedAt``.
 
 A value from an unknown format version, or one that does not decode, is skipped on
-restore and counted: a newer writer must not crash an older reader during a rollout.
+restore and counted: a newer writer must not crash an older reader during a rollout. So
+is one that decodes to a time that is no moment (``inf``, NaN: the stall timers and the
+alerts' timestamps cannot hold it) or that is nested too deep to decode (msgspec raises
+``RecursionError`` for it): compaction keeps such a record, and every later owner of the
+partition would meet it again (:func:`read` says which of these it is).
 """
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Final
 
@@ -38,6 +43,12 @@ from consumer.engine.lifecycle import STAGES, Interaction, rebuild
 from consumer.engine.stalls import Stall
 
 FORMAT: Final = 3
+
+# why a value is skipped on restore (:func:`read`): the labels of the metric counting them
+UNREADABLE: Final = "unreadable"  # another format, or damaged
+NOT_FINITE: Final = "not_finite"  # a time that is inf or NaN
+TOO_DEEP: Final = "too_deep"  # nested deeper than the decoder goes
+REASONS: Final = (UNREADABLE, NOT_FINITE, TOO_DEEP)
 
 _encoder: Final = msgspec.msgpack.Encoder()
 
@@ -113,8 +124,40 @@ def _attributes(saved: formats.SavedV3 | formats.SavedV2) -> tuple[str | None, .
     return (saved.campaign, saved.campaign_name, saved.agent, saved.queue, saved.mode)
 
 
+def read(value: bytes) -> tuple[Interaction, Fired | None] | str:
+    """The state a changelog value holds (format 3, 2 or 1), or why not (one of :data:`REASONS`)."""
+    try:
+        restored = _decode_v3(value)
+    except RecursionError:
+        return TOO_DEEP
+    if restored is None:
+        return UNREADABLE
+    state, fired = restored
+    return restored if _finite(state, fired) else NOT_FINITE
+
+
 def decode(value: bytes) -> tuple[Interaction, Fired | None] | None:
-    """The state a changelog value holds (format 3, 2 or 1), or ``None`` if it cannot be read."""
+    """The state a changelog value holds, or ``None`` if it cannot be restored (:func:`read`)."""
+    restored = read(value)
+    return None if isinstance(restored, str) else restored
+
+
+def _finite(state: Interaction, fired: Fired | None) -> bool:
+    """Every time and version in ``state`` and ``fired`` is a finite number."""
+    numbers: list[float | None] = [
+        *state.times,
+        state.conversation_ended,
+        state.closed_version,
+        *(state.lagging or ()),
+        state.seen,
+    ]
+    if fired is not None:
+        stall = fired.stall
+        numbers += [stall.entered, stall.since, stall.threshold, fired.at]
+    return all(n is None or math.isfinite(n) for n in numbers)
+
+
+def _decode_v3(value: bytes) -> tuple[Interaction, Fired | None] | None:
     try:
         saved = formats.decoder_v3.decode(value)
     except msgspec.DecodeError:
