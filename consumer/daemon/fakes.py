@@ -291,14 +291,14 @@ class FakeStateReader:
         progress: Callable[[int], None],
         offsets: dict[bytes, int] | None = None,
     ) -> dict[bytes, bytes | None]:
-        """The latest value per key of one partition of the changelog (offsets: positions)."""
+        """The latest value per key of one partition of the changelog."""
         latest: dict[bytes, bytes | None] = {}
         records = [r for r in self.producer.topics.get(self.topic, []) if r.partition == partition]
-        for offset, record in enumerate(records):
+        for record in records:
             if record.key is not None:
                 latest[record.key] = record.value
                 if offsets is not None:
-                    offsets[record.key] = offset
+                    offsets[record.key] = record.offset
         progress(len(records))
         return latest
 

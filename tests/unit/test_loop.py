@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 
 import pytest
 
 from consumer.adapters import logs
+from consumer.daemon.fakes import FakeRecord
 from consumer.engine import campaigns, changelog
 from tests.unit.daemon_rig import (
     ALERTS,
@@ -22,6 +24,7 @@ from tests.unit.daemon_rig import (
     settings,
     until,
 )
+from tests.unit.test_changelog import poisoned, too_deep
 
 TP = (TOPIC, 0)
 
@@ -420,3 +423,98 @@ def test_nothing_is_saved_after_a_batch_given_up_at_shutdown() -> None:
     rig.producer.refusing.clear()
     asyncio.run(drain(rig.daemon()))
     assert rig.alerts() == [("stuck", "firing", "previewing")]
+
+
+def test_poisoned_state_records_are_skipped_and_the_partition_restores(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Restore: inf, NaN and too-deep records are skipped, counted, logged; the rest restore."""
+    rig = Rig()
+    rig.send(preview("stuck", previewing=0), key="stuck", at=0)
+    rig.send(preview("waiting", created=5), key="waiting", at=5)
+
+    async def first() -> None:
+        daemon = rig.daemon()
+        task = asyncio.create_task(daemon.run())
+        await until(lambda: rig.source.committed.get(TP) == 2)
+        rig.clock.advance(11)
+        await until(lambda: rig.alerts() == [("stuck", "firing", "previewing")])
+        daemon.stop()
+        await asyncio.wait_for(task, 5)
+
+    asyncio.run(first())
+    state = rig.producer.topics[STATE]
+    good = next(r.value for r in state if r.key == b"waiting")
+    assert good is not None
+    bad = {
+        b"bad-inf": poisoned(good, previewing=math.inf),
+        b"bad-nan": poisoned(good, previewing=math.nan),
+        b"bad-deep": too_deep(),
+    }
+    offsets = {}
+    for key, value in bad.items():
+        offsets[key.decode()] = len(state)
+        state.append(FakeRecord(STATE, 0, len(state), 0, key, value))
+
+    async def restarted() -> None:
+        daemon = rig.daemon()
+        task = asyncio.create_task(daemon.run())
+        await until(lambda: daemon.joined and not daemon.step.partitions[TP].restoring)
+        assert {a.interaction_id for a in daemon.step.stalled()} == {"stuck"}
+        rig.clock.advance(10)  # "waiting", restored, comes due
+        await until(lambda: len(rig.alerts()) == 2)
+        assert {a.interaction_id for a in daemon.step.stalled()} == {"stuck", "waiting"}
+        daemon.stop()
+        await asyncio.wait_for(task, 5)
+
+    with caplog.at_level(logging.WARNING, logger="consumer"):
+        asyncio.run(restarted())
+    assert rig.alerts() == [("stuck", "firing", "previewing"), ("waiting", "firing", "created")]
+    skipped = "dialer_state_records_skipped_total"
+    assert rig.sample(skipped, {"reason": "not_finite"}) == 2
+    assert rig.sample(skipped, {"reason": "too_deep"}) == 1
+    assert rig.sample("dialer_state_restoring_partitions") == 0
+    events = [json.loads(logs.JsonFormatter().format(r)) for r in caplog.records]
+    logged = sorted(
+        (e["offset"], e["partition"], e["reason"])
+        for e in events
+        if e["event"] == "state_record_skipped"
+    )
+    assert logged == [
+        (offsets["bad-inf"], 0, "not_finite"),
+        (offsets["bad-nan"], 0, "not_finite"),
+        (offsets["bad-deep"], 0, "too_deep"),
+    ]
+
+
+def test_a_campaign_record_nested_too_deep_is_skipped_and_the_follower_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Campaigns: a record nested too deep is skipped, counted, logged; the next one applies."""
+    config = settings(
+        stalls={"preview_timeout_grace_seconds": 5, "thresholds": {"previewing": 300}}
+    )
+    rig = Rig(config=config)
+    rig.send(preview("quick", previewing=0), key="quick", at=0)  # campaign c-1
+    deep = b'{"id":"c-1","x":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    good = campaigns.encode(campaigns.Campaign("c-1", preview_time_out_seconds=10))
+
+    async def scenario() -> None:
+        daemon = rig.daemon()
+        task = asyncio.create_task(daemon.run())
+        await until(lambda: rig.source.committed.get(TP) == 1)
+        rig.clock.advance(20)
+        rig.campaigns.pending.append((b"c-1", deep))
+        skipped = {"reason": "too_deep"}
+        await until(lambda: rig.sample("dialer_campaign_records_skipped_total", skipped) == 1)
+        rig.campaigns.pending.append((b"c-1", good))
+        await until(lambda: rig.alerts() == [("quick", "firing", "previewing")])
+        assert rig.sample("dialer_task_failures_total", {"task": "campaigns"}) == 0
+        daemon.stop()
+        await asyncio.wait_for(task, 5)
+
+    with caplog.at_level(logging.WARNING, logger="consumer"):
+        asyncio.run(scenario())
+    skips = [r for r in caplog.records if r.getMessage() == "campaign_record_skipped"]
+    assert len(skips) == 1
+    assert '"campaign":"c-1"' in logs.JsonFormatter().format(skips[0])

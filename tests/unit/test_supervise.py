@@ -1,0 +1,112 @@
+"""Background tasks: a failure is logged and counted, then restarted or stops the daemon."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+from prometheus_client import CollectorRegistry, Counter
+
+from consumer.backoff import Backoff
+from consumer.daemon.fakes import FakeStateReader
+from consumer.daemon.supervise import Supervisor, TaskFailedError
+from tests.unit.daemon_rig import STATE, Rig, preview
+
+
+def supervisor(stopped: list[str]) -> tuple[Supervisor, CollectorRegistry]:
+    """A supervisor with fast back-off whose stop request is noted in ``stopped``."""
+    registry = CollectorRegistry()
+    counter = Counter("dialer_task_failures", "test", ["task"], registry=registry)
+    sup = Supervisor(counter, lambda: stopped.append("stop"), lambda: Backoff(0.001, 0.01))
+    return sup, registry
+
+
+def failures(registry: CollectorRegistry, task: str) -> float:
+    """Failures counted for ``task``."""
+    return registry.get_sample_value("dialer_task_failures_total", {"task": task}) or 0.0
+
+
+def test_a_restarting_task_that_raises_is_logged_counted_and_run_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Restart rule: each failure is logged with its traceback and counted; it runs again."""
+    stopped: list[str] = []
+    sup, registry = supervisor(stopped)
+    runs: list[int] = []
+
+    async def flaky() -> None:
+        runs.append(len(runs))
+        if len(runs) < 3:
+            raise RuntimeError("boom")
+
+    async def scenario() -> None:
+        await asyncio.wait_for(sup.start("probe", flaky, "restart"), 5)
+
+    with caplog.at_level(logging.ERROR, logger="consumer"):
+        asyncio.run(scenario())
+    assert runs == [0, 1, 2]
+    assert failures(registry, "probe") == 2
+    lines = [r for r in caplog.records if r.getMessage() == "task_failed"]
+    assert len(lines) == 2
+    assert all(r.exc_info is not None for r in lines)
+    assert stopped == []
+    assert sup.failed is None
+
+
+def test_a_stopping_task_that_raises_stops_the_daemon_once_and_is_not_rerun() -> None:
+    """Stop rule: the failure is counted, the daemon asked to stop, the task not run again."""
+    stopped: list[str] = []
+    sup, registry = supervisor(stopped)
+    runs: list[int] = []
+
+    async def broken() -> None:
+        runs.append(1)
+        raise OverflowError("cannot convert float infinity to integer")
+
+    async def scenario() -> None:
+        await asyncio.wait_for(sup.start("restore", broken, "stop", partition="t[0]"), 5)
+        await asyncio.sleep(0.02)
+
+    asyncio.run(scenario())
+    assert runs == [1]
+    assert stopped == ["stop"]
+    assert failures(registry, "restore") == 1
+    assert sup.failed is not None
+    assert sup.failed.task == "restore"
+    assert "OverflowError" in str(sup.failed)
+
+
+def test_a_started_task_has_a_failure_series_at_zero() -> None:
+    """Every supervised task's failure counter exists from its start, at 0."""
+    sup, registry = supervisor([])
+
+    async def fine() -> None:
+        return None
+
+    async def scenario() -> None:
+        await sup.start("commit", fine, "stop")
+
+    asyncio.run(scenario())
+    assert registry.get_sample_value("dialer_task_failures_total", {"task": "commit"}) == 0
+
+
+class BrokenReader(FakeStateReader):
+    """A state reader with a bug: reading raises something no restore can skip."""
+
+    async def read(self, *args: object, **kwargs: object) -> dict[bytes, bytes | None]:
+        """Raise, as a bug would."""
+        raise KeyError("a bug")
+
+
+def test_a_restore_that_raises_stops_the_daemon_with_task_failed() -> None:
+    """Restore: a failure it cannot skip stops the daemon (TaskFailedError), counted, not hung."""
+    rig = Rig()
+    rig.send(preview("a", created=0), key="a", at=0)
+    daemon = rig.daemon()
+    daemon.state_reader = BrokenReader(rig.producer, STATE)
+
+    with pytest.raises(TaskFailedError, match="restore"):
+        asyncio.run(asyncio.wait_for(daemon.run(), 5))
+    assert rig.sample("dialer_task_failures_total", {"task": "restore"}) == 1
+    assert rig.source.committed == {}
