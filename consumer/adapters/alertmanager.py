@@ -184,6 +184,7 @@ class AlertmanagerSink:
         self._task = self._session = None
 
     async def _run(self) -> None:
+        self._wake.set()  # restarted after a failure: post what is queued without waiting
         loop = asyncio.get_running_loop()
         next_resend = loop.time() + self.settings.resend_seconds
         backoff = Backoff(1.0, 60.0)

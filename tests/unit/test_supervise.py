@@ -8,10 +8,13 @@ import logging
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 
+from consumer.adapters.alertmanager import AlertmanagerSink
 from consumer.backoff import Backoff
+from consumer.config import AlertmanagerSettings
 from consumer.daemon.fakes import FakeStateReader
 from consumer.daemon.supervise import Supervisor, TaskFailedError
 from tests.unit.daemon_rig import STATE, Rig, preview
+from tests.unit.test_alertmanager_sink import alertmanager, firings
 
 
 def supervisor(stopped: list[str]) -> tuple[Supervisor, CollectorRegistry]:
@@ -110,3 +113,33 @@ def test_a_restore_that_raises_stops_the_daemon_with_task_failed() -> None:
         asyncio.run(asyncio.wait_for(daemon.run(), 5))
     assert rig.sample("dialer_task_failures_total", {"task": "restore"}) == 1
     assert rig.source.committed == {}
+
+
+def test_the_alertmanager_poster_that_raises_is_restarted_and_posts() -> None:
+    """The Alertmanager sink's poster, started through the supervisor, survives a failure."""
+    stopped: list[str] = []
+    sup, registry = supervisor(stopped)
+
+    async def scenario() -> set[str]:
+        async with alertmanager() as fake:
+            sink = AlertmanagerSink(AlertmanagerSettings(urls=[fake.url]), CollectorRegistry())
+            flush = sink._flush
+            calls: list[int] = []
+
+            async def fails_once() -> bool:
+                calls.append(1)
+                if len(calls) == 1:
+                    raise RuntimeError("a bug in the poster")
+                return await flush()
+
+            sink._flush = fails_once  # type: ignore[method-assign]
+            sink.start(lambda name, run: sup.start(name, run, "restart"))
+            (alert,) = firings(1)
+            await sink.publish([alert])
+            await fake.until({alert.interaction_id})
+            await sink.stop()
+            return fake.interactions()
+
+    assert asyncio.run(scenario()) == {"i-0"}
+    assert failures(registry, "alertmanager-sink") == 1
+    assert stopped == []
