@@ -43,8 +43,7 @@ class Commits:
         if self._running is None or self._running.done():
             offsets = self._ledger.to_commit()
             if offsets:
-                commit = functools.partial(self._commit, offsets)
-                self._running = self._supervisor.start("commit", commit, "stop")
+                self._running = self._start(offsets)
 
     async def now(self) -> None:
         """Wait for the commit running, then commit what is durable (rebalance, shutdown)."""
@@ -52,7 +51,11 @@ class Commits:
             await self._running
         offsets = self._ledger.to_commit()
         if offsets:
-            await self._commit(offsets)
+            await self._start(offsets)
+
+    def _start(self, offsets: dict[Partition, int]) -> asyncio.Task[None]:
+        """Commit ``offsets`` in a task that cannot raise: a failure stops the daemon."""
+        return self._supervisor.start("commit", functools.partial(self._commit, offsets), "stop")
 
     async def _commit(self, offsets: dict[Partition, int]) -> None:
         if await self._source.commit(offsets):

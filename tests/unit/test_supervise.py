@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 
 import pytest
 from prometheus_client import CollectorRegistry, Counter
@@ -12,8 +13,9 @@ from consumer.adapters.alertmanager import AlertmanagerSink
 from consumer.backoff import Backoff
 from consumer.config import AlertmanagerSettings
 from consumer.daemon.fakes import FakeStateReader
+from consumer.daemon.records import Partition
 from consumer.daemon.supervise import Supervisor, TaskFailedError
-from tests.unit.daemon_rig import STATE, Rig, preview
+from tests.unit.daemon_rig import STATE, Rig, preview, until
 from tests.unit.test_alertmanager_sink import alertmanager, firings
 
 
@@ -143,3 +145,38 @@ def test_the_alertmanager_poster_that_raises_is_restarted_and_posts() -> None:
     assert asyncio.run(scenario()) == {"i-0"}
     assert failures(registry, "alertmanager-sink") == 1
     assert stopped == []
+
+
+def test_a_commit_that_raises_stops_the_daemon_and_a_probe_that_raises_is_restarted() -> None:
+    """Daemon wiring: the probe restarts after a failure; a raising commit stops the daemon."""
+    rig = Rig()
+    rig.send(preview("a", created=0), key="a", at=0)
+    probes: list[int] = []
+    reachable, commit = rig.source.reachable, rig.source.commit
+
+    async def probe_fails_once(timeout: float) -> bool:
+        probes.append(1)
+        if len(probes) == 1:
+            raise RuntimeError("a bug in the probe")
+        return await reachable(timeout)
+
+    async def commit_fails(offsets: Mapping[Partition, int]) -> bool:
+        if len(probes) < 2:  # the probe not restarted yet
+            return await commit(offsets)
+        raise RuntimeError("a bug in the commit")
+
+    rig.source.reachable = probe_fails_once  # type: ignore[method-assign]
+    rig.source.commit = commit_fails  # type: ignore[method-assign]
+    daemon = rig.daemon()
+
+    async def scenario() -> None:
+        task = asyncio.create_task(daemon.run())
+        await until(lambda: len(probes) >= 2)  # restarted after its back-off (1 s)
+        rig.send(preview("b", created=1), key="b", at=1)
+        rig.clock.advance(6)  # its state is saved: its offset is committed, which raises
+        await asyncio.wait_for(task, 10)
+
+    with pytest.raises(TaskFailedError, match="commit"):
+        asyncio.run(scenario())
+    assert rig.sample("dialer_task_failures_total", {"task": "broker-probe"}) == 1
+    assert rig.sample("dialer_task_failures_total", {"task": "commit"}) >= 1
