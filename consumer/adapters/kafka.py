@@ -632,7 +632,7 @@ class ChangelogReader:
         """The latest value per key from the partition's start to its current end.
 
         ``progress`` hears how many records were read after each fetch; ``offsets``, when
-        given, is filled with the offset of each key's latest value.
+        given, gets the offset of the latest value of each key already in it.
         """
         consumer = AIOKafkaConsumer(
             group_id=None,
@@ -652,7 +652,7 @@ class ChangelogReader:
                 for record in batch.get(tp, ()):
                     if record.key is not None:
                         latest[record.key] = record.value
-                        if offsets is not None:
+                        if offsets is not None and record.key in offsets:
                             offsets[record.key] = record.offset
                 progress(sum(len(records) for records in batch.values()))
         except KafkaError as exc:

@@ -297,7 +297,7 @@ class FakeStateReader:
         for record in records:
             if record.key is not None:
                 latest[record.key] = record.value
-                if offsets is not None:
+                if offsets is not None and record.key in offsets:
                     offsets[record.key] = record.offset
         progress(len(records))
         return latest

@@ -93,8 +93,8 @@ class StateReader(Protocol):
     ) -> dict[bytes, bytes | None]:
         """The latest value per key; ``progress`` hears records read so far.
 
-        ``offsets``, when given, is filled with the offset of each key's latest value (to
-        name a record that cannot be restored).
+        ``offsets``, when given, gets the offset of the latest value of each key already in
+        it (to name records that could not be restored).
         """
         ...
 

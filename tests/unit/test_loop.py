@@ -476,14 +476,14 @@ def test_poisoned_state_records_are_skipped_and_the_partition_restores(
     assert rig.sample("dialer_state_restoring_partitions") == 0
     events = [json.loads(logs.JsonFormatter().format(r)) for r in caplog.records]
     logged = sorted(
-        (e["offset"], e["partition"], e["reason"])
+        (e["offset"], e["partition"], e["interaction"], e["reason"])
         for e in events
         if e["event"] == "state_record_skipped"
     )
     assert logged == [
-        (offsets["bad-inf"], 0, "not_finite"),
-        (offsets["bad-nan"], 0, "not_finite"),
-        (offsets["bad-deep"], 0, "too_deep"),
+        (offsets["bad-inf"], 0, "bad-inf", "not_finite"),
+        (offsets["bad-nan"], 0, "bad-nan", "not_finite"),
+        (offsets["bad-deep"], 0, "bad-deep", "too_deep"),
     ]
 
 
@@ -518,3 +518,21 @@ def test_a_campaign_record_nested_too_deep_is_skipped_and_the_follower_goes_on(
     skips = [r for r in caplog.records if r.getMessage() == "campaign_record_skipped"]
     assert len(skips) == 1
     assert '"campaign":"c-1"' in logs.JsonFormatter().format(skips[0])
+
+
+def test_a_partition_full_of_bad_records_logs_ten_lines_and_a_sum(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Restore: past ten skipped records, the rest are counted and summed up in one line."""
+    rig = Rig()
+    state = rig.producer.topics.setdefault(STATE, [])
+    for n in range(25):
+        state.append(FakeRecord(STATE, 0, n, 0, f"bad-{n}".encode(), b"\xc1garbage"))
+    with caplog.at_level(logging.WARNING, logger="consumer"):
+        asyncio.run(drain(rig.daemon()))
+    assert rig.sample("dialer_state_records_skipped_total", {"reason": "unreadable"}) == 25
+    events = [json.loads(logs.JsonFormatter().format(r)) for r in caplog.records]
+    lines = [e for e in events if e["event"] == "state_record_skipped"]
+    assert [e["offset"] for e in lines] == list(range(10))
+    (summed,) = [e for e in events if e["event"] == "state_records_skipped"]
+    assert (summed["skipped"], summed["reasons"]) == (25, {"unreadable": 25})
