@@ -12,11 +12,17 @@ that task:
   skips what it cannot use): running again is how it recovers. The back-off starts
   afresh once a run has lasted longer than the back-off's cap.
 * ``stop``: stop the daemon. For a task that would fail again on the same input if run
-  again (a restore reads the same compacted records every time); what it can skip it
-  skips by itself, so a failure left is a bug, and a restart of the process (exit status
-  4, :mod:`consumer.service`) with the failure logged is clearer than a partition that is
-  never read. :meth:`Daemon.run <consumer.daemon.loop.Daemon.run>` raises
-  :class:`TaskFailedError` once it has stopped.
+  again (a restore reads the same compacted records every time; what it can skip it
+  skips by itself) or whose failure leaves the daemon unable to do its job (a commit
+  that raises, rather than report the refusals the source maps, would leave every later
+  commit waiting). What is left is a bug, and a restart of the process (exit status 4,
+  :mod:`consumer.service`) with the failure logged is clearer than a partition never read
+  or offsets never committed. :meth:`Daemon.run <consumer.daemon.loop.Daemon.run>`
+  raises :class:`TaskFailedError` once it has stopped.
+
+Tasks that are awaited where they start (a batch's delivery, the daemon's own run) need
+none of this: their exception reaches whoever awaits them. The HTTP port is aiohttp's
+server, which runs no task of ours and answers a handler's exception with a 500.
 """
 
 from __future__ import annotations
