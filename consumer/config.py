@@ -9,6 +9,7 @@ data, where unknown fields are expected.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from typing import Annotated, Final, Literal
@@ -26,6 +27,29 @@ class ConfigError(ServiceError):
 
 class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     pass
+
+
+def non_finite(settings: object, prefix: str = "") -> tuple[str, float] | None:
+    """The first setting under ``settings`` whose number is ``inf`` or NaN, and its value.
+
+    The one check of every number setting, present and future, nested in sections and
+    tables (``stalls.campaigns.<id>.<rule>``): bounds written as ``ge=0`` or ``gt=0``
+    let ``inf`` through (TOML spells it), and NaN compares false with everything, so
+    neither may reach the code that adds, sleeps or schedules with a setting.
+    """
+    if isinstance(settings, msgspec.Struct):
+        items = [(f.name, getattr(settings, f.name)) for f in msgspec.structs.fields(settings)]
+    elif isinstance(settings, dict):
+        items = [(str(key), value) for key, value in settings.items()]
+    elif isinstance(settings, float) and not math.isfinite(settings):
+        return prefix.rstrip("."), settings
+    else:
+        return None
+    for name, value in items:
+        found = non_finite(value, f"{prefix}{name}.")
+        if found is not None:
+            return found
+    return None
 
 
 # A stall threshold beyond a year is a typo (or nan/inf), not a policy: no interaction is
@@ -391,3 +415,9 @@ class Settings(_Section):
     log: LogSettings = msgspec.field(default_factory=LogSettings)
     alertmanager: AlertmanagerSettings = msgspec.field(default_factory=AlertmanagerSettings)
     genesys: GenesysSettings = msgspec.field(default_factory=GenesysSettings)
+
+    def __post_init__(self) -> None:
+        found = non_finite(self)
+        if found is not None:
+            name, value = found
+            raise ValueError(f"{name} = {value}: must be a finite number")

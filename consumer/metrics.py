@@ -27,9 +27,9 @@ from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Met
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import Collector
 
-from consumer.engine import buckets
+from consumer.engine import buckets, changelog
 from consumer.engine.alerting import REMOVALS
-from consumer.engine.campaigns import BUCKETS
+from consumer.engine.campaigns import BUCKETS, UNREADABLE_REASONS
 from consumer.engine.lifecycle import STAGES, pending_by_campaign
 from consumer.engine.model import INVALID_REASONS
 from consumer.engine.tracker import OUTCOMES, Observations, Tracker
@@ -42,6 +42,10 @@ NO_CAMPAIGN: Final = "none"
 # very long one would bloat every scrape: both are counted under OVERFLOW_CAMPAIGN.
 _RESERVED_CAMPAIGNS: Final = frozenset({OVERFLOW_CAMPAIGN, NO_CAMPAIGN})
 MAX_CAMPAIGN_LABEL_LENGTH: Final = 64
+# skipped-record reasons beyond the decoders' own: a saved interaction the tracker refused
+# (its times cannot be timed), a campaign record whose applying raised
+STATE_REFUSED: Final = "refused"
+CAMPAIGN_FAILED: Final = "failed"
 # Stage latencies span agent think time (seconds to minutes) and talk time (up to hours).
 LATENCY_BUCKETS: Final = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600, 7200)
 
@@ -419,9 +423,24 @@ class ConsumerMetrics:
             "Changelog records read while restoring state.",
             registry=registry,
         )
-        self.state_unreadable = Counter(
-            "dialer_state_unreadable_records",
-            "Changelog values that could not be read on restore (skipped).",
+        self.state_skipped = _per_value(
+            "dialer_state_records_skipped",
+            "Changelog records skipped on restore (the rest restored), by reason.",
+            "reason",
+            (*changelog.REASONS, STATE_REFUSED),
+            registry,
+        )
+        self.campaign_skipped = _per_value(
+            "dialer_campaign_records_skipped",
+            "Campaigns-topic records skipped by the follower (the rest applied), by reason.",
+            "reason",
+            (*UNREADABLE_REASONS, CAMPAIGN_FAILED),
+            registry,
+        )
+        self.task_failures = Counter(
+            "dialer_task_failures",
+            "Background tasks that ended with an error (each restarted, or the daemon stopped).",
+            ["task"],
             registry=registry,
         )
         self.restore_seconds = Histogram(

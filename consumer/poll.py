@@ -16,7 +16,7 @@ import msgspec
 from consumer import config, signals
 from consumer.adapters import logs
 from consumer.adapters.genesys import PlatformClient, SystemClock
-from consumer.adapters.http import Handler, HttpServer, Response
+from consumer.adapters.http import Handler, HttpServer, Query, Response
 from consumer.adapters.kafka import ChangelogReader, Sink, ensure_topics
 from consumer.adapters.logs import fields
 from consumer.engine import campaigns
@@ -47,10 +47,10 @@ def check(settings: config.GenesysSettings) -> None:
 def routes(poller: Poller) -> dict[str, Handler]:
     """``/healthz`` and ``/readyz`` of the poller (the server serves ``/metrics`` itself)."""
 
-    def healthz() -> Response:
+    def healthz(_: Query) -> Response:
         return 200, "text/plain; charset=utf-8", b"ok\n"  # answering proves the loop runs
 
-    def readyz() -> Response:
+    def readyz(_: Query) -> Response:
         problems = poller.readiness()
         body = msgspec.json.encode({"ready": not problems, "problems": problems})
         return (503 if problems else 200), "application/json", body + b"\n"

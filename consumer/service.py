@@ -4,7 +4,8 @@ Exit status: 0 after a clean stop (SIGTERM/SIGINT), 2 for a bad setting (named o
 stderr), 3 when it never connected to the broker: at once when the connection cannot be
 trusted or authenticated (``authentication_failed``), or when stopped before any broker
 answered (``not_connected``); the log line names the cause and the setting. 1 when
-shutdown overran the grace period.
+shutdown overran the grace period. 4 when a background task whose failure stops the
+daemon failed (``task_failed``, then ``stopped_by_task``; :mod:`consumer.daemon.supervise`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import re
 from typing import Final
 
 import msgspec
@@ -20,11 +22,12 @@ from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector,
 from consumer import config, signals
 from consumer.adapters import kafka, logs
 from consumer.adapters.alertmanager import AlertmanagerSink
-from consumer.adapters.http import Handler, HttpServer, Response
+from consumer.adapters.http import Handler, HttpServer, Query, Response
 from consumer.adapters.logs import fields
 from consumer.daemon.loop import Daemon
 from consumer.daemon.ports import AlertSink, SystemClock
 from consumer.daemon.sinks import LogSink, TopicSink
+from consumer.daemon.supervise import TaskFailedError
 from consumer.engine import campaigns
 from consumer.errors import AuthenticationError, BrokerError
 
@@ -33,7 +36,15 @@ log = logging.getLogger(__name__)
 EXIT_OK: Final = 0
 EXIT_GRACE_EXCEEDED: Final = 1
 EXIT_NOT_CONNECTED: Final = 3
+EXIT_TASK_FAILED: Final = 4
 _JSON: Final = "application/json"
+_TEXT: Final = "text/plain; charset=utf-8"
+# /stalled lists this many stalls unless ``limit`` says otherwise, and never more than the
+# cap: the listing is built and encoded on the daemon's event loop (README, Endpoints)
+STALLED_LIMIT: Final = 1000
+STALLED_MAX_LIMIT: Final = 5000
+_ORDERS: Final = ("oldest", "newest")
+_COUNT: Final = re.compile(r"[0-9]{1,9}")  # ASCII digits only, and not so many int() refuses
 # The Kafka client makes several tracked objects per record, so Python's default young
 # collection (every 700 allocations) ran dozens of times a batch, and the records that
 # outlived it pushed frequent full collections through every object the imports made:
@@ -44,16 +55,24 @@ YOUNG_COLLECTION_EVERY: Final = 10_000
 def routes(daemon: Daemon) -> dict[str, Handler]:
     """The HTTP endpoints but ``/metrics`` (the server serves it), from the daemon's state."""
 
-    def healthz() -> Response:
+    def healthz(_: Query) -> Response:
         return 200, "text/plain; charset=utf-8", b"ok\n"  # answering proves the loop runs
 
-    def readyz() -> Response:
+    def readyz(_: Query) -> Response:
         problems = daemon.readiness()
         body = msgspec.json.encode({"ready": not problems, "problems": problems})
         return (503 if problems else 200), _JSON, body + b"\n"
 
-    def stalled() -> Response:
-        return 200, _JSON, msgspec.json.encode(daemon.step.stalled()) + b"\n"
+    def stalled(query: Query) -> Response:
+        limit, order = query.get("limit", str(STALLED_LIMIT)), query.get("order", "oldest")
+        if not _COUNT.fullmatch(limit) or not 1 <= int(limit) <= STALLED_MAX_LIMIT:
+            return 400, _TEXT, f"limit: a number from 1 to {STALLED_MAX_LIMIT}\n".encode()
+        if order not in _ORDERS:
+            return 400, _TEXT, f"order: {' or '.join(_ORDERS)}\n".encode()
+        listed = daemon.step.stalled(int(limit), newest=order == "newest")
+        total = daemon.step.stalled_count()
+        body = {"total": total, "limit": int(limit), "order": order, "stalled": listed}
+        return 200, _JSON, msgspec.json.encode(body) + b"\n"
 
     return {"/healthz": healthz, "/readyz": readyz, "/stalled": stalled}
 
@@ -117,7 +136,8 @@ async def serve(settings: config.Settings) -> int:
     signals.on_stop(stop)
     alertmanagers = [s for s in service.delivery.sinks if isinstance(s, AlertmanagerSink)]
     for sink in alertmanagers:
-        sink.start()
+        # the poster recovers by posting again: restarted after a back-off if it fails
+        sink.start(lambda name, run: service.supervisor.start(name, run, "restart"))
     task = asyncio.create_task(service.run())
     try:
         await asyncio.wait(
@@ -147,6 +167,10 @@ async def serve(settings: config.Settings) -> int:
             ),
         )
         return EXIT_NOT_CONNECTED
+    except TaskFailedError as exc:
+        # the task's own log line has the traceback; this one says why the service ends
+        log.error("stopped_by_task", extra=fields(task=exc.task, error=str(exc)))
+        return EXIT_TASK_FAILED
     finally:
         for sink in alertmanagers:
             await sink.stop()

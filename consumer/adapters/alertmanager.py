@@ -34,7 +34,7 @@ import contextlib
 import itertools
 import logging
 from collections import OrderedDict, deque
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any, Final
@@ -51,6 +51,9 @@ from consumer.config import AlertmanagerSettings
 from consumer.metrics import AlertmanagerMetrics
 
 log = logging.getLogger(__name__)
+
+# starts a named background task (the daemon's supervisor: logged, counted, restarted)
+Spawn = Callable[[str, Callable[[], Awaitable[None]]], "asyncio.Task[None]"]
 
 ALERTNAME: Final = "DialerPreviewStalled"
 SOURCE_ALERTNAME: Final = "DialerSourceSilent"
@@ -209,12 +212,15 @@ class AlertmanagerSink:
         while len(self._active) > self.settings.max_active:
             self._active.popitem(last=False)
 
-    def start(self) -> None:
-        """Open the connection pool and start the posting task."""
+    def start(self, spawn: Spawn | None = None) -> None:
+        """Open the connection pool and start the posting task (through ``spawn``, if given)."""
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=self.settings.timeout_seconds)
         )
-        self._task = asyncio.create_task(self._run(), name="alertmanager-sink")
+        if spawn is None:
+            self._task = asyncio.create_task(self._run(), name="alertmanager-sink")
+        else:
+            self._task = spawn("alertmanager-sink", self._run)
 
     async def stop(self) -> None:
         """Try once more to post what is queued (bounded by the timeout), then close."""
@@ -230,6 +236,7 @@ class AlertmanagerSink:
         self._task = self._session = None
 
     async def _run(self) -> None:
+        self._wake.set()  # restarted after a failure: post what is queued without waiting
         loop = asyncio.get_running_loop()
         next_resend = loop.time() + self.settings.resend_seconds
         backoff = Backoff(1.0, 60.0)

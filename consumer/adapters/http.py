@@ -3,7 +3,8 @@
 aiohttp's low-level server (no application, no router: a handful of fixed routes) in
 the daemon's own event loop: a scrape reads the trackers in the same thread that
 mutates them, so no lock is needed, and an answer at all proves the loop is alive.
-Routes answer ``GET`` and ``HEAD`` (the same head, no body). ``/metrics`` is served
+Routes answer ``GET`` and ``HEAD`` (the same head, no body); a route is handed the
+query parameters. ``/metrics`` is served
 from the registry the server is given, in the format ``Accept`` asks for (OpenMetrics
 or Prometheus text) and gzipped when ``Accept-Encoding`` allows, as prometheus-client's
 own exposition does.
@@ -49,7 +50,8 @@ from consumer.metrics import HttpMetrics
 log = logging.getLogger(__name__)
 
 Response = tuple[int, str, bytes]
-Handler = Callable[[], Response]
+Query = Mapping[str, str]  # the request's query parameters (the first of each name)
+Handler = Callable[[Query], Response]
 
 _METRICS: Final = "/metrics"
 _METHODS: Final = ("GET", "HEAD")
@@ -116,7 +118,7 @@ class HttpServer:
             answer.headers[hdrs.ALLOW] = ", ".join(_METHODS)
             return answer
         try:
-            return self._scrape(request) if scrape else _response(*self.routes[path]())
+            return self._scrape(request) if scrape else _response(*self.routes[path](request.query))
         except Exception:
             # a bug of ours, not the client's: say so with the traceback, answer 500
             log.exception("http_handler_failed", extra=fields(path=path))

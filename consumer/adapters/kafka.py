@@ -630,11 +630,15 @@ class ChangelogReader:
         self.topic = topic
 
     async def read(
-        self, partition: int, progress: Callable[[int], None]
+        self,
+        partition: int,
+        progress: Callable[[int], None],
+        offsets: dict[bytes, int] | None = None,
     ) -> dict[bytes, bytes | None]:
         """The latest value per key from the partition's start to its current end.
 
-        ``progress`` hears how many records were read after each fetch.
+        ``progress`` hears how many records were read after each fetch; ``offsets``, when
+        given, gets the offset of the latest value of each key already in it.
         """
         consumer = AIOKafkaConsumer(
             group_id=None,
@@ -654,6 +658,8 @@ class ChangelogReader:
                 for record in batch.get(tp, ()):
                     if record.key is not None:
                         latest[record.key] = record.value
+                        if offsets is not None and record.key in offsets:
+                            offsets[record.key] = record.offset
                 progress(sum(len(records) for records in batch.values()))
         except KafkaError as exc:
             raise _translate(exc, f"reading {self.topic}[{partition}]", self.settings) from exc

@@ -12,6 +12,11 @@ A new owner, after a restart, reads the topic to its end before it judges a rest
 partition (:func:`loaded`): judged by the configured thresholds meanwhile, a preview within
 its campaign's time-out would fire. A topic that cannot be read holds judgement back
 :data:`LOAD_WAIT` seconds at most.
+
+A record the follower cannot use (not a campaign, nested too deep to decode, or one whose
+applying raises) is skipped: logged once with its key (the campaign id; the follower is
+not told offsets), counted (``dialer_campaign_records_skipped_total{reason}``), and the
+campaign keeps the threshold it had. The records after it apply as usual.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from consumer.engine import campaigns
 from consumer.engine.stalls import StallPolicy
 from consumer.engine.tracker import Tracker
 from consumer.errors import BrokerError
+from consumer.metrics import CAMPAIGN_FAILED, ConsumerMetrics
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +47,7 @@ async def follow(
     grace: float,
     lock: asyncio.Lock,
     trackers: Callable[[], Iterable[Tracker]],
+    metrics: ConsumerMetrics,
     read: asyncio.Event | None = None,
 ) -> None:
     """Apply campaign settings as they come, until cancelled; ``read`` set once all are."""
@@ -59,10 +66,21 @@ async def follow(
         changed = []
         for key, value in changes:
             campaign_id = key.decode("utf-8", errors="replace")
-            campaign = campaigns.decode(value)
-            derived = None if campaign is None else campaigns.previewing_threshold(campaign, grace)
-            if policy.derive_previewing(campaign_id, derived):
-                changed.append((campaign_id, derived))
+            try:
+                derived = _derived(value, grace)
+                if policy.derive_previewing(campaign_id, derived):
+                    changed.append((campaign_id, derived))
+            except campaigns.UnreadableError as exc:
+                metrics.campaign_skipped[exc.reason].inc()
+                log.warning(
+                    "campaign_record_skipped", extra=fields(campaign=campaign_id, reason=exc.reason)
+                )
+            except Exception:  # one record must not end the follower: said, counted, skipped
+                metrics.campaign_skipped[CAMPAIGN_FAILED].inc()
+                log.exception(
+                    "campaign_record_skipped",
+                    extra=fields(campaign=campaign_id, reason=CAMPAIGN_FAILED),
+                )
         if changed:
             async with lock:  # the trackers are the batch step's
                 for tracker in trackers():
@@ -83,3 +101,10 @@ async def loaded(read: asyncio.Event, wait: float = LOAD_WAIT) -> None:
     except TimeoutError:
         log.warning("campaigns_not_loaded", extra=fields(waited_seconds=wait))
         read.set()  # judged on the configured thresholds now; later settings re-time
+
+
+def _derived(value: bytes | None, grace: float) -> float | None:
+    """The previewing threshold a record implies; ``None`` for a tombstone (no campaign)."""
+    if value is None:
+        return None
+    return campaigns.previewing_threshold(campaigns.read(value), grace)

@@ -3,16 +3,20 @@
 One commit runs at a time; a batch that finds one running leaves its offsets to the next.
 Rebalances and shutdown wait for the running one, then commit whatever is durable by then.
 A commit that fails (a rebalance in the way, the broker away) is counted and left to the
-next: redelivery meanwhile is harmless, merging being idempotent.
+next: redelivery meanwhile is harmless, merging being idempotent. A commit that raises
+instead (a bug: the source maps the broker's errors) stops the daemon through the
+supervisor rather than leaving every later commit waiting for it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 
 from consumer.daemon.ledger import OffsetLedger
 from consumer.daemon.ports import Clock, Source
 from consumer.daemon.records import Partition
+from consumer.daemon.supervise import Supervisor
 from consumer.metrics import ConsumerMetrics
 
 
@@ -20,12 +24,18 @@ class Commits:
     """Commits the ledger's durable offsets through the source."""
 
     def __init__(
-        self, source: Source, ledger: OffsetLedger, metrics: ConsumerMetrics, clock: Clock
+        self,
+        source: Source,
+        ledger: OffsetLedger,
+        metrics: ConsumerMetrics,
+        clock: Clock,
+        supervisor: Supervisor,
     ) -> None:
         self._source = source
         self._ledger = ledger
         self._metrics = metrics
         self._clock = clock
+        self._supervisor = supervisor
         self._running: asyncio.Task[None] | None = None
 
     def soon(self) -> None:
@@ -33,7 +43,7 @@ class Commits:
         if self._running is None or self._running.done():
             offsets = self._ledger.to_commit()
             if offsets:
-                self._running = asyncio.create_task(self._commit(offsets))
+                self._running = self._start(offsets)
 
     async def now(self) -> None:
         """Wait for the commit running, then commit what is durable (rebalance, shutdown)."""
@@ -41,7 +51,11 @@ class Commits:
             await self._running
         offsets = self._ledger.to_commit()
         if offsets:
-            await self._commit(offsets)
+            await self._start(offsets)
+
+    def _start(self, offsets: dict[Partition, int]) -> asyncio.Task[None]:
+        """Commit ``offsets`` in a task that cannot raise: a failure stops the daemon."""
+        return self._supervisor.start("commit", functools.partial(self._commit, offsets), "stop")
 
     async def _commit(self, offsets: dict[Partition, int]) -> None:
         if await self._source.commit(offsets):

@@ -286,7 +286,10 @@ class FakeStateReader:
     topic: str
 
     async def read(
-        self, partition: int, progress: Callable[[int], None]
+        self,
+        partition: int,
+        progress: Callable[[int], None],
+        offsets: dict[bytes, int] | None = None,
     ) -> dict[bytes, bytes | None]:
         """The latest value per key of one partition of the changelog."""
         latest: dict[bytes, bytes | None] = {}
@@ -294,6 +297,8 @@ class FakeStateReader:
         for record in records:
             if record.key is not None:
                 latest[record.key] = record.value
+                if offsets is not None and record.key in offsets:
+                    offsets[record.key] = record.offset
         progress(len(records))
         return latest
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -41,6 +42,7 @@ from consumer.daemon.ports import AlertSink, Clock, Follower, Producer, Source, 
 from consumer.daemon.probe import BrokerProbe
 from consumer.daemon.records import Batch, Partition
 from consumer.daemon.step import Facts
+from consumer.daemon.supervise import Supervisor
 from consumer.engine.sources import SourceState
 from consumer.engine.tracker import Observations, Tracker
 from consumer.errors import AuthenticationError, BrokerError
@@ -83,8 +85,12 @@ class Daemon:
         )
         self.metrics = ConsumerMetrics(registry, lambda: self.step.views, self.step.silent)
         self.ledger = OffsetLedger()
-        self.commits = Commits(source, self.ledger, self.metrics, clock)
         self._stopping = asyncio.Event()
+        # every background task starts through it: none dies unseen (consumer.daemon.supervise)
+        self.supervisor = Supervisor(
+            self.metrics.task_failures, self.stop, lambda: Backoff(1.0, 60.0)
+        )
+        self.commits = Commits(source, self.ledger, self.metrics, clock, self.supervisor)
         topics = Topics.of(kafka, persist_state=self.state_reader is not None)
         backoff = Backoff(0.5, runtime.output_retry_max_seconds)
         self.delivery = Delivery(
@@ -104,24 +110,29 @@ class Daemon:
     async def run(self, *, until_idle: bool = False) -> None:
         """Run until :meth:`stop` (or, ``until_idle``, until a fetch finds nothing to do).
 
-        Raises :class:`~consumer.errors.AuthenticationError` if the broker refuses us.
+        Raises :class:`~consumer.errors.AuthenticationError` if the broker refuses us, and
+        :class:`~consumer.daemon.supervise.TaskFailedError` once stopped by a background
+        task's failure.
         """
         kafka, tick = self.settings.kafka, self.settings.runtime.tick_seconds
         background: list[asyncio.Task[None]] = []
         try:
             await self._connect()  # inside: what started of it is stopped if the rest fails
-            background.append(asyncio.create_task(self.probe.run(), name="broker-probe"))
+            # both recover by running again: the probe holds nothing, the follower skips
+            # a record it cannot use and reads on from where it was
+            background.append(self.supervisor.start("broker-probe", self.probe.run, "restart"))
             if self._campaigns is not None:
-                grace = self.settings.stalls.preview_timeout_grace_seconds
-                following = campaigns.follow(
+                following = functools.partial(
+                    campaigns.follow,
                     self._campaigns,
                     self.policy,
-                    grace,
+                    self.settings.stalls.preview_timeout_grace_seconds,
                     self._lock,
                     self._trackers,
+                    self.metrics,
                     self._campaigns_read,
                 )
-                background.append(asyncio.create_task(following, name="campaigns"))
+                background.append(self.supervisor.start("campaigns", following, "restart"))
             while not self._stopping.is_set():
                 self.last_loop = self.clock.monotonic()
                 try:
@@ -138,6 +149,8 @@ class Daemon:
             for task in background:
                 task.cancel()
             await self._shutdown()
+        if self.supervisor.failed is not None:
+            raise self.supervisor.failed
 
     async def _connect(self) -> None:
         """Connect and subscribe, retrying with back-off; wrong credentials stop at once."""
@@ -260,7 +273,14 @@ class Daemon:
                 )
                 if restoring:
                     self.source.pause([tp])
-                    self._restores[tp] = asyncio.create_task(self._restore(tp, tracker))
+                    # a restore run again would read the same records: what it cannot
+                    # use it skips, so a failure is a bug, and it stops the daemon
+                    self._restores[tp] = self.supervisor.start(
+                        "restore",
+                        functools.partial(self._restore, tp, tracker),
+                        "stop",
+                        partition=_names([tp])[0],
+                    )
             self.ledger.own(assigned)
             self.joined = True
         self.metrics.rebalances.inc()

@@ -86,9 +86,16 @@ class StateReader(Protocol):
     """Reads one partition of the state changelog back (latest value per key)."""
 
     async def read(
-        self, partition: int, progress: Callable[[int], None]
+        self,
+        partition: int,
+        progress: Callable[[int], None],
+        offsets: dict[bytes, int] | None = None,
     ) -> dict[bytes, bytes | None]:
-        """The latest value per key; ``progress`` hears records read so far."""
+        """The latest value per key; ``progress`` hears records read so far.
+
+        ``offsets``, when given, gets the offset of the latest value of each key already in
+        it (to name records that could not be restored).
+        """
         ...
 
 

@@ -4,10 +4,17 @@ The changelog partition numbered like the input partition is read from start to 
 (latest value per key); the live interactions go back into the tracker with the stalls
 they had fired (:meth:`~consumer.engine.tracker.Tracker.restore`), and its heartbeat
 sources go into ``sources``, for the step to bound the partition's clock with before it
-judges anything (:meth:`~consumer.daemon.step.Step.restored`). A value that cannot be
-read (another format, damage) is skipped and counted, never raised: a newer writer must
-not crash an older reader during a rollout. Reading is retried with back-off until it
-works; the partition is not processed meanwhile.
+judges anything (:meth:`~consumer.daemon.step.Step.restored`). A record that cannot be
+restored is skipped, never raised, and the rest restore: a value of another format (a
+newer writer must not crash an older reader during a rollout), a damaged one, one with a
+time that is ``inf`` or NaN, one nested too deep to decode
+(:func:`~consumer.engine.changelog.read`), or one the tracker refuses. Compaction keeps
+such a record, so every owner meets it on every restore: each is counted by reason
+(``dialer_state_records_skipped_total``) and logged with its partition, offset and key
+(the interaction id, which a tombstone for it needs), the first :data:`LOGGED_SKIPS` of a
+restore one line each, the rest summed up in one line.
+Reading is retried with back-off until it works; the partition is not processed
+meanwhile.
 """
 
 from __future__ import annotations
@@ -15,6 +22,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
+from typing import Final
 
 from consumer.adapters.logs import fields
 from consumer.backoff import Backoff
@@ -26,9 +35,13 @@ from consumer.engine.lifecycle import Interaction
 from consumer.engine.sources import SourceState
 from consumer.engine.tracker import Tracker
 from consumer.errors import BrokerError
-from consumer.metrics import ConsumerMetrics
+from consumer.metrics import STATE_REFUSED, ConsumerMetrics
 
 log = logging.getLogger(__name__)
+
+# skipped records logged one line each per restore: a rollback past a format change would
+# otherwise log every record of the partition
+LOGGED_SKIPS: Final = 10
 
 
 async def restore(
@@ -42,18 +55,9 @@ async def restore(
 
     Returns how many interactions.
     """
-    backoff = Backoff(1.0, 30.0)
     started = time.monotonic()
-    while True:
-        try:
-            latest = await reader.read(tp[1], metrics.restore_records.inc)
-            break
-        except BrokerError as exc:
-            delay = backoff.next()
-            log.warning(
-                "restore_failed", extra=fields(partition=tp[1], error=str(exc), retry_in=delay)
-            )
-            await asyncio.sleep(delay)
+    latest = await _read(reader, tp, metrics.restore_records.inc)
+    skipped: list[tuple[bytes, str]] = []  # (key, reason)
     saved: dict[str, tuple[Interaction, Fired | None]] = {}
     if sources is None:
         sources = {}
@@ -62,28 +66,92 @@ async def restore(
             continue  # ended: a tombstone compaction has not removed yet
         source = changelog.source_of(key)
         if source is not None:
-            state = changelog.decode_source(value)
-            if state is None:
-                metrics.state_unreadable.inc()
+            state = changelog.read_source(value)
+            if isinstance(state, str):
+                skipped.append((key, state))
             else:
                 sources[source] = state
             continue
-        restored = changelog.decode(value)
-        if restored is None:
-            metrics.state_unreadable.inc()
+        restored = changelog.read(value)
+        if isinstance(restored, str):
+            skipped.append((key, restored))
             continue
         saved[key.decode("utf-8", errors="replace")] = restored
-    tracker.restore(saved)
+    refused = tracker.restore(saved)
+    skipped += [(iid.encode(), STATE_REFUSED) for iid in refused]
+    if skipped:
+        await _report(reader, tp, skipped, metrics)
     seconds = time.monotonic() - started
     metrics.restore_seconds.observe(seconds)
     log.info(
         "state_restored",
         extra=fields(
             partition=tp[1],
-            interactions=len(saved),
-            sources=len(sources),
+            interactions=len(saved) - len(refused),
             records=len(latest),
+            sources=len(sources),
+            skipped=len(skipped),
             seconds=round(seconds, 3),
         ),
     )
-    return len(saved)
+    return len(saved) - len(refused)
+
+
+async def _read(
+    reader: StateReader,
+    tp: Partition,
+    progress: Callable[[int], None],
+    offsets: dict[bytes, int] | None = None,
+) -> dict[bytes, bytes | None]:
+    """The partition's latest value per key, the read retried with back-off until it works."""
+    backoff = Backoff(1.0, 30.0)
+    while True:
+        try:
+            return await reader.read(tp[1], progress, offsets)
+        except BrokerError as exc:
+            delay = backoff.next()
+            log.warning(
+                "restore_failed", extra=fields(partition=tp[1], error=str(exc), retry_in=delay)
+            )
+            await asyncio.sleep(delay)
+
+
+async def _report(
+    reader: StateReader,
+    tp: Partition,
+    skipped: list[tuple[bytes, str]],
+    metrics: ConsumerMetrics,
+) -> None:
+    """Count the records skipped; log the first :data:`LOGGED_SKIPS` with their offsets.
+
+    The offsets take a second read of the partition, for those keys only: a restore with
+    no bad record pays nothing for them (keeping every key's offset on the way cost 74 MB
+    a million interactions).
+    """
+    reasons: dict[str, int] = {}
+    for _, reason in skipped:
+        metrics.state_skipped[reason].inc()
+        reasons[reason] = reasons.get(reason, 0) + 1
+    shown = skipped[:LOGGED_SKIPS]
+    offsets = dict.fromkeys((key for key, _ in shown), -1)  # filled by the reader
+    await _read(reader, tp, _uncounted, offsets)
+    for key, reason in shown:
+        at = offsets[key]
+        log.warning(
+            "state_record_skipped",
+            extra=fields(
+                partition=tp[1],
+                offset=None if at < 0 else at,
+                interaction=key.decode("utf-8", errors="replace"),
+                reason=reason,
+            ),
+        )
+    if len(skipped) > len(shown):
+        log.warning(
+            "state_records_skipped",
+            extra=fields(partition=tp[1], skipped=len(skipped), reasons=reasons),
+        )
+
+
+def _uncounted(records: int) -> None:
+    """Progress of the second read, which the restore metrics leave out."""

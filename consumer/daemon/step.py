@@ -25,6 +25,7 @@ content) and the partition moves on. A monitor that a record can crash-loop is s
 
 from __future__ import annotations
 
+import heapq
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -185,14 +186,29 @@ class Step:
             ]
         return owned
 
-    def stalled(self) -> list[Alert]:
-        """Every interaction stalled now, oldest stall first (``/stalled``)."""
-        alerts = [
-            to_alert(alerting.firing(iid, p.tracker.states[iid], fired))
+    def stalled(self, limit: int | None = None, *, newest: bool = False) -> list[Alert]:
+        """Interactions stalled now, oldest stall first (``newest``: last), ``limit`` at most.
+
+        For ``/stalled``: only the alerts listed are built, the choice being one pass over
+        the fired stalls (a storm's 50,000 built and encoded took 0.66 s of the loop).
+        """
+        fired = (
+            (stall.stall.since, iid, p.tracker)
             for p in self.partitions.values()
-            for iid, fired in p.tracker.stalled.items()
+            for iid, stall in p.tracker.stalled.items()
+        )
+        if limit is None:
+            chosen = sorted(fired, key=_since, reverse=newest)
+        else:
+            chosen = (heapq.nlargest if newest else heapq.nsmallest)(limit, fired, key=_since)
+        return [
+            to_alert(alerting.firing(iid, tracker.states[iid], tracker.stalled[iid]))
+            for _, iid, tracker in chosen
         ]
-        return sorted(alerts, key=lambda a: a.stalled_since)
+
+    def stalled_count(self) -> int:
+        """How many interactions are stalled now."""
+        return sum(len(p.tracker.stalled) for p in self.partitions.values())
 
     def silent(self) -> dict[str, int]:
         """Silent heartbeat sources now, per topic."""
@@ -541,3 +557,7 @@ def _where(record: Record) -> dict[str, Any]:
 
 def _error(exc: Exception) -> dict[str, Any]:
     return {"error": engine_error(exc).detail}
+
+
+def _since(fired: tuple[float, str, Tracker]) -> float:
+    return fired[0]

@@ -16,6 +16,7 @@ that campaign an explicit ``previewing`` threshold, its threshold is the timeout
 
 from __future__ import annotations
 
+import math
 from typing import Final
 
 import msgspec
@@ -61,13 +62,39 @@ def encode(campaign: Campaign) -> bytes:
     return _encoder.encode(campaign)
 
 
+class UnreadableError(ValueError):
+    """A record value that holds no campaign; ``reason`` says why, as a bounded label."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+# why a value may hold no campaign: the labels of the follower's skipped-records metric
+UNREADABLE_REASONS: Final = ("unreadable", "too_deep")
+
+
+def read(value: bytes) -> Campaign:
+    """The campaign a record value holds; raises :class:`UnreadableError` if it holds none.
+
+    msgspec raises ``RecursionError``, not ``DecodeError``, for a value nested too deep
+    (an unknown field's, which it would otherwise skip): that too is a value to skip.
+    """
+    try:
+        return _decoder.decode(value)
+    except msgspec.DecodeError:
+        raise UnreadableError("unreadable") from None
+    except RecursionError:
+        raise UnreadableError("too_deep") from None
+
+
 def decode(value: bytes | None) -> Campaign | None:
     """The campaign a record value holds; ``None`` for a tombstone or unreadable value."""
     if value is None:
         return None
     try:
-        return _decoder.decode(value)
-    except msgspec.DecodeError:
+        return read(value)
+    except UnreadableError:
         return None
 
 
@@ -86,4 +113,7 @@ def previewing_threshold(campaign: Campaign, grace_seconds: float) -> float | No
     timeout = campaign.preview_time_out_seconds
     if timeout is None or not 0 < timeout <= MAX_TIMEOUT_SECONDS:
         return None  # never auto-places, or a value no campaign means (a day at most)
-    return timeout + grace_seconds
+    threshold = timeout + grace_seconds
+    # the settings refuse an infinite grace; should one get here all the same, the
+    # configured thresholds apply rather than a due time the stall timers cannot hold
+    return threshold if math.isfinite(threshold) else None

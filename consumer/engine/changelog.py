@@ -26,7 +26,11 @@ of the releases before it, so a rolling upgrade loses no interaction and no fire
   firing time is the alert's ``observedAt``.
 
 A value from an unknown format version, or one that does not decode, is skipped on
-restore and counted: a newer writer must not crash an older reader during a rollout.
+restore and counted: a newer writer must not crash an older reader during a rollout. So
+is one that decodes to a time that is no moment (``inf``, NaN: the stall timers and the
+alerts' timestamps cannot hold it) or that is nested too deep to decode (msgspec raises
+``RecursionError`` for it): compaction keeps such a record, and every later owner of the
+partition would meet it again (:func:`read` says which of these it is).
 
 The partition's heartbeat sources (:class:`~consumer.engine.sources.SourceState`) are saved
 beside its interactions, one record per source, keyed :data:`SOURCE_PREFIX` plus the source
@@ -38,6 +42,7 @@ A source retired by an operator is a tombstone.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Final
 
@@ -52,6 +57,12 @@ from consumer.engine.stalls import Stall
 FORMAT: Final = 4
 SOURCE_PREFIX: Final = b"\xffsource\x00"
 SOURCE_FORMAT: Final = 1
+
+# why a value is skipped on restore (:func:`read`): the labels of the metric counting them
+UNREADABLE: Final = "unreadable"  # another format, or damaged
+NOT_FINITE: Final = "not_finite"  # a time that is inf or NaN
+TOO_DEEP: Final = "too_deep"  # nested deeper than the decoder goes
+REASONS: Final = (UNREADABLE, NOT_FINITE, TOO_DEEP)
 
 _encoder: Final = msgspec.msgpack.Encoder()
 
@@ -124,14 +135,20 @@ def encode_source(state: SourceState) -> bytes:
     return _encoder.encode(saved)
 
 
-def decode_source(value: bytes) -> SourceState | None:
-    """The source state a changelog value holds, or ``None`` if it cannot be read."""
+def read_source(value: bytes) -> SourceState | str:
+    """The source state a changelog value holds, or why not (one of :data:`REASONS`)."""
     try:
         saved = formats.decoder_source_v1.decode(value)
     except msgspec.DecodeError:
-        return None
+        return UNREADABLE
+    except RecursionError:
+        return TOO_DEEP
     if saved.kind != "source" or saved.format != SOURCE_FORMAT:
-        return None
+        return UNREADABLE
+    # an inf or NaN time would stop or never stop the partition's clock
+    total = saved.up_to + (saved.interval or 0.0) + (saved.silent_since or 0.0)
+    if not math.isfinite(total):
+        return NOT_FINITE
     return SourceState(saved.up_to, saved.interval, saved.silent_since)
 
 
@@ -161,8 +178,51 @@ def _attributes(saved: formats.SavedV4 | formats.SavedV2) -> tuple[str | None, .
     return (saved.campaign, saved.campaign_name, saved.agent, saved.queue, saved.mode)
 
 
+def read(value: bytes) -> tuple[Interaction, Fired | None] | str:
+    """The state a changelog value holds (format 4 to 1), or why not (one of :data:`REASONS`)."""
+    try:
+        restored = _decode_v4(value)
+    except RecursionError:
+        return TOO_DEEP
+    if restored is None:
+        return UNREADABLE
+    state, fired = restored
+    return restored if _finite(state, fired) else NOT_FINITE
+
+
 def decode(value: bytes) -> tuple[Interaction, Fired | None] | None:
-    """The state a changelog value holds (format 4 to 1), or ``None`` if it cannot be read."""
+    """The state a changelog value holds, or ``None`` if it cannot be restored (:func:`read`)."""
+    restored = read(value)
+    return None if isinstance(restored, str) else restored
+
+
+def _finite(state: Interaction, fired: Fired | None) -> bool:
+    """Every time and version in ``state`` and ``fired`` is a finite number.
+
+    Summed, not checked one by one (a restore reads a million values): a sum is finite
+    only when every term is (``inf - inf`` is NaN), and real times are far from
+    overflowing it.
+    """
+    total = state.closed_version + state.seen + state.bucket_version
+    for moment in state.times:
+        if moment is not None:
+            total += moment
+    ended = state.conversation_ended
+    if ended is not None:
+        total += ended
+    lagging = state.lagging
+    if lagging is not None:
+        for version in lagging:
+            total += version
+    if fired is not None:
+        stall = fired.stall
+        total += stall.since + stall.threshold + fired.at
+        if stall.entered is not None:
+            total += stall.entered
+    return math.isfinite(total)
+
+
+def _decode_v4(value: bytes) -> tuple[Interaction, Fired | None] | None:
     try:
         saved = formats.decoder_v4.decode(value)
     except msgspec.DecodeError:

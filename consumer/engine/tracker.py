@@ -29,6 +29,7 @@ replay or a backlog, the wall clock once caught up). Invariants:
 
 from __future__ import annotations
 
+import math
 import typing
 from dataclasses import dataclass
 from typing import Final, Literal, TypeVar
@@ -146,18 +147,28 @@ class Tracker:
             events += _apply(self, item, now)
         return events
 
-    def restore(self, saved: dict[str, tuple[Interaction, Fired | None]]) -> None:
+    def restore(self, saved: dict[str, tuple[Interaction, Fired | None]]) -> list[str]:
         """Take back interactions saved by a previous owner, with the stalls they had fired.
 
         Fired stalls stay fired (they are not raised again); unfired ones get timers, so a
         stall that came due while nobody owned the partition fires once, at the next tick.
+        Returns the ids refused: an interaction whose times the tracker cannot order or
+        time (``inf``, NaN) is left out, so that it cannot stop the others' restore.
         """
-        for iid, (state, fired) in sorted(saved.items(), key=_seen):
+        kept: list[tuple[str, tuple[Interaction, Fired | None]]] = []
+        refused: list[str] = []
+        for iid, (state, fired) in saved.items():
+            if _restorable(self, state, fired):
+                kept.append((iid, (state, fired)))
+            else:
+                refused.append(iid)
+        for iid, (state, fired) in sorted(kept, key=_seen):
             self.states[iid] = state
             self.stage_counts[state.stage_number] += 1
             if fired is not None:
                 self.stalled[iid] = fired
         _rebuild_timers(self)
+        return refused
 
     def retime(self) -> None:
         """Set every stall timer afresh: the policy's thresholds changed."""
@@ -179,6 +190,16 @@ class Tracker:
 
 def _seen(item: tuple[str, tuple[Interaction, Fired | None]]) -> float:
     return item[1][0].seen
+
+
+def _restorable(t: Tracker, state: Interaction, fired: Fired | None) -> bool:
+    """``state`` can be tracked: last seen, fired and coming due at moments the wheel holds."""
+    if fired is not None:
+        due = fired.at  # a fired stall has no timer; its firing time is shown and re-sent
+    else:
+        stall = t.policy.stall(state)
+        due = state.seen if stall is None else stall.due
+    return math.isfinite(state.seen) and math.isfinite(due)
 
 
 def _tick(t: Tracker, now: float) -> list[StallEvent]:

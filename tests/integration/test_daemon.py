@@ -218,7 +218,7 @@ def test_scenario_alerts_dead_letters_commits_and_metrics(
     ]
     assert lag == [0, 0, 0]
     status, body = daemon.get("/stalled")
-    stalled = {a["interactionId"] for a in json.loads(body)}
+    stalled = {a["interactionId"] for a in json.loads(body)["stalled"]}
     assert status == 200
     assert stalled == {
         "not-popped",

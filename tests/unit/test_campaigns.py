@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from consumer.config_load import load_settings
-from consumer.engine.campaigns import Campaign, decode, encode, previewing_threshold, topic_for
+from consumer.engine.campaigns import (
+    Campaign,
+    UnreadableError,
+    decode,
+    encode,
+    previewing_threshold,
+    read,
+    topic_for,
+)
 
 
 def test_record_round_trips_in_the_api_spelling() -> None:
@@ -66,3 +76,21 @@ def test_a_preview_timeout_no_campaign_means_is_ignored() -> None:
         assert previewing_threshold(campaign, 30.0) is None
     day = Campaign("c-1", preview_time_out_seconds=86400.0)
     assert previewing_threshold(day, 30.0) == 86430.0
+
+
+def test_a_record_nested_too_deep_is_unreadable_not_a_crash() -> None:
+    """read() names a value nested past the decoder too_deep; decode() gives None."""
+    deep = b'{"id":"c-1","x":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    with pytest.raises(UnreadableError) as raised:
+        read(deep)
+    assert raised.value.reason == "too_deep"
+    assert decode(deep) is None
+    with pytest.raises(UnreadableError, match="unreadable"):
+        read(b"not json")
+
+
+@pytest.mark.parametrize("grace", [math.inf, math.nan])
+def test_a_grace_that_is_not_finite_derives_no_threshold(grace: float) -> None:
+    """Should an inf/NaN grace get past the settings, the configured thresholds apply."""
+    campaign = Campaign("c-1", preview_time_out_seconds=60)
+    assert previewing_threshold(campaign, grace) is None

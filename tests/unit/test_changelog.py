@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
+import msgspec
 import pytest
 
-from consumer.engine import changelog
+from consumer.engine import changelog, formats
 from consumer.engine.alerting import Fired
-from consumer.engine.lifecycle import NO_LIST, SCHEDULED, Interaction
+from consumer.engine.lifecycle import NO_LIST, SCHEDULED, Interaction, rebuild
 from consumer.engine.sources import SourceState
 from consumer.engine.stalls import StallPolicy
 from consumer.engine.tracker import Tracker
@@ -248,9 +251,76 @@ def test_a_source_record_round_trips_and_an_interaction_reader_skips_it() -> Non
     """Source state reads back; the interaction decoder (an older release's reader) says None."""
     state = SourceState(T0 + 15, 1.0, T0 + 15)
     value = changelog.encode_source(state)
-    assert changelog.decode_source(value) == state
+    assert changelog.read_source(value) == state
     assert changelog.decode(value) is None  # skipped and counted by a release before it
-    assert changelog.decode_source(changelog.encode(tracker_state(), None)) is None
+    assert changelog.read_source(changelog.encode(tracker_state(), None)) == changelog.UNREADABLE
     key = changelog.source_key("genesys-poller")
     assert changelog.source_of(key) == "genesys-poller"
     assert changelog.source_of(b"i-1") is None
+
+
+def poisoned(value: bytes, **times: float) -> bytes:
+    """A changelog value (this format) with ``times`` (``previewing=inf``) put in its fields."""
+    saved = formats.decoder_v4.decode(value)
+    return msgspec.msgpack.encode(msgspec.structs.replace(saved, **times))
+
+
+def too_deep() -> bytes:
+    """A format-1 changelog value whose fired alert has an unknown field nested 100k deep."""
+    value = bytes.fromhex(FORMAT_1["i-fired"])
+    saved = msgspec.msgpack.decode(value)
+    saved[-1][0]["extra"] = "DEEP"
+    return msgspec.msgpack.encode(saved).replace(b"\xa4DEEP", b"\x91" * 100_000 + b"\xc0")
+
+
+PENDING_V3 = changelog.encode(*(changelog.decode(bytes.fromhex(FORMAT_1["i-pending"])) or ()))
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (poisoned(PENDING_V3, previewing=math.inf), changelog.NOT_FINITE),
+        (poisoned(PENDING_V3, previewing=math.nan), changelog.NOT_FINITE),
+        (poisoned(PENDING_V3, seen=-math.inf), changelog.NOT_FINITE),
+        (poisoned(PENDING_V3, closed_version=math.nan), changelog.NOT_FINITE),
+        (too_deep(), changelog.TOO_DEEP),
+        (b"\xc1garbage", changelog.UNREADABLE),
+    ],
+    ids=["inf-time", "nan-time", "inf-seen", "nan-version", "too-deep", "garbage"],
+)
+def test_a_value_that_cannot_be_restored_says_why_and_never_raises(
+    value: bytes, reason: str
+) -> None:
+    """read() names the reason (inf/NaN, nesting, damage); decode() gives None; none raises."""
+    assert changelog.read(value) == reason
+    assert changelog.decode(value) is None
+
+
+def test_a_poisoned_fired_stall_is_not_finite() -> None:
+    """A fired stall whose firing time is inf is refused like a state time."""
+    old = tracker()
+    old.ingest(snap(previewing=0), T0)
+    old.tick(T0 + 301)
+    value = changelog.encode(old.states["i-1"], old.stalled["i-1"])
+    saved = formats.decoder_v4.decode(value)
+    assert saved.fired is not None
+    fired = (*saved.fired[:5], math.inf)
+    broken = msgspec.msgpack.encode(msgspec.structs.replace(saved, fired=fired))
+    assert changelog.read(broken) == changelog.NOT_FINITE
+
+
+@pytest.mark.parametrize("bad", [math.inf, math.nan], ids=["inf", "nan"])
+def test_restore_refuses_an_interaction_it_cannot_time_and_takes_the_rest(bad: float) -> None:
+    """Tracker.restore leaves out an entry due at inf/NaN, names it, and restores the rest."""
+    old = tracker()
+    old.ingest(snap("a", previewing=0), T0)
+    entries = saved(old)
+    good = entries["a"][0]
+    attributes = (good.campaign, good.campaign_name, good.agent, good.queue, good.mode)
+    times = (good.created, bad, None, None, None, None)
+    versions = (good.closed_version,) * 5
+    broken = rebuild(times, None, good.closed, good.closed_version, attributes, versions, good.seen)
+    new = tracker()
+    assert new.restore({"broken": (broken, None), **entries}) == ["broken"]
+    assert set(new.states) == {"a"}
+    assert statuses(new.tick(T0 + 301)) == [("firing", "a", "previewing")]

@@ -8,7 +8,7 @@ import msgspec
 import pytest
 
 from consumer.config import ConfigError, Secret, Settings
-from consumer.config_load import load_settings
+from consumer.config_load import env_name, load_settings
 from consumer.engine.stalls import DEFAULT_THRESHOLDS
 from consumer.policy import stall_policy
 from consumer.policy import tracker_limits as limits
@@ -182,3 +182,39 @@ def test_created_without_bucket_reaches_the_policy_and_a_bad_value_is_named() ->
     assert stall_policy(load_settings(env=env)).created_without_bucket is False
     with pytest.raises(ConfigError, match="STALLS_CREATED_WITHOUT_BUCKET"):
         load_settings(env={"INTERACTION_CONSUMER_STALLS_CREATED_WITHOUT_BUCKET": "maybe"})
+
+
+def float_settings() -> list[str]:
+    """The dotted name of every number setting that takes a float."""
+    names = []
+
+    def walk(struct: type[msgspec.Struct], prefix: str) -> None:
+        for f in msgspec.structs.fields(struct):
+            if isinstance(f.type, type) and issubclass(f.type, msgspec.Struct):
+                walk(f.type, f"{prefix}{f.name}.")
+            elif "float" in str(f.type) and "dict" not in str(f.type):
+                names.append(prefix + f.name)
+
+    walk(Settings, "")
+    return names
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan"])
+@pytest.mark.parametrize("name", float_settings())
+def test_every_float_setting_refuses_inf_and_nan_by_name(name: str, value: str) -> None:
+    """Each float setting given inf, -inf or NaN (TOML spells them) stops the start, named."""
+    with pytest.raises(ConfigError, match=name.replace(".", r"\.")):
+        load_settings(env={env_name(name): value})
+
+
+def test_the_walk_finds_the_float_settings() -> None:
+    """The list above is the settings' floats (an empty one would test nothing)."""
+    assert {"stalls.preview_timeout_grace_seconds", "runtime.source_grace_seconds"} <= set(
+        float_settings()
+    )
+
+
+def test_a_campaign_threshold_cannot_be_inf_either() -> None:
+    """stalls.campaigns.<id>.<rule> = inf is refused, named, like the default thresholds."""
+    with pytest.raises(ConfigError, match=r"stalls\.campaigns\.c-1\.previewing"):
+        load_settings(overrides={"stalls": {"campaigns": {"c-1": {"previewing": float("inf")}}}})

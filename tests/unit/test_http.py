@@ -10,6 +10,7 @@ import asyncio
 import gc
 import gzip
 import itertools
+import json
 import logging
 import socket
 import subprocess
@@ -21,11 +22,14 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
-from consumer.adapters.http import Handler, HttpServer, Response
+from consumer.adapters.http import Handler, HttpServer, Query, Response
 from consumer.config import HttpLimits
+from consumer.daemon.loop import Daemon
 from consumer.metrics import AlertmanagerMetrics, ConsumerMetrics, EngineMetrics
-from consumer.service import new_registry
+from consumer.service import STALLED_LIMIT, STALLED_MAX_LIMIT, new_registry, routes
 from tests.machine import tool
+from tests.unit.daemon_rig import TOPIC, Rig, preview
+from tests.unit.daemon_rig import until as rig_until
 
 # short enough to keep the tests quick, long enough for a loaded two-core machine
 FAST = HttpLimits(request_timeout_seconds=1.0, max_connections=8)
@@ -33,12 +37,12 @@ BIG = 16_000_000  # more than loopback socket buffers hold: its answer stays in 
 GUARD = 20.0  # seconds before a test that waits for a signal fails instead of hanging
 
 
-def hello() -> Response:
+def hello(_: Query) -> Response:
     """A small answer."""
     return 200, "text/plain", b"hi\n"
 
 
-def big() -> Response:
+def big(_: Query) -> Response:
     """An answer too big to sit unread in socket buffers."""
     return 200, "application/octet-stream", b"x" * BIG
 
@@ -434,3 +438,75 @@ def test_a_stopped_server_starts_again_on_the_same_registry() -> None:
 
     assert asyncio.run(scenario()) == [200, 200]
     assert registry.get_sample_value("dialer_http_connections") == 0
+
+
+async def stalled_daemon(count: int) -> tuple[Daemon, asyncio.Task[None]]:
+    """A daemon on fakes running with ``count`` previews stalled, the first the oldest."""
+    rig = Rig()
+    for n in range(count):
+        rig.send(preview(f"p{n}", previewing=n), key=f"p{n}", at=n)
+    daemon = rig.daemon()
+    task = asyncio.create_task(daemon.run())
+    await rig_until(lambda: rig.source.committed.get((TOPIC, 0)) == count)
+    rig.clock.advance(count + 10)
+    await rig_until(lambda: daemon.step.stalled_count() == count)
+    return daemon, task
+
+
+def stalled_ids(answer: Answer) -> list[str]:
+    """The interaction ids a /stalled answer lists, in order."""
+    return [a["interactionId"] for a in json.loads(answer.body)["stalled"]]
+
+
+def test_stalled_is_bounded_by_limit_in_either_order_with_the_total() -> None:
+    """/stalled lists at most ``limit`` (default 1000), oldest first or newest, with the total."""
+
+    async def scenario() -> None:
+        daemon, task = await stalled_daemon(5)
+        async with serving(routes=routes(daemon)) as server:
+            whole = await exchange(server.port, get("/stalled"))
+            first = await exchange(server.port, get("/stalled?limit=2"))
+            last = await exchange(server.port, get("/stalled?limit=2&order=newest"))
+        daemon.stop()
+        await asyncio.wait_for(task, GUARD)
+        assert json.loads(whole.body) | {"stalled": None} == {
+            "total": 5,
+            "limit": STALLED_LIMIT,
+            "order": "oldest",
+            "stalled": None,
+        }
+        assert stalled_ids(whole) == ["p0", "p1", "p2", "p3", "p4"]
+        assert (first.status, json.loads(first.body)["total"]) == (200, 5)
+        assert stalled_ids(first) == ["p0", "p1"]
+        assert stalled_ids(last) == ["p4", "p3"]
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "limit=0",
+        f"limit={STALLED_MAX_LIMIT + 1}",
+        "limit=ten",
+        "limit=-1",
+        "limit=%C2%B2",  # a superscript two: a digit to str.isdigit, not to int
+        "limit=" + "9" * 5000,  # more digits than int() converts
+        "order=up",
+    ],
+    ids=["zero", "over-cap", "word", "negative", "superscript", "huge", "order"],
+)
+def test_stalled_refuses_a_limit_beyond_the_cap_or_an_unknown_order(query: str) -> None:
+    """/stalled answers 400 naming the parameter for a limit outside 1..cap or another order."""
+
+    async def scenario() -> Answer:
+        daemon, task = await stalled_daemon(1)
+        async with serving(routes=routes(daemon)) as server:
+            answer = await exchange(server.port, get(f"/stalled?{query}"))
+        daemon.stop()
+        await asyncio.wait_for(task, GUARD)
+        return answer
+
+    answer = asyncio.run(scenario())
+    assert answer.status == 400
+    assert answer.body.startswith(query.split("=")[0].encode())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +17,7 @@ from consumer.adapters import logs
 from consumer.adapters.alertmanager import AlertmanagerSink, to_alertmanager
 from consumer.adapters.alerts import Alert
 from consumer.config import AlertmanagerSettings
-from consumer.daemon.fakes import FakeFollower
+from consumer.daemon.fakes import FakeFollower, FakeRecord
 from consumer.daemon.records import StateRecord
 from consumer.engine import campaigns, changelog
 from tests.unit.am_double import FakeAlertmanager, alertmanager
@@ -32,6 +33,7 @@ from tests.unit.daemon_rig import (
     settings,
     until,
 )
+from tests.unit.test_changelog import poisoned, too_deep
 
 TP = (TOPIC, 0)
 
@@ -537,3 +539,116 @@ def test_after_a_revocation_the_old_owner_posts_nothing_for_the_partition() -> N
     fake, mark = asyncio.run(scenario())
     assert fake.interactions(since=mark) == {"kept", "shared"}
     assert fake.times_posted("shared", since=mark) >= 3
+
+
+def test_poisoned_state_records_are_skipped_and_the_partition_restores(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Restore: inf, NaN and too-deep records are skipped, counted, logged; the rest restore."""
+    rig = Rig()
+    rig.send(preview("stuck", previewing=0), key="stuck", at=0)
+    rig.send(preview("waiting", created=5), key="waiting", at=5)
+
+    async def first() -> None:
+        daemon = rig.daemon()
+        task = asyncio.create_task(daemon.run())
+        await until(lambda: rig.source.committed.get(TP) == 2)
+        rig.clock.advance(11)
+        await until(lambda: rig.alerts() == [("stuck", "firing", "previewing")])
+        daemon.stop()
+        await asyncio.wait_for(task, 5)
+
+    asyncio.run(first())
+    state = rig.producer.topics[STATE]
+    good = next(r.value for r in state if r.key == b"waiting")
+    assert good is not None
+    bad = {
+        b"bad-inf": poisoned(good, previewing=math.inf),
+        b"bad-nan": poisoned(good, previewing=math.nan),
+        b"bad-deep": too_deep(),
+    }
+    offsets = {}
+    for key, value in bad.items():
+        offsets[key.decode()] = len(state)
+        state.append(FakeRecord(STATE, 0, len(state), 0, key, value))
+
+    async def restarted() -> None:
+        daemon = rig.daemon()
+        task = asyncio.create_task(daemon.run())
+        await until(lambda: daemon.joined and not daemon.step.partitions[TP].restoring)
+        assert {a.interaction_id for a in daemon.step.stalled()} == {"stuck"}
+        rig.clock.advance(10)  # "waiting", restored, comes due
+        await until(lambda: len(rig.alerts()) == 2)
+        assert {a.interaction_id for a in daemon.step.stalled()} == {"stuck", "waiting"}
+        daemon.stop()
+        await asyncio.wait_for(task, 5)
+
+    with caplog.at_level(logging.WARNING, logger="consumer"):
+        asyncio.run(restarted())
+    assert rig.alerts() == [("stuck", "firing", "previewing"), ("waiting", "firing", "created")]
+    skipped = "dialer_state_records_skipped_total"
+    assert rig.sample(skipped, {"reason": "not_finite"}) == 2
+    assert rig.sample(skipped, {"reason": "too_deep"}) == 1
+    assert rig.sample("dialer_state_restoring_partitions") == 0
+    events = [json.loads(logs.JsonFormatter().format(r)) for r in caplog.records]
+    logged = sorted(
+        (e["offset"], e["partition"], e["interaction"], e["reason"])
+        for e in events
+        if e["event"] == "state_record_skipped"
+    )
+    assert logged == [
+        (offsets["bad-inf"], 0, "bad-inf", "not_finite"),
+        (offsets["bad-nan"], 0, "bad-nan", "not_finite"),
+        (offsets["bad-deep"], 0, "bad-deep", "too_deep"),
+    ]
+
+
+def test_a_campaign_record_nested_too_deep_is_skipped_and_the_follower_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Campaigns: a record nested too deep is skipped, counted, logged; the next one applies."""
+    config = settings(
+        stalls={"preview_timeout_grace_seconds": 5, "thresholds": {"previewing": 300}}
+    )
+    rig = Rig(config=config)
+    rig.send(preview("quick", previewing=0), key="quick", at=0)  # campaign c-1
+    deep = b'{"id":"c-1","x":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    good = campaigns.encode(campaigns.Campaign("c-1", preview_time_out_seconds=10))
+
+    async def scenario() -> None:
+        daemon = rig.daemon()
+        task = asyncio.create_task(daemon.run())
+        await until(lambda: rig.source.committed.get(TP) == 1)
+        rig.clock.advance(20)
+        rig.campaigns.pending.append((b"c-1", deep))
+        skipped = {"reason": "too_deep"}
+        await until(lambda: rig.sample("dialer_campaign_records_skipped_total", skipped) == 1)
+        rig.campaigns.pending.append((b"c-1", good))
+        await until(lambda: rig.alerts() == [("quick", "firing", "previewing")])
+        assert rig.sample("dialer_task_failures_total", {"task": "campaigns"}) == 0
+        daemon.stop()
+        await asyncio.wait_for(task, 5)
+
+    with caplog.at_level(logging.WARNING, logger="consumer"):
+        asyncio.run(scenario())
+    skips = [r for r in caplog.records if r.getMessage() == "campaign_record_skipped"]
+    assert len(skips) == 1
+    assert '"campaign":"c-1"' in logs.JsonFormatter().format(skips[0])
+
+
+def test_a_partition_full_of_bad_records_logs_ten_lines_and_a_sum(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Restore: past ten skipped records, the rest are counted and summed up in one line."""
+    rig = Rig()
+    state = rig.producer.topics.setdefault(STATE, [])
+    for n in range(25):
+        state.append(FakeRecord(STATE, 0, n, 0, f"bad-{n}".encode(), b"\xc1garbage"))
+    with caplog.at_level(logging.WARNING, logger="consumer"):
+        asyncio.run(drain(rig.daemon()))
+    assert rig.sample("dialer_state_records_skipped_total", {"reason": "unreadable"}) == 25
+    events = [json.loads(logs.JsonFormatter().format(r)) for r in caplog.records]
+    lines = [e for e in events if e["event"] == "state_record_skipped"]
+    assert [e["offset"] for e in lines] == list(range(10))
+    (summed,) = [e for e in events if e["event"] == "state_records_skipped"]
+    assert (summed["skipped"], summed["reasons"]) == (25, {"unreadable": 25})

@@ -333,7 +333,7 @@ def test_a_heartbeat_source_is_saved_beside_the_interactions_and_holds_the_offse
     ((key, saved_value),) = first.states[0]
     assert changelog.source_of(key) == "poller"
     assert saved_value is not None
-    assert changelog.decode_source(saved_value) == SourceState(T0, 1.0)
+    assert changelog.read_source(saved_value) == SourceState(T0, 1.0)
     value, headers = beat(1)
     later = [record(1, value, key="poller", at=1, headers=headers)]
     out = step.step({TP: later}, facts(2, 1), T0 + 1, 1.0)
