@@ -12,6 +12,7 @@
     │       ├── CredentialsError           the broker refused the SASL login (or OAuth token)
     │       └── TokenRefusedError          no OAuth token: the token endpoint refused us
     ├── OutputError                an output (alert or dead-letter topic) did not acknowledge
+    ├── TaskFailedError            (consumer.daemon.supervise) a restore or commit raised: exit 4
     └── PlatformError              (consumer.adapters.genesys) the Genesys Cloud Platform API failed
         ├── PlatformUnavailableError  5xx, a network error or a time-out: back off, try again
         │   └── RateLimitedError      429: wait ``retry_after`` seconds (or back off), try again
