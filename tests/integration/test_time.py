@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 from consumer.engine import heartbeat
 from consumer.engine.model import iso
@@ -163,49 +164,45 @@ def beating(broker: Broker, topic: str, stop: threading.Event, partitions: int) 
         stop.wait(1.0)
 
 
-def test_a_restart_during_a_dead_feed_keeps_its_silence_and_fires_no_stall(
-    broker: Broker, tmp_path: Path
-) -> None:
-    """Issue 27 case 1: producer dies, daemon restarted meanwhile, producer back: one silence."""
-    topic = f"interactions-{uuid.uuid4().hex[:10]}"
-    create_topic(broker, topic, partitions=3)
-    settings = {
-        "STALLS_THRESHOLDS": "{ previewing = 8, placed = 60 }",
-        "RUNTIME_SOURCE_GRACE_SECONDS": "4",
-        "RUNTIME_SOURCE_SILENT_SECONDS": "10",
-    }
-    first = Daemon(broker, topic, settings).start(tmp_path / "first.log")
-    first.wait_http("/readyz", lambda status: status == 200, timeout=60)
+DEAD_FEED = {
+    "STALLS_THRESHOLDS": "{ previewing = 8, placed = 60 }",
+    "RUNTIME_SOURCE_GRACE_SECONDS": "4",
+    "RUNTIME_SOURCE_SILENT_SECONDS": "10",
+}
+IN_FLIGHT = [f"in-flight-{n}" for n in range(9)]
+
+
+def feed_dies(broker: Broker, topic: str) -> float:
+    """A beating producer publishes 10 previews (9 to be placed later, "stuck"), then dies."""
     stop = threading.Event()
     beats = threading.Thread(target=beating, args=(broker, topic, stop, 3), daemon=True)
     beats.start()
     time.sleep(2)
     t0 = time.time()
-    in_flight = [f"in-flight-{n}" for n in range(9)]
-    produce(broker, topic, [snapshot(i, created=t0, previewing=t0) for i in [*in_flight, "stuck"]])
+    produce(broker, topic, [snapshot(i, created=t0, previewing=t0) for i in [*IN_FLIGHT, "stuck"]])
     time.sleep(1)
-    stop.set()  # the producer dies with 10 previews in flight: no records, no heartbeats
+    stop.set()  # no records, no heartbeats from here on
     beats.join()
-    silent = wait_for(
-        lambda: read_topic(broker, first.alerts_topic, idle=1.0),
-        lambda got: any(a.get("rule") == "source_silent" for a in alerts(got)),
-        timeout=60,
-    )
-    assert [a["status"] for a in alerts(silent)] == ["firing"]
-    assert first.stop() == 0  # restarted while the feed is dead
-    second = Daemon(broker, topic, settings, group=first.group).start(tmp_path / "second.log")
-    second.wait_http("/readyz", lambda status: status == 200, timeout=60)
-    time.sleep(max(0.0, t0 + 30 - time.time()))  # all ten due (t0 + 8) long before
+    return t0
+
+
+def feed_returns(
+    broker: Broker, topic: str, alerts_topic: str, t0: float
+) -> tuple[float, list[dict[str, Any]], list[tuple[str, str]]]:
+    """The producer is back with the placements it missed and beats again.
+
+    Returns when it came back, the source alerts and the stall alerts (id, status) once the
+    silence resolved and the stuck preview fired.
+    """
     back = time.time()
-    # it comes back and publishes what it saw meanwhile: the previews in flight were placed
-    moved = [snapshot(i, previewing=t0, placed=t0 + 3, connected=t0 + 4) for i in in_flight]
+    moved = [snapshot(i, previewing=t0, placed=t0 + 3, connected=t0 + 4) for i in IN_FLIGHT]
     produce(broker, topic, [dataclasses.replace(r, timestamp=back) for r in moved])
-    stop.clear()
+    stop = threading.Event()
     beats = threading.Thread(target=beating, args=(broker, topic, stop, 3), daemon=True)
     beats.start()
     try:
         got = wait_for(
-            lambda: read_topic(broker, second.alerts_topic, idle=1.0),
+            lambda: read_topic(broker, alerts_topic, idle=1.0),
             lambda got: (
                 {(a.get("rule"), a["status"]) for a in alerts(got)}
                 >= {("source_silent", "resolved"), ("previewing", "firing")}
@@ -215,19 +212,39 @@ def test_a_restart_during_a_dead_feed_keeps_its_silence_and_fires_no_stall(
     finally:
         stop.set()
         beats.join()
-    assert second.stop() == 0
     records = alerts(got)
     sources = [a for a in records if a["rule"] == "source_silent"]
     stalls = [(a["interactionId"], a["status"]) for a in records if a["rule"] != "source_silent"]
-    resolved = sources[-1]
-    print(
-        f"\nrestart in a dead feed: source alerts {[(a['status'], a['alertId']) for a in sources]},"
-        f" resolved {resolved['observedAt']} (back {iso(back)}), stall alerts {stalls}"
+    print(f"\nsource alerts {[(a['status'], a['alertId']) for a in sources]}, stalls {stalls}")
+    return back, sources, stalls
+
+
+def test_a_restart_during_a_dead_feed_keeps_its_silence_and_fires_no_stall(
+    broker: Broker, tmp_path: Path
+) -> None:
+    """Issue 27 case 1: producer dies, daemon restarted meanwhile, producer back: one silence."""
+    topic = f"interactions-{uuid.uuid4().hex[:10]}"
+    create_topic(broker, topic, partitions=3)
+    first = Daemon(broker, topic, DEAD_FEED).start(tmp_path / "first.log")
+    first.wait_http("/readyz", lambda status: status == 200, timeout=60)
+    t0 = feed_dies(broker, topic)
+    silent = wait_for(
+        lambda: read_topic(broker, first.alerts_topic, idle=1.0),
+        lambda got: any(a.get("rule") == "source_silent" for a in alerts(got)),
+        timeout=60,
     )
+    assert [a["status"] for a in alerts(silent)] == ["firing"]
+    assert first.stop() == 0  # restarted while the feed is dead
+    second = Daemon(broker, topic, DEAD_FEED, group=first.group).start(tmp_path / "second.log")
+    second.wait_http("/readyz", lambda status: status == 200, timeout=60)
+    time.sleep(max(0.0, t0 + 30 - time.time()))  # all ten due (t0 + 8) long before
+    back, sources, stalls = feed_returns(broker, topic, second.alerts_topic, t0)
+    assert second.stop() == 0
     assert [a["status"] for a in sources] == ["firing", "resolved"]
     assert len({a["alertId"] for a in sources}) == 1
-    assert resolved["observedAt"] <= iso(back + 5)  # within a few seconds of the return
+    assert sources[-1]["observedAt"] <= iso(back + 5)  # within a few seconds of the return
     assert stalls == [("stuck", "firing")]
+    records = alerts(read_topic(broker, second.alerts_topic, idle=1.0))
     (stuck,) = [a for a in records if a.get("interactionId") == "stuck"]
     assert stuck["observedAt"] >= iso(back - 1)  # after the return (a second for two clocks)
 
@@ -238,26 +255,12 @@ def test_two_instances_one_killed_for_good_during_a_dead_feed(
     """Issue 27 case 1, two instances: one dies in the outage; the other takes over quietly."""
     topic = f"interactions-{uuid.uuid4().hex[:10]}"
     create_topic(broker, topic, partitions=3)
-    settings = {
-        "STALLS_THRESHOLDS": "{ previewing = 8, placed = 60 }",
-        "RUNTIME_SOURCE_GRACE_SECONDS": "4",
-        "RUNTIME_SOURCE_SILENT_SECONDS": "10",
-        "KAFKA_STATE_SAVE_SECONDS": "1",
-    }
+    settings = {**DEAD_FEED, "KAFKA_STATE_SAVE_SECONDS": "1"}
     kept = Daemon(broker, topic, settings).start(tmp_path / "kept.log")
     killed = Daemon(broker, topic, settings, group=kept.group).start(tmp_path / "killed.log")
     for daemon in (kept, killed):
         daemon.wait_http("/readyz", lambda status: status == 200, timeout=60)
-    stop = threading.Event()
-    beats = threading.Thread(target=beating, args=(broker, topic, stop, 3), daemon=True)
-    beats.start()
-    time.sleep(3)
-    t0 = time.time()
-    in_flight = [f"in-flight-{n}" for n in range(9)]
-    produce(broker, topic, [snapshot(i, created=t0, previewing=t0) for i in [*in_flight, "stuck"]])
-    time.sleep(1)
-    stop.set()  # the producer dies with 10 previews in flight
-    beats.join()
+    t0 = feed_dies(broker, topic)
     wait_for(
         lambda: read_topic(broker, kept.alerts_topic, idle=1.0),
         lambda got: len([a for a in alerts(got) if a.get("rule") == "source_silent"]) >= 2,
@@ -266,32 +269,8 @@ def test_two_instances_one_killed_for_good_during_a_dead_feed(
     time.sleep(2)  # saved with the instances' state
     killed.stop(signal.SIGKILL)  # for good: its partitions move once its session expires
     time.sleep(max(0.0, t0 + 35 - time.time()))
-    back = time.time()
-    moved = [snapshot(i, previewing=t0, placed=t0 + 3, connected=t0 + 4) for i in in_flight]
-    produce(broker, topic, [dataclasses.replace(r, timestamp=back) for r in moved])
-    stop.clear()
-    beats = threading.Thread(target=beating, args=(broker, topic, stop, 3), daemon=True)
-    beats.start()
-    try:
-        got = wait_for(
-            lambda: read_topic(broker, kept.alerts_topic, idle=1.0),
-            lambda got: (
-                {(a.get("rule"), a["status"]) for a in alerts(got)}
-                >= {("source_silent", "resolved"), ("previewing", "firing")}
-            ),
-            timeout=60,
-        )
-    finally:
-        stop.set()
-        beats.join()
+    back, sources, stalls = feed_returns(broker, topic, kept.alerts_topic, t0)
     assert kept.stop() == 0
-    records = alerts(got)
-    sources = [a for a in records if a["rule"] == "source_silent"]
-    stalls = [(a["interactionId"], a["status"]) for a in records if a["rule"] != "source_silent"]
-    print(
-        f"\ntwo instances, one killed: source alerts "
-        f"{[(a['status'], a['alertId']) for a in sources]}, stall alerts {stalls}"
-    )
     assert len({a["alertId"] for a in sources}) == 1
     assert sources[-1]["status"] == "resolved"
     assert sources[-1]["observedAt"] <= iso(back + 5)
