@@ -44,7 +44,8 @@ class SourceLane:
     Their time is :meth:`PartitionClock.time_of
     <consumer.engine.clock.PartitionClock.time_of>` that source, kept from going backwards
     (a source's first heartbeat may vouch for less than the partition's time so far).
-    An interaction id published by two sources is tracked in each one's lane.
+    An interaction id published by two sources is tracked in each one's lane (both are
+    saved under the id, so a new owner restores only the one saved last).
     """
 
     __slots__ = ("now", "tracker")
