@@ -583,11 +583,16 @@ class Poller:
     async def _send(
         self, records: list[tuple[bytes, bytes | None, list[tuple[str, bytes]]]], kind: str
     ) -> None:
-        """Publish (key, value, headers) records and wait until all are acknowledged."""
+        """Publish (key, value, headers) records and wait until all are acknowledged.
+
+        Each also says which source published it: the daemon judges an interaction only
+        as far as its own source's heartbeats vouch (:mod:`consumer.engine.heartbeat`).
+        """
         if not records:
             return
+        source = heartbeat.source_header(self.settings.source_id)
         acks = [
-            await self.publisher.send(self.topic, key, value, headers)
+            await self.publisher.send(self.topic, key, value, [*headers, source])
             for key, value, headers in records
         ]
         await self.publisher.confirm(acks)

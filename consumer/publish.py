@@ -6,7 +6,8 @@ signal arrives. Then it drains what is already scripted, so calls in flight fini
 
 About once a second it sends a heartbeat to every partition (source ``simulator``),
 vouching for the moment up to which everything due has been published and
-acknowledged, so that the daemon can tell a quiet dialer from a stopped simulator.
+acknowledged, so that the daemon can tell a quiet dialer from a stopped simulator. Every
+record it publishes names that source (:data:`~consumer.engine.heartbeat.SOURCE_HEADER`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from consumer.adapters.kafka import Sink, ensure_topics
 from consumer.adapters.logs import fields
 from consumer.adapters.producing import send_heartbeats
 from consumer.config import KafkaSettings
+from consumer.engine import heartbeat
 from consumer.simulate import Simulator, TrafficSettings
 
 log = logging.getLogger(__name__)
@@ -45,12 +47,13 @@ async def publish(
     sim = Simulator(traffic, started)
     sent: Counter[str] = Counter()
     beaten = 0.0
+    headers = [heartbeat.source_header(SOURCE)]  # judged on what its heartbeats vouch for
     try:
         while not stop.is_set():
             now = time.time()
             more = seconds is None or now - started < seconds
             due = sim.due(now, start_new=more)
-            acks = [await sink.send(topic, r.key, r.value) for _, r in due]
+            acks = [await sink.send(topic, r.key, r.value, headers) for _, r in due]
             await sink.confirm(acks)
             sent.update(r.kind for _, r in due)
             if now - beaten >= HEARTBEAT_SECONDS:

@@ -38,6 +38,7 @@ from consumer.daemon.commits import Commits
 from consumer.daemon.delivery import Delivery, Topics
 from consumer.daemon.ledger import OffsetLedger
 from consumer.daemon.outputs import Outputs
+from consumer.daemon.partition import PartitionState
 from consumer.daemon.ports import AlertSink, Clock, Follower, Producer, Source, StateReader
 from consumer.daemon.probe import BrokerProbe
 from consumer.daemon.records import Batch, Partition
@@ -268,7 +269,7 @@ class Daemon:
                     continue
                 forward = kafka.repartition and tp[0] == kafka.topic
                 restoring = self.state_reader is not None and not forward
-                tracker = self.step.assign(
+                state = self.step.assign(
                     tp, forward=forward, restoring=restoring, now=self.clock.monotonic()
                 )
                 if restoring:
@@ -277,7 +278,7 @@ class Daemon:
                     # use it skips, so a failure is a bug, and it stops the daemon
                     self._restores[tp] = self.supervisor.start(
                         "restore",
-                        functools.partial(self._restore, tp, tracker),
+                        functools.partial(self._restore, tp, state),
                         "stop",
                         partition=_names([tp])[0],
                     )
@@ -286,13 +287,18 @@ class Daemon:
         self.metrics.rebalances.inc()
         log.info("partitions_assigned", extra=fields(partitions=_names(assigned)))
 
-    async def _restore(self, tp: Partition, tracker: Tracker) -> None:
-        """Restore one partition's state, retrying until it works, then let it be read."""
+    async def _restore(self, tp: Partition, state: PartitionState) -> None:
+        """Restore one partition's state, retrying until it works, then let it be read.
+
+        Each interaction goes back to the tracker of the source that published it.
+        """
         assert self.state_reader is not None
         self.metrics.restoring.inc()
         try:
             sources: dict[str, SourceState] = {}
-            await restore.restore(self.state_reader, tp, tracker, self.metrics, sources)
+            await restore.restore(
+                self.state_reader, tp, state.tracker, self.metrics, sources, state.tracker_of
+            )
             await campaigns.loaded(self._campaigns_read)  # their thresholds before judging
             async with self._lock:
                 if self.step.restored(tp, sources):
@@ -338,7 +344,8 @@ class Daemon:
         log.info("stopped", extra=fields(partitions=len(self.step.partitions)))
 
     def _trackers(self) -> list[Tracker]:
-        return [p.tracker for p in self.step.partitions.values()]
+        """Every tracker of every owned partition (one per source: see ``PartitionState``)."""
+        return [t for p in self.step.partitions.values() for t in p.trackers()]
 
     def readiness(self) -> list[str]:
         """Why the daemon is not ready; empty when it is."""

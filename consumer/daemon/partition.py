@@ -1,4 +1,7 @@
-"""One assigned partition as the batch step keeps it: tracker, clock, position, trust.
+"""One assigned partition as the batch step keeps it: trackers, clock, position, trust.
+
+Its interactions are tracked per source (:class:`SourceLane`), each judged on the time its
+own source vouches for; those whose records name no source in :attr:`PartitionState.tracker`.
 
 The broker's answers are the monitor's eyes. :meth:`PartitionState.confirmed` says when
 the broker last confirmed the partition's end, if that can be trusted now: not while its
@@ -8,6 +11,7 @@ back, while producers flush what they held meanwhile.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final, NamedTuple
 
@@ -34,12 +38,37 @@ class PartitionView(NamedTuple):
     restoring: bool
 
 
+class SourceLane:
+    """The interactions one heartbeat source published to a partition, and their time.
+
+    Their time is :meth:`PartitionClock.time_of
+    <consumer.engine.clock.PartitionClock.time_of>` that source, kept from going backwards
+    (a source's first heartbeat may vouch for less than the partition's time so far).
+    An interaction id published by two sources is tracked in each one's lane (both are
+    saved under the id, so a new owner restores only the one saved last).
+    """
+
+    __slots__ = ("now", "tracker")
+
+    def __init__(self, tracker: Tracker) -> None:
+        self.tracker = tracker
+        self.now = 0.0
+
+    def advance(self, moment: float) -> float:
+        """Time passes to ``moment``, never backwards; returns the lane's time."""
+        if moment > self.now:
+            self.now = moment
+        return self.now
+
+
 @dataclass
 class PartitionState:
     """The step's bookkeeping for one assigned partition."""
 
-    tracker: Tracker
+    tracker: Tracker  # the interactions whose records name no source
     clock: PartitionClock
+    new_tracker: Callable[[], Tracker]
+    lanes: dict[str, SourceLane] = field(default_factory=dict)  # source -> its interactions
     forward: bool = False  # an input partition re-keyed into the repartition topic
     # repartition mode: records forwarded to this partition end before this offset; it is
     # not caught up until it has read them (they are behind it, though not yet in its lag)
@@ -58,6 +87,26 @@ class PartitionState:
     warned: dict[str, float] = field(default_factory=dict)  # warning event -> when, wall
     away: bool = False  # the broker's answers stopped (an outage)
     resumed: float | None = None  # when they came back
+
+    def lane(self, source: str) -> SourceLane:
+        """The lane of ``source``'s interactions, new if it has none yet."""
+        lane = self.lanes.get(source)
+        if lane is None:
+            lane = self.lanes[source] = SourceLane(self.new_tracker())
+        return lane
+
+    def tracker_of(self, source: str) -> Tracker:
+        """The tracker of ``source``'s interactions (for the restore)."""
+        return self.lane(source).tracker
+
+    def trackers(self) -> list[Tracker]:
+        """Every tracker of the partition: the one without a source, then one per source."""
+        return [self.tracker, *(lane.tracker for lane in self.lanes.values())]
+
+    def time_of(self, source: str) -> float:
+        """The time ``source``'s interactions are judged at now (see :class:`SourceLane`)."""
+        known = self.sources.get(source)
+        return self.clock.time_of(None if known is None else known.up_to)
 
     def confirmed(self, answered: float | None, wall: float) -> float | None:
         """When the broker last confirmed the partition's end, if that can be trusted now.

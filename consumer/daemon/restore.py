@@ -1,8 +1,9 @@
 """Restoring a partition's tracked state from the changelog, when the partition is assigned.
 
 The changelog partition numbered like the input partition is read from start to end
-(latest value per key); the live interactions go back into the tracker with the stalls
-they had fired (:meth:`~consumer.engine.tracker.Tracker.restore`), and its heartbeat
+(latest value per key); the live interactions go back, with the stalls they had fired
+(:meth:`~consumer.engine.tracker.Tracker.restore`), into the tracker of the heartbeat
+source that published them (or the one for records that named none), and its heartbeat
 sources go into ``sources``, for the step to bound the partition's clock with before it
 judges anything (:meth:`~consumer.daemon.step.Step.restored`). A record that cannot be
 restored is skipped, never raised, and the rest restore: a value of another format (a
@@ -50,15 +51,18 @@ async def restore(
     tracker: Tracker,
     metrics: ConsumerMetrics,
     sources: dict[str, SourceState] | None = None,
+    tracker_of: Callable[[str], Tracker] | None = None,
 ) -> int:
     """Give ``tracker`` the interactions saved for ``tp``, ``sources`` its heartbeat sources.
 
-    Returns how many interactions.
+    An interaction saved with its source goes to ``tracker_of`` that source instead
+    (without it, to ``tracker``). Returns how many interactions.
     """
     started = time.monotonic()
     latest = await _read(reader, tp, metrics.restore_records.inc)
     skipped: list[tuple[bytes, str]] = []  # (key, reason)
     saved: dict[str, tuple[Interaction, Fired | None]] = {}
+    by_source: dict[str, dict[str, tuple[Interaction, Fired | None]]] = {}
     if sources is None:
         sources = {}
     for key, value in latest.items():
@@ -72,29 +76,37 @@ async def restore(
             else:
                 sources[source] = state
             continue
-        restored = changelog.read(value)
+        restored = changelog.read_sourced(value)
         if isinstance(restored, str):
             skipped.append((key, restored))
             continue
-        saved[key.decode("utf-8", errors="replace")] = restored
+        interaction, fired, publisher = restored
+        group = saved
+        if publisher is not None and tracker_of is not None:
+            group = by_source.get(publisher) or by_source.setdefault(publisher, {})
+        group[key.decode("utf-8", errors="replace")] = (interaction, fired)
     refused = tracker.restore(saved)
+    for publisher, group in by_source.items():
+        assert tracker_of is not None
+        refused += tracker_of(publisher).restore(group)
     skipped += [(iid.encode(), STATE_REFUSED) for iid in refused]
     if skipped:
         await _report(reader, tp, skipped, metrics)
     seconds = time.monotonic() - started
+    total = len(saved) + sum(len(group) for group in by_source.values())
     metrics.restore_seconds.observe(seconds)
     log.info(
         "state_restored",
         extra=fields(
             partition=tp[1],
-            interactions=len(saved) - len(refused),
+            interactions=total - len(refused),
             records=len(latest),
             sources=len(sources),
             skipped=len(skipped),
             seconds=round(seconds, 3),
         ),
     )
-    return len(saved) - len(refused)
+    return total - len(refused)
 
 
 async def _read(

@@ -3,7 +3,8 @@
     records of one fetch, what the source knows of each partition, the wall clock
       -> per record, in order:  heartbeat?  size  decode (else a dead letter)
                                 clock (a timestamp from the future moves nothing)  key check
-                                tracker (time passes to the record, then it applies)
+                                its source's tracker (time passes to the record as far
+                                as that source vouches, then it applies)
       -> per partition:         caught up?  clock settles  due stalls fire
                                 silent sources judged  changed state (interactions and
                                 heartbeat sources) encoded, when due
@@ -39,8 +40,8 @@ from consumer.daemon.records import Partition, Record
 from consumer.engine import alerting, changelog, heartbeat
 from consumer.engine.alerting import StallEvent
 from consumer.engine.clock import PartitionClock
-from consumer.engine.lifecycle import NO_LIST, Snapshot, Tombstone
-from consumer.engine.model import Invalid, bucket_of, decode_record, engine_error
+from consumer.engine.lifecycle import NO_LIST, Snapshot, Tombstone, list_number
+from consumer.engine.model import BUCKET_HEADER, Invalid, bucket_of, decode_record, engine_error
 from consumer.engine.sources import SourceState, SourceWatch, interval_believed, vouched
 from consumer.engine.tracker import Tracker
 
@@ -92,17 +93,20 @@ class Step:
 
     # -- ownership ------------------------------------------------------------------
 
-    def assign(self, tp: Partition, *, forward: bool, restoring: bool, now: float) -> Tracker:
-        """Take ``tp`` on; returns its (empty) tracker, for the restore."""
+    def assign(
+        self, tp: Partition, *, forward: bool, restoring: bool, now: float
+    ) -> PartitionState:
+        """Take ``tp`` on; returns its (empty) state, for the restore."""
         state = PartitionState(
             self._new_tracker(),
             PartitionClock(self.settings.max_clock_skew),
+            self._new_tracker,
             forward=forward,
             restoring=restoring,
             progressed_at=now,
         )
         self.partitions[tp] = state
-        return state.tracker
+        return state
 
     def revoke(self, tps: Sequence[Partition], wall: float) -> None:
         """Give ``tps`` up, with their sources' silences: their next owner continues those.
@@ -172,9 +176,9 @@ class Step:
         state = self.partitions.get(tp)
         if state is None:
             return []
-        tracker = state.tracker
         owned: list[AnyAlert] = [
             to_alert(alerting.firing(iid, tracker.states[iid], fired))
+            for tracker in state.trackers()
             for iid, fired in tracker.stalled.items()
         ]
         watch = self.watches.get(tp[0])
@@ -193,9 +197,10 @@ class Step:
         the fired stalls (a storm's 50,000 built and encoded took 0.66 s of the loop).
         """
         fired = (
-            (stall.stall.since, iid, p.tracker)
+            (stall.stall.since, iid, tracker)
             for p in self.partitions.values()
-            for iid, stall in p.tracker.stalled.items()
+            for tracker in p.trackers()
+            for iid, stall in tracker.stalled.items()
         )
         if limit is None:
             chosen = sorted(fired, key=_since, reverse=newest)
@@ -208,7 +213,7 @@ class Step:
 
     def stalled_count(self) -> int:
         """How many interactions are stalled now."""
-        return sum(len(p.tracker.stalled) for p in self.partitions.values())
+        return sum(len(t.stalled) for p in self.partitions.values() for t in p.trackers())
 
     def silent(self) -> dict[str, int]:
         """Silent heartbeat sources now, per topic."""
@@ -265,13 +270,13 @@ class Step:
                 offsets[tp] = offset
         return offsets
 
-    def _decode(self, record: Record) -> Snapshot | Tombstone | Invalid:
+    def _decode(self, record: Record, bucket: int) -> Snapshot | Tombstone | Invalid:
+        """The record as the engine takes it, ``bucket`` the list its headers name."""
         value = record.value
         if value is not None and len(value) > self.settings.max_record_bytes:
             detail = f"value of {len(value)} bytes exceeds kafka.max_record_bytes"
             return Invalid("too_large", detail)
-        headers = record.headers
-        return decode_record(record.key, value, bucket_of(headers) if headers else NO_LIST)
+        return decode_record(record.key, value, bucket)
 
     def _apply(
         self,
@@ -281,20 +286,40 @@ class Step:
         out: Outputs,
         wall: float,
     ) -> None:
-        tracker, clock = state.tracker, state.clock
+        unsourced, clock = state.tracker, state.clock
         skew = self.settings.max_clock_skew
         for record in records:  # the hot loop: per-record work stays inline
             try:
-                if record.headers and heartbeat.is_heartbeat(record.headers):
+                # one pass over the headers: heartbeat?, the list, the source
+                bucket, source, beat = NO_LIST, None, False
+                headers = record.headers
+                if headers:
+                    for name, value in headers:
+                        if name == BUCKET_HEADER:
+                            bucket = list_number(value)
+                        elif name == heartbeat.SOURCE_HEADER:
+                            source = value
+                        elif name == heartbeat.HEADER:
+                            beat = True
+                if beat:
                     self._heartbeat(tp, state, record, out, wall)
                     continue
-                item = self._decode(record)
+                item = self._decode(record, bucket)
                 if isinstance(item, Invalid):
                     out.dead_letters.append(DeadLetter(record, item))
-                    tracker.obs.invalid()
+                    unsourced.obs.invalid()
                     continue
                 seconds = record.timestamp / 1000.0
                 credible = clock.record(seconds, wall)
+                tracker, at = unsourced, clock.now
+                if source is not None:
+                    name = source.decode("utf-8", errors="replace")
+                    lane = state.lane(name)
+                    iid = item.interaction_id
+                    # tracked before its records named their source (the producer was
+                    # upgraded meanwhile): it stays where it is, or its copy would stall
+                    if iid in lane.tracker.states or iid not in unsourced.states:
+                        tracker, at = lane.tracker, lane.advance(state.time_of(name))
                 if isinstance(item, Snapshot):
                     key = record.key
                     check = self.settings.check_keys and key is not None
@@ -307,14 +332,14 @@ class Step:
                         credible = False
                 if not credible:
                     self._future(tp, state, record, out, wall)
-                fired = tracker.ingest(item, clock.now)
+                fired = tracker.ingest(item, at)
                 if fired:
                     _publish(fired, out)
                 if seconds > 0:
                     out.applied_delays.append(wall - seconds)
             except Exception as exc:  # one record must never stop the loop
                 out.dead_letters.append(DeadLetter(record, engine_error(exc)))
-                tracker.obs.invalid()
+                unsourced.obs.invalid()
 
     def _heartbeat(
         self, tp: Partition, state: PartitionState, record: Record, out: Outputs, wall: float
@@ -411,7 +436,8 @@ class Step:
                     # re-keyed partitions get no heartbeats: they run on the wall clock
                     out.heartbeats += 1
                     continue
-                item = self._decode(record)
+                headers = record.headers
+                item = self._decode(record, bucket_of(headers) if headers else NO_LIST)
             except Exception as exc:  # one record must never stop the loop
                 item = engine_error(exc)
             if isinstance(item, Invalid):
@@ -448,7 +474,11 @@ class Step:
                     )
                 now = clock.settle(wall, caught_up=caught_up, confirmed=confirmed)
                 if now > 0:
-                    self._tick(state, now, out)
+                    self._tick(state.tracker, now, out)
+                for name, lane in state.lanes.items():
+                    at = lane.advance(state.time_of(name))
+                    if at > 0:
+                        self._tick(lane.tracker, at, out)
                 watch = self.watches.get(tp[0])
                 if caught_up and confirmed is not None and watch is not None:
                     changed = watch.judge(state.sources, min(confirmed, wall))
@@ -472,9 +502,9 @@ class Step:
             out.alerts += [to_source_alert(e) for e in events]
         self.views = views
 
-    def _tick(self, state: PartitionState, now: float, out: Outputs) -> None:
+    def _tick(self, tracker: Tracker, now: float, out: Outputs) -> None:
         try:
-            fired = state.tracker.tick(now)
+            fired = tracker.tick(now)
         except Exception as exc:  # time must keep passing on the others
             out.notices.append(Notice(logging.ERROR, "tick_failed", _error(exc)))
             return
@@ -485,22 +515,31 @@ class Step:
     ) -> None:
         """Encode the changed state, if ``due`` or a save is: the next batch changes it.
 
-        The changed interactions, then the changed heartbeat sources (a retired one as a
-        tombstone). Whatever is not saved holds the partition's offset back (``saved_offset``).
+        The changed interactions of every tracker (each saved with its source), then the
+        changed heartbeat sources (a retired one as a tombstone). Whatever is not saved
+        holds the partition's offset back (``saved_offset``).
         """
-        tracker = state.tracker
         if not self.settings.persist_state:
-            tracker.dirty.clear()  # nothing is saved: nothing to remember
+            for tracker in state.trackers():
+                tracker.dirty.clear()  # nothing is saved: nothing to remember
             state.sources_dirty.clear()
-        elif (tracker.dirty or state.sources_dirty) and (
+        elif (_dirty(state) or state.sources_dirty) and (
             due or _save_due(self.settings.save_every, tp[1], state, monotonic)
         ):
-            changed = tracker.take_dirty()
-            records, failed = changelog.encode_changed(changed, tracker.states, tracker.stalled)
-            for iid, exc in failed:
-                out.notices.append(
-                    Notice(logging.ERROR, "state_unsaved", {"interaction": iid} | _error(exc))
+            records: list[tuple[bytes, bytes | None]] = []
+            lanes = [(None, state.tracker)] + [(n, s.tracker) for n, s in state.lanes.items()]
+            for publisher, tracker in lanes:
+                if not tracker.dirty:
+                    continue
+                changed = tracker.take_dirty()
+                encoded, failed = changelog.encode_changed(
+                    changed, tracker.states, tracker.stalled, publisher
                 )
+                records += encoded
+                for iid, exc in failed:
+                    out.notices.append(
+                        Notice(logging.ERROR, "state_unsaved", {"interaction": iid} | _error(exc))
+                    )
             for name in state.sources_dirty:
                 source = state.sources.get(name)
                 value = None if source is None else changelog.encode_source(source)
@@ -508,8 +547,13 @@ class Step:
             state.sources_dirty.clear()
             out.states[tp[1]] = records
             state.saved_at = monotonic
-        if not tracker.dirty and not state.sources_dirty:
+        if not state.sources_dirty and not _dirty(state):
             state.saved_offset = state.next_offset
+
+
+def _dirty(state: PartitionState) -> bool:
+    """Some interaction of the partition changed since it was last saved."""
+    return bool(state.tracker.dirty) or any(lane.tracker.dirty for lane in state.lanes.values())
 
 
 def _save_due(every: float, partition: int, state: PartitionState, monotonic: float) -> bool:

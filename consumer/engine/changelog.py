@@ -14,7 +14,10 @@ of the releases before it, so a rolling upgrade loses no interaction and no fire
 * format 4 (this release): format 3, then the API list the interaction was last seen in
   (``genesys.bucket``): its name, or (name, version) when the version that put it there
   is not the flag's, or nil when no record named one; a list name this release does not
-  know restores as none. 11 bytes more for ``previewing``;
+  know restores as none; then, only for an interaction whose records named their
+  source (:data:`~consumer.engine.heartbeat.SOURCE_HEADER`), that source's id, which
+  restore routes it by (absent, as in formats 3 to 1: no source). 11 bytes more for
+  ``previewing``;
 * format 3: the six stage times, the conversation's end, the flag and its
   version, the five attributes, their versions only where they differ from the flag's
   (``lagging``, :class:`~consumer.engine.lifecycle.Interaction`), the tracker time last
@@ -67,8 +70,8 @@ REASONS: Final = (UNREADABLE, NOT_FINITE, TOO_DEEP)
 _encoder: Final = msgspec.msgpack.Encoder()
 
 
-def encode(state: Interaction, fired: Fired | None) -> bytes:
-    """The changelog value for a tracked interaction."""
+def encode(state: Interaction, fired: Fired | None, source: str | None = None) -> bytes:
+    """The changelog value for a tracked interaction, published by ``source`` if known."""
     saved: list[object] = [
         FORMAT,
         *state.times,
@@ -92,13 +95,18 @@ def encode(state: Interaction, fired: Fired | None) -> bytes:
     if bucket is not None:
         version = state.bucket_version
         saved[-1] = bucket if version == state.closed_version else (bucket, version)
+    if source is not None:
+        saved.append(source)
     return _encoder.encode(saved)
 
 
 def encode_changed(
-    changed: set[str], states: dict[str, Interaction], stalled: dict[str, Fired]
+    changed: set[str],
+    states: dict[str, Interaction],
+    stalled: dict[str, Fired],
+    source: str | None = None,
 ) -> tuple[list[tuple[bytes, bytes | None]], list[tuple[str, Exception]]]:
-    """The changelog records of the interactions ``changed``, and those that failed.
+    """The changelog records of the interactions ``changed`` of ``source``, and those that failed.
 
     Each is keyed by its id: its state, or a tombstone (``None``) when it left the
     tracker. One that cannot be encoded (a bug) is returned with its exception instead,
@@ -109,7 +117,7 @@ def encode_changed(
     for iid in changed:
         try:
             state = states.get(iid)
-            value = None if state is None else encode(state, stalled.get(iid))
+            value = None if state is None else encode(state, stalled.get(iid), source)
         except Exception as exc:  # one state must not stop the others
             failed.append((iid, exc))
             continue
@@ -180,13 +188,19 @@ def _attributes(saved: formats.SavedV4 | formats.SavedV2) -> tuple[str | None, .
 
 def read(value: bytes) -> tuple[Interaction, Fired | None] | str:
     """The state a changelog value holds (format 4 to 1), or why not (one of :data:`REASONS`)."""
+    restored = read_sourced(value)
+    return restored if isinstance(restored, str) else restored[:2]
+
+
+def read_sourced(value: bytes) -> tuple[Interaction, Fired | None, str | None] | str:
+    """:func:`read`, and the source that published the interaction (``None``: not known)."""
     try:
         restored = _decode_v4(value)
     except RecursionError:
         return TOO_DEEP
     if restored is None:
         return UNREADABLE
-    state, fired = restored
+    state, fired, _ = restored
     return restored if _finite(state, fired) else NOT_FINITE
 
 
@@ -222,11 +236,12 @@ def _finite(state: Interaction, fired: Fired | None) -> bool:
     return math.isfinite(total)
 
 
-def _decode_v4(value: bytes) -> tuple[Interaction, Fired | None] | None:
+def _decode_v4(value: bytes) -> tuple[Interaction, Fired | None, str | None] | None:
     try:
         saved = formats.decoder_v4.decode(value)
     except msgspec.DecodeError:
-        return _decode_v2(value)
+        older = _decode_v2(value)
+        return None if older is None else (older[0], older[1], None)
     if saved.format not in (3, FORMAT):  # format 3 is format 4 without the list
         return None
     fired = saved.fired
@@ -242,7 +257,7 @@ def _decode_v4(value: bytes) -> tuple[Interaction, Fired | None] | None:
         saved.seen,
         *_bucket(saved.bucket, saved.closed_version),
     )
-    return state, None if fired is None else _fired(*fired)
+    return state, None if fired is None else _fired(*fired), saved.source
 
 
 def _bucket(saved: str | tuple[str, float] | None, closed_version: float) -> tuple[int, float]:

@@ -21,15 +21,20 @@ Three bounds keep one bad timestamp from firing a partition:
   ``max_skew`` seconds ahead of the wall clock does not move the clock (the record is
   still applied; the caller counts and warns);
 * **no stall is judged on time a source has not vouched for**: on a partition that has
-  received heartbeats, the clock runs no further than ``vouched``, the ``up_to`` its
-  sources all vouch for (:func:`consumer.engine.sources.vouched`), whatever record
-  timestamps or the wall clock say. Nothing is added to it: a move made after ``up_to`` may
-  not be published yet, and judging it would page an agent who did nothing wrong (a stall
-  is reported up to one heartbeat interval after its threshold instead). Not even the
-  producer-clock skew: a producer whose clock lags only delays the reports, and one whose
-  clock runs ahead would be trusted further than it saw. A source that stops publishing
-  stops the clock, and a dead feed is one alert (``source_silent``), not a stall for every
-  interaction in flight. A partition that never saw a heartbeat is not bounded so;
+  received heartbeats, an interaction is judged no further than its own source vouches
+  (:meth:`PartitionClock.time_of`: ``latest``, the partition's time, bounded by that
+  source's newest ``up_to``), whatever record timestamps or the wall clock say. Nothing
+  is added to it: a move made after ``up_to`` may not be published yet, and judging it
+  would page an agent who did nothing wrong (a stall is reported up to one heartbeat
+  interval after its threshold instead). Not even the producer-clock skew: a producer
+  whose clock lags only delays the reports, and one whose clock runs ahead would be
+  trusted further than it saw. A source that stops publishing stops the clock of its
+  own interactions, not of another source's: a dead feed is one alert
+  (``source_silent``), not a stall for every interaction in flight. An interaction whose
+  source is not known (its records name none, or that source sent no heartbeat here) is
+  judged at ``now``: no further than ``vouched``, the ``up_to`` all the partition's
+  sources vouch for (:func:`consumer.engine.sources.vouched`), the conservative choice.
+  A partition that never saw a heartbeat is not bounded so;
 * timestamps at or below zero mean "no timestamp" and move nothing.
 """
 
@@ -43,6 +48,7 @@ class PartitionClock:
         self.max_skew = max_skew
         self.now = 0.0
         self.newest_record = 0.0  # newest credible record timestamp, for event-time lag
+        self.latest = 0.0  # the partition's time, unbounded by heartbeats
         self.caught_up = False
         # heartbeat partitions: the time up to which its sources vouch (None: no bound)
         self.vouched: float | None = None
@@ -63,6 +69,8 @@ class PartitionClock:
             return False
         if timestamp > self.newest_record:
             self.newest_record = timestamp
+        if timestamp > self.latest:
+            self.latest = timestamp
         vouched = self.vouched
         target = timestamp if vouched is None or timestamp < vouched else vouched
         if target > self.now:
@@ -83,8 +91,20 @@ class PartitionClock:
         self.caught_up = caught_up
         if caught_up:
             target = wall if confirmed is None or confirmed > wall else confirmed
+            if target > self.latest:
+                self.latest = target
             if self.vouched is not None and self.vouched < target:
                 target = self.vouched
             if target > self.now:
                 self.now = target
         return self.now
+
+    def time_of(self, up_to: float | None) -> float:
+        """The time of the interactions of a source vouching up to ``up_to``.
+
+        ``None``: a record that names no source, or one whose source sent no heartbeat
+        here: judged at ``now``, as far as all the partition's sources vouch.
+        """
+        if up_to is None:
+            return self.now
+        return up_to if up_to < self.latest else self.latest

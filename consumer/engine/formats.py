@@ -41,14 +41,16 @@ class SavedV3(msgspec.Struct, array_like=True, gc=False):
 
 
 class SavedV4(SavedV3, array_like=True, gc=False):
-    """Format 4: format 3 and the list the interaction was in, or nil.
+    """Format 4: format 3, the list the interaction was in or nil, then its source.
 
     The list is its name when its version is ``closed_version`` (the common case), else
     (name, version). A format 3 array ends before ``bucket``, so this struct reads it
-    too, with no list.
+    too, with no list; an interaction whose records named no source ends after
+    ``bucket``.
     """
 
     bucket: str | tuple[str, float] | None = None
+    source: str | None = None  # the heartbeat source that published it; absent: none
 
 
 class SavedV2(msgspec.Struct, array_like=True, gc=False):

@@ -10,8 +10,15 @@ is the source id and its value a JSON object::
 ``upTo`` is the time up to which the source has published every change it saw (for the
 poller: when the oldest poll of the round began); ``intervalSeconds`` how often it sends
 heartbeats, from which the consumer derives how long a silence it tolerates. Consumers
-never treat a heartbeat as a snapshot: the daemon counts it and bounds the partition's
-clock by it (see :mod:`consumer.engine.clock`), ``replay`` skips it.
+never treat a heartbeat as a snapshot: the daemon counts it and bounds the clock of the
+source's interactions by it (see :mod:`consumer.engine.clock`), ``replay`` skips it.
+
+A producer that sends heartbeats also says which source published each of its records,
+snapshots and tombstones alike: the header :data:`SOURCE_HEADER`, its value the source
+id. An interaction is judged only as far as its own source vouches, so a dead source
+stops the clock of its interactions, not of another source's on the same partition.
+A record without it is judged as far as every source of its partition vouches (the
+oldest ``upTo``): nobody in particular vouches for it.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from typing import Final
 import msgspec
 
 HEADER: Final = "interaction-consumer.heartbeat"
+SOURCE_HEADER: Final = "interaction-consumer.source"
 
 
 class Heartbeat(msgspec.Struct, frozen=True, rename="camel"):
@@ -46,6 +54,11 @@ _encoder: Final = msgspec.json.Encoder()
 def is_heartbeat(headers: Iterable[tuple[str, bytes]] | None) -> bool:
     """A record with these headers is a heartbeat, not a snapshot."""
     return headers is not None and any(name == HEADER for name, _ in headers)
+
+
+def source_header(source: str) -> tuple[str, bytes]:
+    """The header that says ``source`` published a record."""
+    return (SOURCE_HEADER, source.encode())
 
 
 def encode(source: str, up_to: float, interval_seconds: float | None) -> bytes:

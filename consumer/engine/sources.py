@@ -83,9 +83,11 @@ def interval_believed(interval: float | None) -> bool:
 def vouched(sources: dict[str, SourceState]) -> float | None:
     """How far the partition's sources all vouch for time; ``None`` without sources.
 
-    The oldest of their newest heartbeats: a partition's interactions do not say which
-    source published them once restored, so a source that stops publishing stops the clock
-    of its whole partition, however alive the others are.
+    The oldest of their newest heartbeats: the bound of the interactions whose records
+    name no source (or one that sent no heartbeat here). Nobody in particular vouches for
+    them, so any source that stops publishing stops their clock. An interaction whose
+    source is known is bounded by that source alone (:meth:`PartitionClock.time_of
+    <consumer.engine.clock.PartitionClock.time_of>`).
     """
     bound: float | None = None
     for state in sources.values():

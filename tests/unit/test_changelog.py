@@ -324,3 +324,22 @@ def test_restore_refuses_an_interaction_it_cannot_time_and_takes_the_rest(bad: f
     assert new.restore({"broken": (broken, None), **entries}) == ["broken"]
     assert set(new.states) == {"a"}
     assert statuses(new.tick(T0 + 301)) == [("firing", "a", "previewing")]
+
+
+def test_format_4_round_trips_the_source_and_older_formats_have_none() -> None:
+    """The source is appended to format 4 and read back; without one, nothing is appended."""
+    t = tracker()
+    t.ingest(snap("i-1", previewing=0, bucket="scheduled"), T0)
+    t.tick(T0 + 400)
+    state, fired = t.states["i-1"], t.stalled.get("i-1")
+    value = changelog.encode(state, fired, "genesys-poller")
+    assert changelog.read_sourced(value) == (state, fired, "genesys-poller")
+    assert changelog.decode(value) == (state, fired)
+    plain = changelog.encode(state, fired)
+    assert len(value) == len(plain) + 1 + len("genesys-poller")  # a short string appended
+    assert changelog.read_sourced(plain) == (state, fired, None)
+    for old in (FORMAT_1, FORMAT_2, FORMAT_3):
+        for hexed in old.values():
+            restored = changelog.read_sourced(bytes.fromhex(hexed))
+            assert not isinstance(restored, str)
+            assert restored[2] is None

@@ -32,7 +32,7 @@ CAMPAIGNS_TOPIC = campaigns.topic_for(TOPIC)
 
 
 def test_interactions_published_as_the_api_wrote_them_with_headers() -> None:
-    """Each interaction is its own bytes keyed by id, bucket and poll time in headers."""
+    """Each interaction is its own bytes keyed by id, bucket, poll time and source in headers."""
     odd = (
         b'{ "id":"i-1", "campaign": {"id":"c-1"},  "creationTime":"2026-11-25T10:00:00+00:00",'
         b'\n "x":1.50}'
@@ -51,6 +51,8 @@ def test_interactions_published_as_the_api_wrote_them_with_headers() -> None:
     polled_at = by_key[b"i-1"].headers["genesys.polled.at"].decode()
     assert polled_at.endswith("Z")
     assert polled_at >= iso(START)
+    source = p.poller.settings.source_id.encode()
+    assert by_key[b"i-1"].headers[heartbeat.SOURCE_HEADER] == source
 
 
 def test_campaign_added_from_the_answer_when_the_interaction_lacks_it() -> None:
@@ -94,7 +96,7 @@ def test_only_changes_are_published() -> None:
 
 
 def test_tombstone_after_two_consecutive_misses_only() -> None:
-    """Absent once and back: no tombstone; absent from two polls in a row: one tombstone."""
+    """Absent once, back: no tombstone; absent from two polls in a row: one, naming its source."""
     tombstones: list[list[bytes | None]] = []
 
     def dead(p: Platform) -> list[bytes | None]:
@@ -118,6 +120,8 @@ def test_tombstone_after_two_consecutive_misses_only() -> None:
     p = run(scenario)
     assert tombstones == [[], [b"gone"], [b"gone"]]
     assert p.metric("genesys_poller_records_published_total", kind="tombstone") == 1
+    (tombstone,) = (r for r in p.publisher.on(TOPIC) if r.value is None)
+    assert tombstone.headers[heartbeat.SOURCE_HEADER] == p.poller.settings.source_id.encode()
 
 
 def test_heartbeat_on_every_partition_after_a_successful_round() -> None:

@@ -149,8 +149,68 @@ def test_a_new_owner_during_a_silence_keeps_the_clock_stopped_and_the_alert(hand
     assert stalls(rig) == [("stuck", "firing")]
 
 
-def test_a_dead_source_stops_the_clock_though_another_is_alive() -> None:
-    """Issue 27 case 2: one of two sources dies: its interactions do not storm, it is named."""
+def send_from(rig: Rig, source: str, iid: str, at: float) -> None:
+    """A preview of ``iid`` popped at ``T0 + at`` and published then by ``source``."""
+    headers = (heartbeat.source_header(source),)
+    value = preview(iid, previewing=at)
+    rig.source.produce(value, key=iid.encode(), timestamp=T0 + at, headers=headers)
+
+
+@pytest.mark.parametrize("handover", ["restart", "rebalance"])
+def test_a_dead_source_stops_the_clock_of_its_own_interactions_only(handover: str) -> None:
+    """Issue 27 case 2: one of two sources dies: its previews wait, the live one's stall fires."""
+    config = settings(
+        runtime={"source_silent_seconds": 10}, stalls={"thresholds": {"previewing": 8}}
+    )
+    rig = Rig(config=config)
+    fired_at: dict[str, float] = {}
+
+    async def second_by_second(daemon: Daemon, until_t: float) -> None:
+        """To ``T0 + until_t``: only "alive" beats; when each stall fired, in seconds."""
+        while rig.clock.wall() < T0 + until_t:
+            rig.clock.advance(1)
+            beat(rig, rig.clock.wall() - T0, "alive")
+            await read_all(rig)
+            for iid, _ in stalls(rig):
+                fired_at.setdefault(iid, rig.clock.wall() - T0)
+
+    async def scenario() -> None:
+        daemon = rig.daemon()
+        task = asyncio.create_task(daemon.run())
+        for t in range(1, 6):
+            rig.clock.advance(1)
+            beat(rig, t, "alive")
+            beat(rig, t, "dead")
+        for n in range(3):  # the dead source's previews in flight: placed while it is dead
+            send_from(rig, "dead", f"p{n}", 5)
+        send_from(rig, "alive", "early", 6)  # really stuck: due at 14
+        await second_by_second(daemon, 20)
+        send_from(rig, "alive", "late", 20)  # really stuck: due at 28
+        await second_by_second(daemon, 24)
+        if handover == "restart":  # the state saved and restored: each in its source's lane
+            await stop(daemon, task)
+            daemon = rig.daemon()
+            task = asyncio.create_task(daemon.run())
+        else:
+            await rig.source.rebalance(revoke=[TP])
+            await rig.source.rebalance(assign=[TP])
+        await until(lambda: TP in daemon.step.partitions)
+        await until(lambda: not daemon.step.partitions[TP].restoring)
+        lanes = daemon.step.partitions[TP].lanes
+        assert set(lanes["dead"].tracker.states) == {"p0", "p1", "p2"}
+        assert set(lanes["alive"].tracker.states) == {"early", "late"}
+        await second_by_second(daemon, 40)
+        await stop(daemon, task)
+
+    asyncio.run(scenario())
+    assert stalls(rig) == [("early", "firing"), ("late", "firing")]
+    assert 14 <= fired_at["early"] <= 16
+    assert 28 <= fired_at["late"] <= 30
+    assert [s[:2] for s in silences(rig)] == [("dead", "firing")]
+
+
+def test_records_without_a_source_are_judged_on_the_oldest_source() -> None:
+    """A record naming no source on a heartbeat partition waits for the deadest source."""
     rig = Rig(config=settings(runtime={"source_silent_seconds": 10}))
 
     async def scenario() -> None:
@@ -239,7 +299,8 @@ def test_a_changelog_without_source_records_still_restores() -> None:
         task = asyncio.create_task(daemon.run())
         await until(lambda: TP in daemon.step.partitions)
         await until(lambda: not daemon.step.partitions[TP].restoring)
-        assert len(daemon.step.partitions[TP].tracker) == 7
+        assert len(daemon.step.partitions[TP].tracker) == 7  # no source: none named
+        assert daemon.step.partitions[TP].lanes == {}
         assert daemon.step.partitions[TP].sources == {}
         rig.clock.advance(20)  # the pending ones and v3 come due on the wall clock
         await until(lambda: {i for i, s in stalls(rig)} == {"v1-i-pending", "v2-i-pending", "v3"})

@@ -341,3 +341,35 @@ def test_a_heartbeat_source_is_saved_beside_the_interactions_and_holds_the_offse
     assert out.offsets[TP] == 1
     out = step.flush(2.0)
     assert out.offsets[TP] == 2
+
+
+def test_interactions_are_tracked_and_saved_per_source() -> None:
+    """An id is tracked under the source its records name (under each, if two); saved with it."""
+    step = step_with()
+    a, b = (heartbeat.source_header(name) for name in ("a", "b"))
+    batch = [
+        record(0, preview("x", previewing=0), key="x", at=0, headers=(a,)),
+        record(1, preview("x", previewing=0), key="x", at=0, headers=(b,)),
+        record(2, preview("plain", previewing=0), key="plain", at=0),
+    ]
+    out = step.step({TP: batch}, facts(3, 0), T0, 0.0)
+    state = step.partitions[TP]
+    assert set(state.tracker.states) == {"plain"}
+    assert {name: set(lane.tracker.states) for name, lane in state.lanes.items()} == {
+        "a": {"x"},
+        "b": {"x"},
+    }
+    saved = [changelog.read_sourced(value or b"") for _, value in out.states[0]]
+    assert sorted(s[2] or "" for s in saved if not isinstance(s, str)) == ["", "a", "b"]
+
+
+def test_an_interaction_tracked_before_its_source_was_named_stays_where_it_is() -> None:
+    """A producer upgraded mid-call: the call's later records update the copy already tracked."""
+    step = step_with()
+    step.step({TP: [record(0, preview("x", previewing=0), key="x", at=0)]}, facts(1, 0), T0, 0.0)
+    named = (heartbeat.source_header("poller"),)
+    placed = preview("x", previewing=0, placed=2)
+    step.step({TP: [record(1, placed, key="x", at=2, headers=named)]}, facts(2, 2), T0 + 2, 0.0)
+    state = step.partitions[TP]
+    assert state.tracker.states["x"].placed == T0 + 2
+    assert "x" not in state.lane("poller").tracker.states
