@@ -472,9 +472,10 @@ class ConsumerMetrics:
         self.heartbeats_ignored = _per_value(
             "dialer_heartbeats_ignored",
             "Heartbeat records not believed: intervalSeconds outside 0.1 s - 1 h (interval), "
-            "or from a source in runtime.retired_sources (retired).",
+            "from a source in runtime.retired_sources (retired), or from a new source on a "
+            "partition that has 32 already (too_many_sources).",
             "reason",
-            ("interval", "retired"),
+            ("interval", "retired", "too_many_sources"),
             registry,
         )
         self.alert_delay = Histogram(

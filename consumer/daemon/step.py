@@ -42,7 +42,13 @@ from consumer.engine.alerting import StallEvent
 from consumer.engine.clock import PartitionClock
 from consumer.engine.lifecycle import NO_LIST, Snapshot, Tombstone, list_number
 from consumer.engine.model import BUCKET_HEADER, Invalid, bucket_of, decode_record, engine_error
-from consumer.engine.sources import SourceState, SourceWatch, interval_believed, vouched
+from consumer.engine.sources import (
+    MAX_SOURCES,
+    SourceState,
+    SourceWatch,
+    interval_believed,
+    vouched,
+)
 from consumer.engine.tracker import Tracker
 
 # misrouted interactions warned about, remembered so each is warned once (oldest forgotten)
@@ -314,11 +320,16 @@ class Step:
                 tracker, at = unsourced, clock.now
                 if source is not None:
                     name = source.decode("utf-8", errors="replace")
-                    lane = state.lane(name)
                     iid = item.interaction_id
-                    # tracked before its records named their source (the producer was
-                    # upgraded meanwhile): it stays where it is, or its copy would stall
-                    if iid in lane.tracker.states or iid not in unsourced.states:
+                    lane = state.lanes.get(name)
+                    # a lane for a new source only within MAX_SOURCES (a flood of names
+                    # must not grow one tracker each), and not for an id tracked before its
+                    # records named their source (the producer was upgraded meanwhile): it
+                    # stays where it is, or its copy would stall
+                    fresh = iid not in unsourced.states
+                    if lane is None and fresh and len(state.lanes) < MAX_SOURCES:
+                        lane = state.lane(name)
+                    if lane is not None and (fresh or iid in lane.tracker.states):
                         tracker, at = lane.tracker, lane.advance(state.time_of(name))
                 if isinstance(item, Snapshot):
                     key = record.key
@@ -368,6 +379,14 @@ class Step:
             return
         state.clock.record(record.timestamp / 1000.0, wall)
         source = state.sources.get(beat.source)
+        if source is None and len(state.sources) >= MAX_SOURCES:
+            _ignored(out, "too_many_sources")
+            context = _where(record) | {
+                "source": beat.source,
+                "hint": f"a partition keeps {MAX_SOURCES} heartbeat sources at most",
+            }
+            self._warn(state, out, wall, "heartbeat_sources_exceeded", context)
+            return
         if source is None:
             state.sources[beat.source] = SourceState(up_to, beat.interval_seconds)
         elif up_to > source.up_to:

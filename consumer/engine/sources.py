@@ -37,6 +37,10 @@ SourceStatus = Literal["firing", "resolved"]
 # switch dead-feed protection off for days)
 MIN_INTERVAL: Final = 0.1
 MAX_INTERVAL: Final = 3600.0
+# heartbeat sources (and per-source trackers) one partition keeps at most: a producer bug
+# that names a new source in every record must not grow the state, the changelog and the
+# alerts without bound. A real topic has a few (one poller per org).
+MAX_SOURCES: Final = 32
 
 
 class SourceEvent(msgspec.Struct, frozen=True, gc=False):

@@ -13,7 +13,7 @@ from consumer.daemon.outputs import Outputs
 from consumer.daemon.step import Facts, Step, StepSettings
 from consumer.engine import changelog, heartbeat
 from consumer.engine.lifecycle import Snapshot, Tombstone
-from consumer.engine.sources import SourceState, SourceWatch
+from consumer.engine.sources import MAX_SOURCES, SourceState, SourceWatch
 from consumer.engine.stalls import StallPolicy
 from consumer.engine.tracker import Limits, Observations, Tracker
 from tests.unit.daemon_rig import T0, TOPIC, beat, preview
@@ -373,3 +373,34 @@ def test_an_interaction_tracked_before_its_source_was_named_stays_where_it_is() 
     state = step.partitions[TP]
     assert state.tracker.states["x"].placed == T0 + 2
     assert "x" not in state.lane("poller").tracker.states
+
+
+def test_a_flood_of_source_names_makes_at_most_max_sources_trackers() -> None:
+    """Records naming a new source each: 32 lanes at most, the rest tracked without one."""
+    step = step_with()
+    batch = [
+        record(
+            n,
+            preview(f"i-{n}", previewing=0),
+            key=f"i-{n}",
+            at=0,
+            headers=(heartbeat.source_header(f"bogus-{n}"),),
+        )
+        for n in range(MAX_SOURCES + 10)
+    ]
+    step.step({TP: batch}, facts(len(batch), 0), T0, 0.0)
+    state = step.partitions[TP]
+    assert len(state.lanes) == MAX_SOURCES
+    assert sum(len(t) for t in state.trackers()) == MAX_SOURCES + 10  # none lost
+    assert len(state.tracker) == 10
+
+
+def test_heartbeats_of_more_than_max_sources_are_ignored_counted_and_warned() -> None:
+    """A partition keeps 32 heartbeat sources; a 33rd is ignored, counted and warned once."""
+    step = step_with()
+    beats = [beat(0, f"source-{n}") for n in range(MAX_SOURCES + 3)]
+    batch = [record(n, v, key="s", at=0, headers=h) for n, (v, h) in enumerate(beats)]
+    out = step.step({TP: batch}, facts(len(batch), 0), T0, 0.0)
+    assert len(step.partitions[TP].sources) == MAX_SOURCES
+    assert out.heartbeats_ignored == {"too_many_sources": 3}
+    assert [n.event for n in out.notices].count("heartbeat_sources_exceeded") == 1
