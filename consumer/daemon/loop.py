@@ -47,7 +47,7 @@ from consumer.engine.sources import SourceState
 from consumer.engine.tracker import Observations, Tracker
 from consumer.errors import AuthenticationError, BrokerError
 from consumer.metrics import ConsumerMetrics, EngineMetrics
-from consumer.policy import batch_step, stall_policy
+from consumer.policy import batch_step, stall_policy, tracking_budget
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +79,13 @@ class Daemon:
         self.obs = Observations()
         self.policy = stall_policy(settings)
         persist = self.state_reader is not None
-        self.step = batch_step(settings, self.policy, self.obs, persist_state=persist)
+        # one memory budget for every tracker of the process (consumer.memory)
+        self.budget = tracking_budget(settings, self._trackers)
+        self.step = batch_step(
+            settings, self.policy, self.obs, persist_state=persist, budget=self.budget
+        )
         self.engine_metrics = EngineMetrics(
-            registry, self._trackers, settings.metrics.max_campaign_labels
+            registry, self._trackers, settings.metrics.max_campaign_labels, self.budget
         )
         self.metrics = ConsumerMetrics(registry, lambda: self.step.views, self.step.silent)
         self.ledger = OffsetLedger()
@@ -102,6 +106,7 @@ class Daemon:
         self._lock = asyncio.Lock()
         self._delivering: asyncio.Task[bool] | None = None
         self._restores: dict[Partition, asyncio.Task[None]] = {}
+        self._restored: dict[str, str] = {}  # how far each restore got, for readiness
 
     def stop(self) -> None:
         """Ask the loop to finish the batch in hand, commit and leave (signal handlers)."""
@@ -181,6 +186,7 @@ class Daemon:
                 group=kafka.group_id,
                 bootstrap=kafka.bootstrap_servers,
                 engine="compiled" if engine.compiled() else "python",
+                budget=None if self.budget is None else self.budget.interactions,
             ),
         )
 
@@ -292,7 +298,9 @@ class Daemon:
         self.metrics.restoring.inc()
         try:
             sources: dict[str, SourceState] = {}
-            await restore.restore(self.state_reader, tp, tracker, self.metrics, sources)
+            name = _names([tp])[0]
+            progress = functools.partial(self._restored.__setitem__, name)
+            await restore.restore(self.state_reader, tp, tracker, self.metrics, sources, progress)
             await campaigns.loaded(self._campaigns_read)  # their thresholds before judging
             async with self._lock:
                 if self.step.restored(tp, sources):
@@ -301,6 +309,7 @@ class Daemon:
                         await self.delivery.announce(self.step.alerts_of(tp))
                 self._restores.pop(tp, None)
         finally:
+            self._restored.pop(_names([tp])[0], None)
             self.metrics.restoring.dec()
 
     async def _disown(self, partitions: Sequence[Partition]) -> None:
@@ -350,6 +359,7 @@ class Daemon:
             delivering_since=self.delivery.delivering_since,
             views=self.step.views,
             stuck_after=self.settings.runtime.stuck_after_seconds,
+            restores=self._restored,
         )
 
 
