@@ -40,7 +40,9 @@ def problems(
         found.append(f"no broker answers, for {now - broker_down_since:.0f}s")
     if delivering_since is not None and now - delivering_since > ACK_PATIENCE:
         found.append(f"outputs not acknowledged for {now - delivering_since:.0f}s")
-    restoring = sum(view.restoring for view in views)
+    # a restore says how far it got from its first chunk on, before a batch step has
+    # seen the partition
+    restoring = max(sum(view.restoring for view in views), len(restores or ()))
     if restoring:
         said = f"restoring the state of {restoring} partition(s)"
         if restores:
