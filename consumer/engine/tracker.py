@@ -165,6 +165,12 @@ class Tracker:
         # resolutions of fired stalls shed from this tracker by another's intake (a record
         # of another partition, a restore), handed out with this tracker's next tick
         self.owed: list[StallEvent] = []
+        # no interaction was seen, and none ended, before these (lower bounds): the TTL's
+        # scans from the front start only once the horizon passes them. A dict that lost
+        # its front (evictions, shedding) keeps the holes until it grows, and each look at
+        # its first item walks them: per record, that was a flood's whole time.
+        self.seen_from = -math.inf
+        self.ended_from = -math.inf
 
     def __len__(self) -> int:
         return len(self.states)
@@ -211,6 +217,7 @@ class Tracker:
             held = [(iid, (state, self.stalled.get(iid))) for iid, state in states.items()]
             _forget_all(self)
             kept = sorted(held + kept, key=_seen)
+        self.seen_from = -math.inf  # restored in any order of time: look afresh
         budget = self.budget
         for iid, (state, fired) in kept:
             old = states.pop(iid, None)
@@ -278,20 +285,26 @@ def _tick(t: Tracker, now: float) -> list[StallEvent]:
         for iid, stall in t.wheel.pop_due(now, t.running):
             events.append(_fire(t, iid, t.states[iid], stall, now))
     horizon = now - t.limits.ttl_seconds
-    idle = []
-    for iid, state in t.states.items():  # oldest first: stop at the first fresh one
-        if state.seen >= horizon:
-            break
-        idle.append(iid)
-    for iid in idle:
-        events += _remove(t, iid, "expired", now)
-    forgotten = []
-    for iid, (_, at, _) in t.ended.items():
-        if at >= horizon:
-            break
-        forgotten.append(iid)
-    for iid in forgotten:
-        del t.ended[iid]
+    if horizon > t.seen_from:
+        idle = []
+        t.seen_from = math.inf
+        for iid, state in t.states.items():  # oldest first: stop at the first fresh one
+            if state.seen >= horizon:
+                t.seen_from = state.seen
+                break
+            idle.append(iid)
+        for iid in idle:
+            events += _remove(t, iid, "expired", now)
+    if horizon > t.ended_from:
+        forgotten = []
+        t.ended_from = math.inf
+        for iid, (_, at, _) in t.ended.items():
+            if at >= horizon:
+                t.ended_from = at
+                break
+            forgotten.append(iid)
+        for iid in forgotten:
+            del t.ended[iid]
     return events
 
 
@@ -354,6 +367,8 @@ def _first(t: Tracker, snap: Snapshot, now: float) -> list[StallEvent]:
         events += _evict(t, next(iter(t.states)), "cap", now)
     t.states[iid] = state
     state.seen = now
+    if now < t.seen_from:
+        t.seen_from = now
     t.stage_counts[state.stage_number] += 1
     budget = t.budget
     if budget is not None:
@@ -472,22 +487,30 @@ def _evict(t: Tracker, iid: str, reason: ShedReason, now: float) -> list[StallEv
 def _shed(budget: Budget, now: float) -> None:
     """Shed the process's least recently updated interactions until the budget holds.
 
-    A fired stall's resolution goes to its tracker's ``owed``, out with that tracker's
-    next tick: it may track another partition than the one that took too much.
+    A hundredth of the budget more than needed goes at once: a look at a tracker's front
+    walks the holes shedding left there, so it is taken once for many. A fired stall's
+    resolution goes to its tracker's ``owed``, out with that tracker's next tick: it may
+    track another partition than the one that took too much.
     """
     trackers = list(budget.trackers())
     budget.used = sum([len(t.states) for t in trackers])
-    while budget.used > budget.interactions:
-        victim: Tracker | None = None
-        oldest = math.inf
-        for t in trackers:
-            if t.states:
-                seen = t.states[next(iter(t.states))].seen
-                if victim is None or seen < oldest:
-                    victim, oldest = t, seen
-        if victim is None:
-            return
-        victim.owed += _evict(victim, next(iter(victim.states)), "budget", now)
+    excess = budget.used - budget.interactions
+    if excess <= 0:
+        return
+    excess += budget.interactions // 100
+    fronts: list[tuple[float, str, Tracker]] = []
+    for t in trackers:  # each one's least recently updated, then the oldest of them all
+        for taken, (iid, state) in enumerate(t.states.items()):
+            if taken == excess:
+                break
+            fronts.append((state.seen, iid, t))
+    fronts.sort(key=_when)
+    for _, iid, t in fronts[:excess]:
+        t.owed += _evict(t, iid, "budget", now)
+
+
+def _when(front: tuple[float, str, Tracker]) -> float:
+    return front[0]
 
 
 def _forget_all(t: Tracker) -> None:
@@ -514,6 +537,8 @@ def _remember_end(t: Tracker, iid: str, version: float, now: float, tombstoned: 
     if len(t.ended) >= t.limits.max_interactions:
         del t.ended[next(iter(t.ended))]
     t.ended[iid] = (version, now, tombstoned)
+    if now < t.ended_from:
+        t.ended_from = now
 
 
 def _rebuild_timers(t: Tracker) -> None:

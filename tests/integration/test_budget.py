@@ -76,8 +76,9 @@ def test_a_flood_of_ids_is_shed_within_the_budget_and_a_restart_restores_within_
     assert fired["stalledForSeconds"] < THRESHOLD + 10  # on time, not held back by the flood
     assert budget == BUDGET
     assert tracked is not None
-    assert tracked <= BUDGET
-    assert shed == FLOOD + 1 - BUDGET  # nothing ended: each one past the budget shed one
+    assert shed is not None
+    assert BUDGET * 0.99 <= tracked <= BUDGET  # a hundredth more room is made at once
+    assert tracked + shed == FLOOD + 1  # nothing ended: every one not tracked was shed
 
     again = Daemon(broker, topic, _settings(), group=first.group).start(tmp_path / "again.log")
     answers: list[int | str] = []
@@ -95,5 +96,5 @@ def test_a_flood_of_ids_is_shed_within_the_budget_and_a_restart_restores_within_
 
     assert answers
     assert set(answers) == {200}
-    assert restored == BUDGET  # what was saved: the newest the budget held
+    assert restored == tracked  # what was saved: the newest the budget held
     assert b'"stuck"' in body  # its fired stall came back with it
