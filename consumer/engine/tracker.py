@@ -115,10 +115,10 @@ class Budget:
     running count (every tracker adds what it takes in and subtracts what it drops); it
     is counted again from the trackers whenever it says the budget is spent, so that the
     interactions of a tracker given up (a revoked partition) stop counting there. Past
-    the budget the least recently updated interactions of the whole process are shed,
-    approximately: each time, the front (least recently updated) of the tracker whose
-    front was seen first. Trackers keep their own times (a partition's clock), which
-    agree to within the clock skew the daemon allows.
+    the budget the least recently updated interactions of the whole process are shed:
+    the fronts (least recently updated) of all the trackers, the oldest of them first.
+    Trackers keep their own times (a partition's clock), which agree to within the clock
+    skew the daemon allows, but for a partition reading a backlog on event time.
     """
 
     def __init__(self, interactions: int, trackers: Callable[[], Iterable[Tracker]]) -> None:

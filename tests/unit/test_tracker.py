@@ -439,3 +439,21 @@ def test_a_restore_in_chunks_keeps_the_newest_within_the_budget() -> None:
     assert list(t.states) == ["x0", "x2", "x3"]
     assert sum(t.stage_counts) == 3
     assert t.obs.shed == {("budget", "none"): 2}
+
+
+def test_idle_interactions_still_expire_behind_a_shed_front() -> None:
+    """After shedding and a restore out of order, the TTL still finds every idle interaction."""
+    (t,) = _budgeted(2, 1)
+    t.ingest(snap("a", created=0), T0)
+    t.ingest(snap("b", created=10), T0 + 10)
+    t.ingest(snap("c", created=20), T0 + 20)  # a is shed
+    t.tick(T0 + 30)
+    source = tracker()
+    source.ingest(snap("late", created=15), T0 + 15)
+    t.restore({"late": (source.states["late"], None)})  # between b and c: b goes
+    assert list(t.states) == ["late", "c"]
+    t.tick(T0 + 3600 + 16)
+    assert list(t.states) == ["c"]
+    t.tick(T0 + 3600 + 21)
+    assert list(t.states) == []
+    assert t.obs.removals == {"evicted": 2, "expired": 2}
