@@ -260,7 +260,8 @@ class Daemon:
             for tp in revoked:
                 task = self._restores.pop(tp, None)
                 if task is not None:
-                    task.cancel()
+                    task.cancel()  # perhaps before it ran: its progress goes here
+                    self._restored.pop(_names([tp])[0], None)
             await self._disown(revoked)
             self.step.revoke(revoked, self.clock.wall())
             self.ledger.forget(revoked)
@@ -278,6 +279,8 @@ class Daemon:
                     tp, forward=forward, restoring=restoring, now=self.clock.monotonic()
                 )
                 if restoring:
+                    # not ready from now on, not from the restore's first chunk
+                    self._restored[_names([tp])[0]] = "waiting to be read"
                     self.source.pause([tp])
                     # a restore run again would read the same records: what it cannot
                     # use it skips, so a failure is a bug, and it stops the daemon

@@ -681,7 +681,11 @@ def test_a_large_restore_lets_the_loop_turn_and_keeps_the_newest_within_the_budg
 
         async def ask() -> None:  # another coroutine, asking as /readyz does
             while True:
-                said.extend(daemon.readiness())
+                problems = daemon.readiness()
+                said.extend(problems)
+                partition = daemon.step.partitions.get(TP)
+                if partition is not None and partition.restoring and not problems:
+                    said.append("ready while restoring")
                 await asyncio.sleep(0)
 
         asker = asyncio.create_task(ask())
@@ -699,6 +703,7 @@ def test_a_large_restore_lets_the_loop_turn_and_keeps_the_newest_within_the_budg
     restoring = {s for s in said if "interactions restored" in s and "25000 of" not in s}
     assert len(decoding) >= 2
     assert len(restoring) >= 2
+    assert "ready while restoring" not in said
     # shedding makes a hundredth of the budget more room than it needs, at once
     assert budget * 0.99 <= len(kept) <= budget
     assert kept == [f"i{n}" for n in range(25_000 - len(kept), 25_000)]  # oldest first
