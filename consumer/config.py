@@ -93,10 +93,16 @@ class StallSettings(_Section):
 
 
 class TrackingSettings(_Section):
-    """Bounds on tracked interactions: idle time-out and a cap, per partition."""
+    """Bounds on tracked interactions: idle time-out, a cap per partition, a memory budget.
+
+    ``memory_limit_bytes`` bounds the interactions of the whole process; unset, it is
+    derived from the container's memory limit (:mod:`consumer.memory`), and with no limit
+    there only the cap per partition holds.
+    """
 
     ttl_seconds: Annotated[float, msgspec.Meta(gt=0)] = 4 * 3600.0
     max_interactions: Positive = 1_000_000
+    memory_limit_bytes: Annotated[int, msgspec.Meta(ge=1 << 20)] | None = None
 
 
 class MetricsSettings(_Section):

@@ -32,7 +32,14 @@ from consumer.engine.alerting import REMOVALS
 from consumer.engine.campaigns import BUCKETS, UNREADABLE_REASONS
 from consumer.engine.lifecycle import STAGES, pending_by_campaign
 from consumer.engine.model import INVALID_REASONS
-from consumer.engine.tracker import OUTCOMES, Observations, Tracker
+from consumer.engine.tracker import (
+    OUTCOMES,
+    SHED_REASONS,
+    SHED_STALLS,
+    Budget,
+    Observations,
+    Tracker,
+)
 
 _M = TypeVar("_M", bound=MetricWrapperBase)
 
@@ -192,6 +199,7 @@ class EngineMetrics:
         registry: CollectorRegistry,
         trackers: Callable[[], Iterable[Tracker]],
         max_campaign_labels: int,
+        budget: Budget | None = None,
     ) -> None:
         self.campaigns = CampaignLabels(max_campaign_labels)
         self.events = Counter(
@@ -227,6 +235,28 @@ class EngineMetrics:
             ["reason"],
             registry=registry,
         )
+        self.shed = Counter(
+            "dialer_interactions_shed",
+            "Interactions shed to make room (also counted as evicted), by reason: cap (a "
+            "partition's tracking.max_interactions), budget (the process's memory budget); "
+            "and by their stall: fired (resolved as evicted), pending (running), none.",
+            ["reason", "stall"],
+            registry=registry,
+        )
+        tracked = Gauge(
+            "dialer_tracked_interactions",
+            "Interactions tracked now by the whole process (all partitions).",
+            registry=registry,
+        )
+        tracked.set_function(lambda: sum(len(tracker) for tracker in trackers()))
+        if budget is not None:  # no container limit and none set: no budget, no series
+            limit = Gauge(
+                "dialer_tracking_budget_interactions",
+                "Interactions the process's memory budget holds (tracking.memory_limit_bytes, "
+                "or derived from the container's memory limit).",
+                registry=registry,
+            )
+            limit.set(budget.interactions)
         registry.register(_StateCollector(trackers, self.campaigns))
         # Known label values exist from the start, so rate() sees the first increment.
         for outcome in OUTCOMES:
@@ -235,6 +265,9 @@ class EngineMetrics:
             self.removed.labels(reason)
         for stage in STAGES:
             self.stall_alerts.labels(stage.label)
+        for cause in SHED_REASONS:
+            for stall in SHED_STALLS:
+                self.shed.labels(cause, stall)
         self._children: dict[tuple[MetricWrapperBase, tuple[str, ...]], MetricWrapperBase] = {}
 
     def _child(self, metric: _M, *labels: str) -> _M:
@@ -257,6 +290,8 @@ class EngineMetrics:
             self._child(self.stall_alerts, stage).inc(n)
         for reason, n in obs.removals.items():
             self._child(self.removed, reason).inc(n)
+        for (why, stall), n in obs.shed.items():
+            self._child(self.shed, why, stall).inc(n)
 
 
 class PartitionView(Protocol):

@@ -7,11 +7,15 @@ start with a :class:`~consumer.config.ConfigError` naming the setting.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from consumer import engine, memory
 from consumer.config import ConfigError, Settings
 from consumer.daemon.step import Step, StepSettings
 from consumer.engine.sources import SourceWatch
 from consumer.engine.stalls import RULES, StallPolicy, unknown_rules
-from consumer.engine.tracker import Limits, Observations, Tracker
+from consumer.engine.tracker import Budget, Limits, Observations, Tracker
 
 
 def stall_policy(settings: Settings) -> StallPolicy:
@@ -35,17 +39,40 @@ def stall_policy(settings: Settings) -> StallPolicy:
     )
 
 
-def tracker_limits(settings: Settings) -> Limits:
-    """The tracker bounds the settings describe."""
-    return Limits(settings.tracking.ttl_seconds, settings.tracking.max_interactions)
+def tracking_budget(
+    settings: Settings,
+    trackers: Callable[[], Iterable[Tracker]],
+    cgroup: Path = memory.CGROUP_ROOT,
+) -> Budget | None:
+    """The process's memory budget for the ``trackers``: set, or from the container's limit.
+
+    ``None`` when neither says one (no container limit): each partition is capped alone.
+    """
+    share = memory.tracking_bytes(
+        settings.tracking.memory_limit_bytes, memory.container_limit(cgroup)
+    )
+    if share is None:
+        return None
+    return Budget(memory.budget_interactions(share, engine.compiled()), trackers)
+
+
+def tracker_limits(settings: Settings, budget: Budget | None = None) -> Limits:
+    """The tracker bounds the settings describe; ``budget`` shared by all the trackers."""
+    tracking = settings.tracking
+    return Limits(tracking.ttl_seconds, tracking.max_interactions, budget)
 
 
 def batch_step(
-    settings: Settings, policy: StallPolicy, observations: Observations, *, persist_state: bool
+    settings: Settings,
+    policy: StallPolicy,
+    observations: Observations,
+    *,
+    persist_state: bool,
+    budget: Budget | None = None,
 ) -> Step:
-    """The daemon's batch step, its trackers sharing ``policy`` and ``observations``."""
+    """The daemon's batch step, its trackers sharing ``policy``, ``observations``, ``budget``."""
     kafka, runtime = settings.kafka, settings.runtime
-    limits = tracker_limits(settings)
+    limits = tracker_limits(settings, budget)
     return Step(
         StepSettings(
             max_record_bytes=kafka.max_record_bytes,

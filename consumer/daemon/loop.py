@@ -48,7 +48,7 @@ from consumer.engine.sources import SourceState
 from consumer.engine.tracker import Observations, Tracker
 from consumer.errors import AuthenticationError, BrokerError
 from consumer.metrics import ConsumerMetrics, EngineMetrics
-from consumer.policy import batch_step, stall_policy
+from consumer.policy import batch_step, stall_policy, tracking_budget
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +80,13 @@ class Daemon:
         self.obs = Observations()
         self.policy = stall_policy(settings)
         persist = self.state_reader is not None
-        self.step = batch_step(settings, self.policy, self.obs, persist_state=persist)
+        # one memory budget for every tracker of the process (consumer.memory)
+        self.budget = tracking_budget(settings, self._trackers)
+        self.step = batch_step(
+            settings, self.policy, self.obs, persist_state=persist, budget=self.budget
+        )
         self.engine_metrics = EngineMetrics(
-            registry, self._trackers, settings.metrics.max_campaign_labels
+            registry, self._trackers, settings.metrics.max_campaign_labels, self.budget
         )
         self.metrics = ConsumerMetrics(registry, lambda: self.step.views, self.step.silent)
         self.ledger = OffsetLedger()
@@ -103,6 +107,7 @@ class Daemon:
         self._lock = asyncio.Lock()
         self._delivering: asyncio.Task[bool] | None = None
         self._restores: dict[Partition, asyncio.Task[None]] = {}
+        self._restored: dict[str, str] = {}  # how far each restore got, for readiness
 
     def stop(self) -> None:
         """Ask the loop to finish the batch in hand, commit and leave (signal handlers)."""
@@ -182,6 +187,7 @@ class Daemon:
                 group=kafka.group_id,
                 bootstrap=kafka.bootstrap_servers,
                 engine="compiled" if engine.compiled() else "python",
+                budget=None if self.budget is None else self.budget.interactions,
             ),
         )
 
@@ -255,7 +261,8 @@ class Daemon:
             for tp in revoked:
                 task = self._restores.pop(tp, None)
                 if task is not None:
-                    task.cancel()
+                    task.cancel()  # perhaps before it ran: its progress goes here
+                    self._restored.pop(_names([tp])[0], None)
             await self._disown(revoked)
             self.step.revoke(revoked, self.clock.wall())
             self.ledger.forget(revoked)
@@ -273,6 +280,8 @@ class Daemon:
                     tp, forward=forward, restoring=restoring, now=self.clock.monotonic()
                 )
                 if restoring:
+                    # not ready from now on, not from the restore's first chunk
+                    self._restored[_names([tp])[0]] = "waiting to be read"
                     self.source.pause([tp])
                     # a restore run again would read the same records: what it cannot
                     # use it skips, so a failure is a bug, and it stops the daemon
@@ -296,8 +305,16 @@ class Daemon:
         self.metrics.restoring.inc()
         try:
             sources: dict[str, SourceState] = {}
+            name = _names([tp])[0]
+            progress = functools.partial(self._restored.__setitem__, name)
             await restore.restore(
-                self.state_reader, tp, state.tracker, self.metrics, sources, state.tracker_of
+                self.state_reader,
+                tp,
+                state.tracker,
+                self.metrics,
+                sources,
+                state.tracker_of,
+                progress,
             )
             await campaigns.loaded(self._campaigns_read)  # their thresholds before judging
             async with self._lock:
@@ -307,6 +324,7 @@ class Daemon:
                         await self.delivery.announce(self.step.alerts_of(tp))
                 self._restores.pop(tp, None)
         finally:
+            self._restored.pop(_names([tp])[0], None)
             self.metrics.restoring.dec()
 
     async def _disown(self, partitions: Sequence[Partition]) -> None:
@@ -357,6 +375,7 @@ class Daemon:
             delivering_since=self.delivery.delivering_since,
             views=self.step.views,
             stuck_after=self.settings.runtime.stuck_after_seconds,
+            restores=self._restored,
         )
 
 

@@ -7,7 +7,7 @@ metrics and the clocks agree on one number.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Final
 
 from consumer.daemon.partition import PartitionView
@@ -25,8 +25,12 @@ def problems(
     delivering_since: float | None,
     views: Sequence[PartitionView],
     stuck_after: float,
+    restores: Mapping[str, str] | None = None,
 ) -> list[str]:
-    """What keeps the daemon from being ready; empty when it is. Times are monotonic."""
+    """What keeps the daemon from being ready; empty when it is. Times are monotonic.
+
+    ``restores``: how far each partition's restore got, by partition name.
+    """
     if not joined:
         return ["not yet joined the consumer group"]
     found = []
@@ -36,9 +40,14 @@ def problems(
         found.append(f"no broker answers, for {now - broker_down_since:.0f}s")
     if delivering_since is not None and now - delivering_since > ACK_PATIENCE:
         found.append(f"outputs not acknowledged for {now - delivering_since:.0f}s")
-    restoring = sum(view.restoring for view in views)
+    # a restore says how far it got from its first chunk on, before a batch step has
+    # seen the partition
+    restoring = max(sum(view.restoring for view in views), len(restores or ()))
     if restoring:
-        found.append(f"restoring the state of {restoring} partition(s)")
+        said = f"restoring the state of {restoring} partition(s)"
+        if restores:
+            said += ": " + "; ".join(f"{tp} {done}" for tp, done in sorted(restores.items()))
+        found.append(said)
     for view in views:
         if view.lag and now - view.progressed_at > stuck_after:
             found.append(

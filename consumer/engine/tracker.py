@@ -9,8 +9,9 @@ replay or a backlog, the wall clock once caught up). Invariants:
   threshold still reports the stall (and resolves it with its real duration);
 * an interaction is in ``states`` from its first snapshot until it ends (tombstone,
   wrapped up and inactive, conversation over and inactive), idles past the TTL, or is
-  evicted as the least recently updated when the cap is reached. Every removal is
-  counted by reason in :class:`Observations`, and a stall due by then fires first;
+  evicted as the least recently updated when the cap is reached, or shed when the
+  process's :class:`Budget` is spent. Every removal is counted by reason in
+  :class:`Observations`, and a stall due by then fires first;
 * an interaction that ended by its lifecycle (wrapped up and inactive, conversation over)
   is remembered (id and how far it got) for the TTL, so a late echo of it is ignored
   instead of resurrecting it; only a newer preview or call reopens it. A tombstone is
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import math
 import typing
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Final, Literal, TypeVar
 
@@ -58,6 +60,14 @@ def mode_label(mode: str | None) -> str:
     return mode if mode in KNOWN_MODES else "other"
 
 
+# Why an interaction was shed: the tracker's own cap (``tracking.max_interactions``) or the
+# process's memory budget (``tracking.memory_limit_bytes``)...
+ShedReason = Literal["cap", "budget"]
+SHED_REASONS: Final[tuple[ShedReason, ...]] = typing.get_args(ShedReason)
+# ...and what its stall was: a fired one (resolved as ``evicted``), one running, or none
+ShedStall = Literal["fired", "pending", "none"]
+SHED_STALLS: Final[tuple[ShedStall, ...]] = typing.get_args(ShedStall)
+
 # the (stage label, mode label) key of each transition, made once rather than per record
 _TRANSITIONS: Final = {
     mode: tuple((label, mode) for label in LABELS) for mode in (*KNOWN_MODES, "other")
@@ -80,6 +90,7 @@ class Observations:
         self.latencies: dict[tuple[str, str], list[float]] = {}
         self.removals: dict[Removal, int] = {}
         self.firings: dict[str, int] = {}
+        self.shed: dict[tuple[ShedReason, ShedStall], int] = {}
 
     def invalid(self) -> None:
         """One more record that could not be tracked (dead-lettered by the caller)."""
@@ -93,15 +104,36 @@ class Observations:
         taken.latencies, self.latencies = self.latencies, taken.latencies
         taken.removals, self.removals = self.removals, taken.removals
         taken.firings, self.firings = self.firings, taken.firings
+        taken.shed, self.shed = self.shed, taken.shed
         return taken
+
+
+class Budget:
+    """One bound on the interactions of all the trackers of a process (its memory budget).
+
+    ``trackers`` lists them all, whatever partition or source they track. ``used`` is a
+    running count (every tracker adds what it takes in and subtracts what it drops); it
+    is counted again from the trackers whenever it says the budget is spent, so that the
+    interactions of a tracker given up (a revoked partition) stop counting there. Past
+    the budget the least recently updated interactions of the whole process are shed:
+    the fronts (least recently updated) of all the trackers, the oldest of them first.
+    Trackers keep their own times (a partition's clock), which agree to within the clock
+    skew the daemon allows, but for a partition reading a backlog on event time.
+    """
+
+    def __init__(self, interactions: int, trackers: Callable[[], Iterable[Tracker]]) -> None:
+        self.interactions = interactions
+        self.trackers = trackers
+        self.used = 0
 
 
 @dataclass(frozen=True)
 class Limits:
-    """Bounds on what one tracker holds."""
+    """Bounds on what one tracker holds; ``budget``, shared, on what all of them hold."""
 
     ttl_seconds: float = 4 * 3600.0
     max_interactions: int = 1_000_000
+    budget: Budget | None = None
 
 
 # the alert of one interaction before a change: fired, pending (a stall running), or none
@@ -129,6 +161,16 @@ class Tracker:
         # ids whose persisted form changed since the owner last took them (see changelog)
         self.dirty: set[str] = set()
         self.wheel = Timers()
+        self.budget = limits.budget
+        # resolutions of fired stalls shed from this tracker by another's intake (a record
+        # of another partition, a restore), handed out with this tracker's next tick
+        self.owed: list[StallEvent] = []
+        # no interaction was seen, and none ended, before these (lower bounds): the TTL's
+        # scans from the front start only once the horizon passes them. A dict that lost
+        # its front (evictions, shedding) keeps the holes until it grows, and each look at
+        # its first item walks them: per record, that was a flood's whole time.
+        self.seen_from = -math.inf
+        self.ended_from = -math.inf
 
     def __len__(self) -> int:
         return len(self.states)
@@ -154,6 +196,12 @@ class Tracker:
         stall that came due while nobody owned the partition fires once, at the next tick.
         Returns the ids refused: an interaction whose times the tracker cannot order or
         time (``inf``, NaN) is left out, so that it cannot stop the others' restore.
+
+        May be called several times (a restore in chunks): the interactions join in the
+        order they were last seen, and past the budget the least recently seen of the
+        process are shed as they come, so the newest win. A chunk with interactions seen
+        before the newest held re-sorts the tracker: give chunks oldest first
+        (:func:`restore_order`) and it never does.
         """
         kept: list[tuple[str, tuple[Interaction, Fired | None]]] = []
         refused: list[str] = []
@@ -162,12 +210,34 @@ class Tracker:
                 kept.append((iid, (state, fired)))
             else:
                 refused.append(iid)
-        for iid, (state, fired) in sorted(kept, key=_seen):
-            self.states[iid] = state
+        kept.sort(key=_seen)
+        states = self.states
+        if kept and states and kept[0][1][0].seen < states[next(reversed(states))].seen:
+            # older than some held: take all back out and in again, in order
+            held = [(iid, (state, self.stalled.get(iid))) for iid, state in states.items()]
+            _forget_all(self)
+            kept = sorted(held + kept, key=_seen)
+        self.seen_from = -math.inf  # restored in any order of time: look afresh
+        budget = self.budget
+        for iid, (state, fired) in kept:
+            old = states.pop(iid, None)
+            if old is not None:  # in two chunks: the later one stands
+                self.stage_counts[old.stage_number] -= 1
+                self.stalled.pop(iid, None)
+            elif budget is not None:
+                budget.used += 1
+            states[iid] = state
             self.stage_counts[state.stage_number] += 1
             if fired is not None:
                 self.stalled[iid] = fired
-        _rebuild_timers(self)
+            if budget is not None and budget.used > budget.interactions:
+                _shed(budget, state.seen)
+        wheel = self.wheel
+        for iid, (state, fired) in kept:  # the timers of those still here
+            if fired is None and iid in states:
+                stall = self.policy.stall(state)
+                if stall is not None:
+                    wheel.set(iid, stall.due)
         return refused
 
     def retime(self) -> None:
@@ -192,6 +262,11 @@ def _seen(item: tuple[str, tuple[Interaction, Fired | None]]) -> float:
     return item[1][0].seen
 
 
+def restore_order(item: tuple[Interaction, Fired | None]) -> float:
+    """The order a restore gives interactions in: least recently seen first."""
+    return item[0].seen
+
+
 def _restorable(t: Tracker, state: Interaction, fired: Fired | None) -> bool:
     """``state`` can be tracked: last seen, fired and coming due at moments the wheel holds."""
     if fired is not None:
@@ -203,25 +278,33 @@ def _restorable(t: Tracker, state: Interaction, fired: Fired | None) -> bool:
 
 
 def _tick(t: Tracker, now: float) -> list[StallEvent]:
-    events = []
+    events: list[StallEvent] = []
+    if t.owed:
+        events, t.owed = t.owed, events
     if t.wheel.due(now):
         for iid, stall in t.wheel.pop_due(now, t.running):
             events.append(_fire(t, iid, t.states[iid], stall, now))
     horizon = now - t.limits.ttl_seconds
-    idle = []
-    for iid, state in t.states.items():  # oldest first: stop at the first fresh one
-        if state.seen >= horizon:
-            break
-        idle.append(iid)
-    for iid in idle:
-        events += _remove(t, iid, "expired", now)
-    forgotten = []
-    for iid, (_, at, _) in t.ended.items():
-        if at >= horizon:
-            break
-        forgotten.append(iid)
-    for iid in forgotten:
-        del t.ended[iid]
+    if horizon > t.seen_from:
+        idle = []
+        t.seen_from = math.inf
+        for iid, state in t.states.items():  # oldest first: stop at the first fresh one
+            if state.seen >= horizon:
+                t.seen_from = state.seen
+                break
+            idle.append(iid)
+        for iid in idle:
+            events += _remove(t, iid, "expired", now)
+    if horizon > t.ended_from:
+        forgotten = []
+        t.ended_from = math.inf
+        for iid, (_, at, _) in t.ended.items():
+            if at >= horizon:
+                t.ended_from = at
+                break
+            forgotten.append(iid)
+        for iid in forgotten:
+            del t.ended[iid]
     return events
 
 
@@ -281,11 +364,19 @@ def _first(t: Tracker, snap: Snapshot, now: float) -> list[StallEvent]:
     _observe(t, state, reached)
     events: list[StallEvent] = []
     if len(t.states) >= t.limits.max_interactions:
-        events += _remove(t, next(iter(t.states)), "evicted", now)
+        events += _evict(t, next(iter(t.states)), "cap", now)
     t.states[iid] = state
     state.seen = now
+    if now < t.seen_from:
+        t.seen_from = now
     t.stage_counts[state.stage_number] += 1
-    return events + _settle(t, iid, state, now, None)
+    budget = t.budget
+    if budget is not None:
+        budget.used += 1
+    events += _settle(t, iid, state, now, None)
+    if budget is not None and budget.used > budget.interactions:
+        _shed(budget, now)  # after settling: the newcomer is the newest, never shed
+    return events
 
 
 def _touch(t: Tracker, iid: str, state: Interaction, now: float) -> None:
@@ -384,8 +475,58 @@ def _remove(t: Tracker, iid: str, reason: Removal, now: float) -> list[StallEven
     return events
 
 
+def _evict(t: Tracker, iid: str, reason: ShedReason, now: float) -> list[StallEvent]:
+    """Shed ``iid`` to make room: counted by why and by what its stall was."""
+    stall: ShedStall = "fired" if iid in t.stalled else "none"
+    if stall == "none" and t.policy.stall(t.states[iid]) is not None:
+        stall = "pending"
+    _tally(t.obs.shed, (reason, stall))
+    return _remove(t, iid, "evicted", now)
+
+
+def _shed(budget: Budget, now: float) -> None:
+    """Shed the process's least recently updated interactions until the budget holds.
+
+    A hundredth of the budget more than needed goes at once: a look at a tracker's front
+    walks the holes shedding left there, so it is taken once for many. A fired stall's
+    resolution goes to its tracker's ``owed``, out with that tracker's next tick: it may
+    track another partition than the one that took too much.
+    """
+    trackers = list(budget.trackers())
+    budget.used = sum([len(t.states) for t in trackers])
+    excess = budget.used - budget.interactions
+    if excess <= 0:
+        return
+    excess += budget.interactions // 100
+    fronts: list[tuple[float, str, Tracker]] = []
+    for t in trackers:  # each one's least recently updated, then the oldest of them all
+        for taken, (iid, state) in enumerate(t.states.items()):
+            if taken == excess:
+                break
+            fronts.append((state.seen, iid, t))
+    fronts.sort(key=_when)
+    for _, iid, t in fronts[:excess]:
+        t.owed += _evict(t, iid, "budget", now)
+
+
+def _when(front: tuple[float, str, Tracker]) -> float:
+    return front[0]
+
+
+def _forget_all(t: Tracker) -> None:
+    """Empty ``t`` of its interactions, uncounted (a restore puts them back in order)."""
+    if t.budget is not None:
+        t.budget.used -= len(t.states)
+    t.states.clear()
+    t.stalled.clear()
+    t.stage_counts = [0] * len(STAGES)
+    t.wheel = Timers()
+
+
 def _drop(t: Tracker, iid: str, reason: Removal) -> None:
     state = t.states.pop(iid)
+    if t.budget is not None:
+        t.budget.used -= 1
     t.dirty.add(iid)
     t.stage_counts[state.stage_number] -= 1
     _tally(t.obs.removals, reason)
@@ -396,6 +537,8 @@ def _remember_end(t: Tracker, iid: str, version: float, now: float, tombstoned: 
     if len(t.ended) >= t.limits.max_interactions:
         del t.ended[next(iter(t.ended))]
     t.ended[iid] = (version, now, tombstoned)
+    if now < t.ended_from:
+        t.ended_from = now
 
 
 def _rebuild_timers(t: Tracker) -> None:

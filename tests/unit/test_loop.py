@@ -13,6 +13,7 @@ import msgspec
 import pytest
 from prometheus_client import CollectorRegistry
 
+from consumer import engine, memory
 from consumer.adapters import logs
 from consumer.adapters.alertmanager import AlertmanagerSink, to_alertmanager
 from consumer.adapters.alerts import Alert
@@ -20,11 +21,15 @@ from consumer.config import AlertmanagerSettings
 from consumer.daemon.fakes import FakeFollower, FakeRecord
 from consumer.daemon.records import StateRecord
 from consumer.engine import campaigns, changelog
+from consumer.engine.stalls import StallPolicy
+from consumer.engine.tracker import Limits, Observations, Tracker
+from tests.unit import factory
 from tests.unit.am_double import FakeAlertmanager, alertmanager
 from tests.unit.daemon_rig import (
     ALERTS,
     DEAD,
     STATE,
+    T0,
     TOPIC,
     Rig,
     beat,
@@ -36,6 +41,7 @@ from tests.unit.daemon_rig import (
 from tests.unit.test_changelog import poisoned, too_deep
 
 TP = (TOPIC, 0)
+SHED = {"reason": "budget", "stall": "none"}
 
 
 def test_until_idle_drains_applies_and_commits_everything() -> None:
@@ -652,3 +658,55 @@ def test_a_partition_full_of_bad_records_logs_ten_lines_and_a_sum(
     assert [e["offset"] for e in lines] == list(range(10))
     (summed,) = [e for e in events if e["event"] == "state_records_skipped"]
     assert (summed["skipped"], summed["reasons"]) == (25, {"unreadable": 25})
+
+
+def test_a_large_restore_lets_the_loop_turn_and_keeps_the_newest_within_the_budget() -> None:
+    """Restore: 25k interactions go back in chunks, others served meanwhile; the newest stay."""
+    budget = 10_000
+    cost = memory.bytes_per_interaction(engine.compiled())
+    rig = Rig(config=settings(tracking={"memory_limit_bytes": budget * cost}))
+    saved = Tracker(StallPolicy(), Limits(max_interactions=100_000), Observations())
+    for n in range(25_000):  # power calls, no stall; seen a tenth of a second apart
+        saved.ingest(
+            factory.snap(f"i{n}", mode="power", active=False, created=0), T0 - 3000 + n / 10
+        )
+    records, _ = changelog.encode_changed(set(saved.states), saved.states, saved.stalled)
+    state = rig.producer.topics.setdefault(STATE, [])
+    for key, value in records:
+        state.append(FakeRecord(STATE, 0, len(state), 0, key, value))
+
+    async def restored() -> tuple[list[str], list[str]]:
+        daemon = rig.daemon()
+        said: list[str] = []
+
+        async def ask() -> None:  # another coroutine, asking as /readyz does
+            while True:
+                problems = daemon.readiness()
+                said.extend(problems)
+                partition = daemon.step.partitions.get(TP)
+                if partition is not None and partition.restoring and not problems:
+                    said.append("ready while restoring")
+                await asyncio.sleep(0)
+
+        asker = asyncio.create_task(ask())
+        task = asyncio.create_task(daemon.run())
+        await until(lambda: daemon.joined and not daemon.step.partitions[TP].restoring, 60)
+        asker.cancel()
+        kept = list(daemon.step.partitions[TP].tracker.states)
+        await until(lambda: rig.sample("dialer_interactions_shed_total", SHED) > 0)
+        daemon.stop()
+        await asyncio.wait_for(task, 5)
+        return said, kept
+
+    said, kept = asyncio.run(restored())
+    decoding = {s for s in said if "records decoded" in s and "25000 of 25000" not in s}
+    restoring = {s for s in said if "interactions restored" in s and "25000 of" not in s}
+    assert len(decoding) >= 2
+    assert len(restoring) >= 2
+    assert "ready while restoring" not in said
+    # shedding makes a hundredth of the budget more room than it needs, at once
+    assert budget * 0.99 <= len(kept) <= budget
+    assert kept == [f"i{n}" for n in range(25_000 - len(kept), 25_000)]  # oldest first
+    assert rig.sample("dialer_interactions_shed_total", SHED) == 25_000 - len(kept)
+    assert rig.sample("dialer_tracking_budget_interactions") == budget
+    assert rig.sample("dialer_tracked_interactions") == len(kept)

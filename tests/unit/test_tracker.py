@@ -5,6 +5,7 @@ from __future__ import annotations
 from consumer.adapters.alerts import to_alert
 from consumer.engine.lifecycle import Stage, Tombstone
 from consumer.engine.stalls import StallPolicy
+from consumer.engine.tracker import Budget, Limits, Observations, Tracker
 from tests.unit.factory import T0, snap, stage_of, statuses, tracker
 
 
@@ -355,3 +356,104 @@ def test_resolutions_carry_how_long_the_stall_really_lasted() -> None:
     (resolved,) = t.ingest(closing, T0 + 500)
     durations[resolved.resolution or ""] = resolved.stalled_for
     assert durations == {"tombstone": 350, "moved_on": 500}
+
+
+def _budgeted(interactions: int, n: int, policy: StallPolicy | None = None) -> list[Tracker]:
+    """``n`` trackers (a process's partitions) sharing one budget of ``interactions``.
+
+    With no stall rule by default (``created`` off), so that what is shed has no stall.
+    """
+    trackers: list[Tracker] = []
+    budget = Budget(interactions, lambda: trackers)
+    for _ in range(n):
+        trackers.append(
+            Tracker(
+                policy or StallPolicy({"created": 0}), Limits(3600.0, 1000, budget), Observations()
+            )
+        )
+    return trackers
+
+
+def test_the_budget_sheds_the_least_recently_updated_of_the_whole_process() -> None:
+    """Past the budget, the interaction updated longest ago goes, whichever tracker holds it."""
+    a, b = _budgeted(3, 2)
+    a.ingest(snap("a1", created=0), T0)
+    b.ingest(snap("b1", created=1), T0 + 1)
+    a.ingest(snap("a2", created=2), T0 + 2)
+    b.ingest(snap("b2", created=3), T0 + 3)  # the fourth: a1, in the other tracker, goes
+    assert (list(a.states), list(b.states)) == (["a2"], ["b1", "b2"])
+    a.ingest(snap("a2", created=2, previewing=4), T0 + 4)  # a2 is fresh again
+    b.ingest(snap("b3", created=5), T0 + 5)  # b1 is now the oldest of the process
+    assert (list(a.states), list(b.states)) == (["a2"], ["b2", "b3"])
+    assert a.budget is not None
+    assert a.budget.used == 3
+    assert a.obs.shed == {("budget", "none"): 1} == b.obs.shed
+    assert a.obs.removals == {"evicted": 1} == b.obs.removals
+
+
+def test_a_shed_stall_is_counted_and_a_fired_one_resolves_with_its_trackers_next_tick() -> None:
+    """A shed fired stall resolves as evicted with its own tracker's tick; a running one counts."""
+    a, b = _budgeted(2, 2, StallPolicy({"previewing": 10}))
+    a.ingest(snap("fired", previewing=0), T0)
+    assert statuses(a.tick(T0 + 20)) == [("firing", "fired", "previewing")]
+    a.ingest(snap("running", previewing=21), T0 + 21)
+    b.ingest(snap("new-1", created=22), T0 + 22)
+    b.ingest(snap("new-2", created=23), T0 + 23)
+    assert (list(a.states), list(b.states)) == ([], ["new-1", "new-2"])
+    assert b.obs.shed == {}
+    assert a.obs.shed == {("budget", "fired"): 1, ("budget", "pending"): 1}
+    (resolved,) = a.tick(T0 + 24)
+    assert (resolved.interaction_id, resolved.status, resolved.resolution) == (
+        "fired",
+        "resolved",
+        "evicted",
+    )
+    assert a.stalled == {}
+    assert a.tick(T0 + 100) == []
+
+
+def test_a_tracker_given_up_stops_counting_against_the_budget() -> None:
+    """The interactions of a tracker no longer listed (a revoked partition) free the budget."""
+    a, b = _budgeted(2, 2)
+    a.ingest(snap("a1", created=0), T0)
+    a.ingest(snap("a2", created=1), T0 + 1)
+    assert a.budget is not None
+    a.budget.trackers = lambda: [b]  # the partition of ``a`` was revoked
+    b.ingest(snap("b1", created=2), T0 + 2)
+    b.ingest(snap("b2", created=3), T0 + 3)
+    assert list(b.states) == ["b1", "b2"]
+    assert b.obs.shed == {}
+    assert len(a) == 2
+
+
+def test_a_restore_in_chunks_keeps_the_newest_within_the_budget() -> None:
+    """Restored chunk by chunk past the budget, the least recently seen go, in any chunk order."""
+    source = tracker()
+    for n, seen in enumerate([5.0, 1.0, 6.0, 7.0, 0.5]):
+        source.ingest(snap(f"x{n}", created=seen), T0 + seen)
+    saved = {iid: (state, None) for iid, state in source.states.items()}
+    (t,) = _budgeted(3, 1)
+    assert t.restore({"x0": saved["x0"], "x1": saved["x1"]}) == []
+    assert t.restore({"x2": saved["x2"], "x3": saved["x3"]}) == []  # x1 (seen at 1) goes
+    assert t.restore({"x4": saved["x4"]}) == []  # older than all: in order, then gone
+    assert list(t.states) == ["x0", "x2", "x3"]
+    assert sum(t.stage_counts) == 3
+    assert t.obs.shed == {("budget", "none"): 2}
+
+
+def test_idle_interactions_still_expire_behind_a_shed_front() -> None:
+    """After shedding and a restore out of order, the TTL still finds every idle interaction."""
+    (t,) = _budgeted(2, 1)
+    t.ingest(snap("a", created=0), T0)
+    t.ingest(snap("b", created=10), T0 + 10)
+    t.ingest(snap("c", created=20), T0 + 20)  # a is shed
+    t.tick(T0 + 30)
+    source = tracker()
+    source.ingest(snap("late", created=15), T0 + 15)
+    t.restore({"late": (source.states["late"], None)})  # between b and c: b goes
+    assert list(t.states) == ["late", "c"]
+    t.tick(T0 + 3600 + 16)
+    assert list(t.states) == ["c"]
+    t.tick(T0 + 3600 + 21)
+    assert list(t.states) == []
+    assert t.obs.removals == {"evicted": 2, "expired": 2}
