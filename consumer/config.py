@@ -368,6 +368,17 @@ class RuntimeSettings(_Section):
     # heartbeat sources gone for good: their heartbeats ignored, saved state dropped, a
     # firing source_silent resolved as "retired"
     retired_sources: list[str] = []
+    # heartbeat sources every partition must hear from (the poller's genesys.source_id):
+    # one that never beat stops the clock and is reported silent source_silent_seconds
+    # after the partition is taken on, like one that stopped (a poller that never worked)
+    expected_sources: list[str] = []
+
+    def __post_init__(self) -> None:
+        both = sorted(set(self.expected_sources) & set(self.retired_sources))
+        if both:
+            raise ConfigError(
+                f"runtime.expected_sources: {', '.join(both)} also in runtime.retired_sources"
+            )
 
 
 # label names of the alerts the service posts, which static labels must not replace

@@ -79,6 +79,7 @@ def batch_step(
             check_keys=not kafka.repartition,
             max_clock_skew=runtime.max_clock_skew_seconds,
             retired_sources=frozenset(runtime.retired_sources),
+            expected_sources=frozenset(runtime.expected_sources),
             persist_state=persist_state,
             save_every=kafka.state_save_seconds,
         ),

@@ -277,7 +277,11 @@ class Daemon:
                 forward = kafka.repartition and tp[0] == kafka.topic
                 restoring = self.state_reader is not None and not forward
                 state = self.step.assign(
-                    tp, forward=forward, restoring=restoring, now=self.clock.monotonic()
+                    tp,
+                    forward=forward,
+                    restoring=restoring,
+                    now=self.clock.monotonic(),
+                    wall=self.clock.wall(),
                 )
                 if restoring:
                     # not ready from now on, not from the restore's first chunk
@@ -318,7 +322,7 @@ class Daemon:
             )
             await campaigns.loaded(self._campaigns_read)  # their thresholds before judging
             async with self._lock:
-                if self.step.restored(tp, sources):
+                if self.step.restored(tp, sources, self.clock.wall()):
                     self.source.resume([tp])
                     if self.delivery.live:  # it speaks for the stalls fired before now
                         await self.delivery.announce(self.step.alerts_of(tp))

@@ -66,6 +66,7 @@ class StepSettings:
     check_keys: bool = True  # warn about snapshots not keyed by their interaction id
     max_clock_skew: float = 60.0
     retired_sources: frozenset[str] = frozenset()  # heartbeats ignored, saved state dropped
+    expected_sources: frozenset[str] = frozenset()  # silent until heard, on every partition
     persist_state: bool = True
     save_every: float = 0.0  # seconds between saves of a partition's changed state
 
@@ -100,9 +101,9 @@ class Step:
     # -- ownership ------------------------------------------------------------------
 
     def assign(
-        self, tp: Partition, *, forward: bool, restoring: bool, now: float
+        self, tp: Partition, *, forward: bool, restoring: bool, now: float, wall: float = 0.0
     ) -> PartitionState:
-        """Take ``tp`` on; returns its (empty) state, for the restore."""
+        """Take ``tp`` on at ``wall``; returns its (empty) state, for the restore."""
         state = PartitionState(
             self._new_tracker(),
             PartitionClock(self.settings.max_clock_skew),
@@ -112,6 +113,8 @@ class Step:
             progressed_at=now,
         )
         self.partitions[tp] = state
+        if not restoring and not forward:
+            self._expect(tp, state, wall)
         return state
 
     def revoke(self, tps: Sequence[Partition], wall: float) -> None:
@@ -146,8 +149,10 @@ class Step:
         """Partitions nothing was read from yet, whose start is not known."""
         return [tp for tp, s in self.partitions.items() if s.next_offset is None]
 
-    def restored(self, tp: Partition, sources: Mapping[str, SourceState] | None = None) -> bool:
-        """``tp``'s state is back: it may be processed; ``False`` if it was revoked meanwhile.
+    def restored(
+        self, tp: Partition, sources: Mapping[str, SourceState] | None = None, wall: float = 0.0
+    ) -> bool:
+        """``tp``'s state is back at ``wall``: it may be processed; ``False`` if revoked since.
 
         Its heartbeat sources bound its clock before it judges anything, and their silences
         continue the alerts the previous owner raised. A retired source's saved state is
@@ -157,8 +162,9 @@ class Step:
         if state is None:
             return False
         state.restoring = False
-        if not sources:
-            return True  # a partition without heartbeats (or saved before they were saved)
+        if not sources:  # a partition without heartbeats (or saved before they were saved)
+            self._expect(tp, state, wall)
+            return True
         watch = self._watch(tp[0])
         for name, source in sources.items():
             if name in self.settings.retired_sources:
@@ -170,7 +176,25 @@ class Step:
                 state.sources[name] = source
         state.clock.vouch(vouched(state.sources))
         watch.adopt(state.sources)
+        self._expect(tp, state, wall)
         return True
+
+    def _expect(self, tp: Partition, state: PartitionState, wall: float) -> None:
+        """The expected sources ``tp`` has not heard from vouch for no time past ``wall``.
+
+        So a source that never beat (a poller refused from its first start) stops the
+        clock and is reported silent like one that stopped, ``source_silent_seconds`` on;
+        it is saved like a heard one, so a restart does not restart its wait.
+        """
+        expected = self.settings.expected_sources - self.settings.retired_sources
+        missing = [name for name in sorted(expected) if name not in state.sources]
+        if not missing:
+            return
+        for name in missing:
+            state.sources[name] = SourceState(wall, None)
+            state.sources_dirty.add(name)
+        state.clock.vouch(vouched(state.sources))
+        self._watch(tp[0])  # the topic's watch judges this partition's silences from now on
 
     def alerts_of(self, tp: Partition) -> list[AnyAlert]:
         """The firing alerts ``tp`` owns: its fired stalls, and its silent sources.

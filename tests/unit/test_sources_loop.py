@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from consumer.adapters.alerts import SourceAlert
+from consumer.config import ConfigError
 from consumer.daemon.fakes import FakeClock, FakeRecord
 from consumer.daemon.loop import Daemon
 from consumer.engine import changelog, heartbeat
@@ -307,3 +308,40 @@ def test_a_changelog_without_source_records_still_restores() -> None:
         await stop(daemon, task)
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("handover", ["none", "restart"])
+def test_an_expected_source_that_never_beats_is_silent_and_holds_the_clock(handover: str) -> None:
+    """runtime.expected_sources: a source never heard is one silence; no stall judged till it is."""
+    config = settings(
+        runtime={"source_silent_seconds": 10, "expected_sources": ["poller"]},
+        stalls={"thresholds": {"previewing": 8}},
+    )
+    rig = Rig(config=config)
+
+    async def scenario() -> None:
+        daemon = rig.daemon()
+        task = asyncio.create_task(daemon.run())
+        rig.send(preview("stuck", previewing=0), key="stuck", at=0)
+        await live(rig, 30, beating=False)  # the poller never worked
+        assert [(s, status) for s, status, _ in silences(rig)] == [("poller", "firing")]
+        assert stalls(rig) == []  # nobody vouched for the time it would be due
+        if handover == "restart":
+            await stop(daemon, task)
+            daemon = rig.daemon()
+            task = asyncio.create_task(daemon.run())
+            await live(rig, 40, beating=False)
+            assert [(s, status) for s, status, _ in silences(rig)] == [("poller", "firing")]
+        await live(rig, 50, beating=True)  # it works at last
+        await until(lambda: ("poller", "resolved") in [(s, st) for s, st, _ in silences(rig)])
+        await until(lambda: stalls(rig) == [("stuck", "firing")])
+        await stop(daemon, task)
+
+    asyncio.run(scenario())
+    assert len({alert_id for _, _, alert_id in silences(rig)}) == 1
+
+
+def test_expected_and_retired_sources_cannot_overlap() -> None:
+    """A source both expected and retired is a configuration error naming the setting."""
+    with pytest.raises(ConfigError, match=r"runtime\.expected_sources: poller"):
+        settings(runtime={"expected_sources": ["poller"], "retired_sources": ["poller"]})
