@@ -18,16 +18,16 @@ the daemon reads. The rules, in one place:
 * **What is published.** Each interaction of the five lists, keyed by its ``id``, as
   the exact bytes the API returned for it (decoded as ``msgspec.Raw``: no field renamed,
   dropped or re-formatted), with ``campaign`` added from the answer's own ``campaign``
-  when the object has none; only when those bytes differ from what was last published
-  for the id (an entry that is not an object, has no id or is larger than
+  when the object has none; only when those bytes, or the list they are in, differ from
+  what was last published for the id (an entry that is not an object, has no id or is larger than
   ``kafka.max_record_bytes`` is skipped and counted). Headers: ``genesys.bucket``
   (which list) and ``genesys.polled.at`` (when the poll began, ISO-8601 UTC). An
   interaction absent from two consecutive successful polls of its campaign gets a
   tombstone (one miss may be the API's own hiccup); so do those of a campaign proven
   over. Only a complete answer is a successful poll: one without any of the lists
   (``{}``), one that does not decode, or an error proves no absence and counts no miss.
-  Nothing of an interaction is remembered but a 16-byte digest of what was published
-  and its miss count.
+  Nothing of an interaction is remembered but a 16-byte digest of what was published,
+  its list's name and its miss count.
 * **Memory across restarts.** The topic is the poller's own changelog: before its first
   round, :meth:`Poller.rebuild` reads it to its end (readiness says so meanwhile) and
   keeps each key's digest under the campaign its value names (``campaign.id``, which
@@ -118,7 +118,8 @@ class _Watched:
 
     campaign: Campaign
     vouched: float  # when its last successful poll began (when it was first watched, before)
-    published: dict[str, bytes] = field(default_factory=dict)  # id -> digest of the value
+    # id -> digest of the value published, then its list's name (see _unchanged)
+    published: dict[str, bytes] = field(default_factory=dict)
     misses: dict[str, int] = field(default_factory=dict)  # id -> successful polls absent
     seen: Counter[str] = field(default_factory=Counter)  # bucket -> interactions, last poll
     failures: int = 0  # polls failed in a row
@@ -126,8 +127,26 @@ class _Watched:
     error: str = ""  # and its message, for readiness
 
 
+DIGEST_BYTES: Final = 16
+
+
 def _digest(value: bytes) -> bytes:
-    return hashlib.blake2b(value, digest_size=16).digest()
+    return hashlib.blake2b(value, digest_size=DIGEST_BYTES).digest()
+
+
+def _unchanged(published: bytes | None, polled: bytes) -> bool:
+    """What was published for an id (value digest, then list name) says what a poll shows.
+
+    The list counts: a callback moved from ``scheduled`` to ``pending`` keeps its bytes but
+    not its rules (README, "The API's five lists"). A digest read back from the topic
+    (:meth:`Poller.rebuild`) has no list, since the records' headers are not read back:
+    its value alone decides, and the poll's list is remembered from then on.
+    """
+    if published is None:
+        return False
+    if len(published) == DIGEST_BYTES:
+        return published == polled[:DIGEST_BYTES]
+    return published == polled
 
 
 def failure_reason(exc: BaseException) -> str:
@@ -494,7 +513,7 @@ class Poller:
             else msgspec.json.encode({"id": campaign_id, "name": watched.campaign.name})
         )
         polled_at = iso(started).encode()
-        current: dict[str, bytes] = {}  # id -> digest of what the poll shows
+        current: dict[str, bytes] = {}  # id -> digest and list of what the poll shows
         changes: list[tuple[bytes, bytes | None, list[tuple[str, bytes]]]] = []
         seen: Counter[str] = Counter()
         invalid = 0
@@ -515,8 +534,8 @@ class Poller:
                     invalid += 1
                     continue
                 seen[bucket] += 1
-                digest = current[probe.id] = _digest(value)
-                if watched.published.get(probe.id) != digest:
+                polled = current[probe.id] = _digest(value) + bucket.encode()
+                if not _unchanged(watched.published.get(probe.id), polled):
                     headers = [(BUCKET_HEADER, bucket.encode()), (POLLED_AT_HEADER, polled_at)]
                     changes.append((probe.id.encode(), value, headers))
         misses = {
@@ -529,9 +548,7 @@ class Poller:
         except OutputError as exc:
             self._failed(watched, exc)
             return None
-        for key, _, _ in changes:
-            iid = key.decode()
-            watched.published[iid] = current[iid]
+        watched.published.update(current)  # what was sent, and the lists of the rest
         for iid in gone:
             del watched.published[iid]
             del misses[iid]

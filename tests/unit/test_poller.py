@@ -95,6 +95,22 @@ def test_only_changes_are_published() -> None:
     assert p.metric("genesys_poller_records_published_total", kind="snapshot") == 4
 
 
+def test_a_move_to_another_list_is_published_though_the_bytes_are_the_same() -> None:
+    """A callback moved from scheduled to pending, same bytes: published again, new list."""
+
+    async def scenario(p: Platform) -> None:
+        p.dialer.put("c-1", interaction("cb", campaign={"id": "c-1"}), "scheduled")
+        await p.poller.round()
+        await p.poller.round()
+        p.dialer.put("c-1", interaction("cb", campaign={"id": "c-1"}), "pending")
+        await p.poller.round()
+        await p.poller.round()
+
+    p = run(scenario)
+    sent = [(r.key, r.headers["genesys.bucket"]) for r in p.publisher.on(TOPIC)]
+    assert sent == [(b"cb", b"scheduled"), (b"cb", b"pending")]
+
+
 def test_tombstone_after_two_consecutive_misses_only() -> None:
     """Absent once, back: no tombstone; absent from two polls in a row: one, naming its source."""
     tombstones: list[list[bytes | None]] = []
