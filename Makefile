@@ -52,7 +52,7 @@ tools:
 	PYTHON=$(PYTHON) scripts/setup-tools
 
 # Static checks only (ruff, mypy --strict, the layers' import contracts, hadolint, and
-# helm lint and render of the chart with the values the README installs it with).
+# helm lint and render of the chart with the values docs/operate/deploying.md installs it with).
 HELM = $(shell scripts/setup-tools helm-path 2>/dev/null)
 CHART := deploy/helm/interaction-consumer
 CHART_VALUES := --set image.repository=registry.example.com/interaction-consumer \

@@ -3,7 +3,7 @@
 ``CONSUMER_USE_MYPYC=1`` compiles the modules below into C extensions (it needs a C
 compiler and the Python headers), as black and mypy ship themselves; the wheel then holds
 both the extensions and the same ``.py`` sources. Without it the package is pure Python:
-it installs anywhere and behaves the same, only slower (README, Performance). The
+it installs anywhere and behaves the same, only slower (docs/performance.md). The
 variable is not an ``INTERACTION_CONSUMER_`` setting on purpose: the daemon refuses
 unknown settings, and this one only means something while building.
 """

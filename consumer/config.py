@@ -132,7 +132,7 @@ SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"
 
 
 class OAuthSettings(_Section):
-    """Where ``sasl_mechanism = "OAUTHBEARER"`` gets its tokens (see README, Managed Kafka).
+    """Where ``sasl_mechanism = "OAUTHBEARER"`` gets its tokens (docs/operate/security.md).
 
     ``oidc``: OAuth client credentials at ``token_url`` (Confluent Cloud, Keycloak, Azure
     AD...). ``aws-msk-iam``: Amazon MSK's IAM tokens, signed for ``region`` with the
@@ -264,7 +264,7 @@ def _base_url(url: str, name: str) -> str:
 
 
 class GenesysSettings(_Section):
-    """The Genesys Cloud org the ``poll`` command reads (see README, Connecting Genesys Cloud).
+    """The Genesys Cloud org the ``poll`` command reads (see docs/genesys.md).
 
     ``client_id`` and ``client_secret`` also read ``GENESYS_CLIENT_ID`` and
     ``GENESYS_CLIENT_SECRET``. ``region`` (``mypurecloud.ie``) means the API base

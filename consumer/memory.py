@@ -9,9 +9,9 @@ is restored its changelog records, as read, sit beside the interactions decoded 
 them. ``tracking.memory_limit_bytes`` sets the tracked interactions' share outright.
 
 The share becomes a number of interactions at :func:`bytes_per_interaction`, measured by
-``bench/memory.py`` (README, Memory) for the build that runs: compiled, interactions are
-native objects with unboxed times; uncompiled, msgspec structs with a float object per
-time.
+``bench/memory.py`` (docs/performance.md, Memory) for the build that runs: compiled,
+interactions are native objects with unboxed times; uncompiled, msgspec structs with a
+float object per time.
 """
 
 from __future__ import annotations

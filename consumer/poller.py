@@ -138,7 +138,7 @@ def _unchanged(published: bytes | None, polled: bytes) -> bool:
     """What was published for an id (value digest, then list name) says what a poll shows.
 
     The list counts: a callback moved from ``scheduled`` to ``pending`` keeps its bytes but
-    not its rules (README, "The API's five lists"). A digest read back from the topic
+    not its rules (docs/genesys.md, "The API's five lists"). A digest read back from the topic
     (:meth:`Poller.rebuild`) has no list, since the records' headers are not read back:
     its value alone decides, and the poll's list is remembered from then on.
     """

@@ -40,7 +40,8 @@ EXIT_TASK_FAILED: Final = 4
 _JSON: Final = "application/json"
 _TEXT: Final = "text/plain; charset=utf-8"
 # /stalled lists this many stalls unless ``limit`` says otherwise, and never more than the
-# cap: the listing is built and encoded on the daemon's event loop (README, Endpoints)
+# cap: the listing is built and encoded on the daemon's event loop
+# (docs/operate/endpoints-and-metrics.md)
 STALLED_LIMIT: Final = 1000
 STALLED_MAX_LIMIT: Final = 5000
 _ORDERS: Final = ("oldest", "newest")

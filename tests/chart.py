@@ -22,10 +22,11 @@ from tests.machine import tool
 ROOT = Path(__file__).resolve().parents[1]
 CHART = ROOT / "deploy" / "helm" / "interaction-consumer"
 NAMESPACE = "dialer"
-# the README installs it under this name, so its Service is interaction-consumer, and the
-# service links INTERACTION_CONSUMER_SERVICE_HOST... look like settings
+# docs/operate/deploying.md installs it under this name, so its Service is
+# interaction-consumer, and the service links INTERACTION_CONSUMER_SERVICE_HOST... look
+# like settings
 RELEASE = "interaction-consumer"
-# what the README's install sets: the image pushed, the Secret made out of band,
+# what docs/operate/deploying.md's install sets: the image pushed, the Secret made out of band,
 # kube-prometheus-stack's release label, an org label on the alerts
 VALUES = {
     "image.repository": "registry.example.com/dialer/interaction-consumer",
@@ -33,7 +34,7 @@ VALUES = {
     "monitoring.labels.release": "kube-prometheus-stack",
     "alertLabels.org": "acme",
 }
-# the Secret's keys (README, Deploying), with made-up values
+# the Secret's keys (docs/operate/deploying.md), with made-up values
 SECRET = {
     "kafka-sasl-password": "kafka-password",
     "genesys-client-id": "client-id",

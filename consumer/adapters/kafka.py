@@ -2,7 +2,7 @@
 
 Everything aiokafka raises is translated here into :mod:`consumer.errors`, so the rest
 of the service handles the project's own error tree. Facts about aiokafka that shape
-this module (see README, "Kafka notes"):
+this module (see CONTRIBUTING.md, "Kafka notes"):
 
 * values are decoded by the caller, never in a ``value_deserializer``: an exception
   there makes aiokafka re-read the same record forever;

@@ -53,7 +53,7 @@ from consumer.engine.lifecycle import (
 CONVERSATION_ENDED: Final = "conversation_ended"
 RULES: Final = (*(stage.label for stage in STAGES), CONVERSATION_ENDED)
 
-# Defaults, chosen from the domain brief (see README, "Stall thresholds"), in seconds.
+# Defaults, chosen from the domain brief (see docs/design/tracking.md, "Stalls"), in seconds.
 DEFAULT_THRESHOLDS: Final[Mapping[str, float]] = {
     "created": 120.0,  # the dialer pops a preview right after creating the interaction
     "previewing": 300.0,  # agent think time; preview time-outs are usually well below this

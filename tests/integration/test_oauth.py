@@ -58,7 +58,7 @@ def oauth_broker(idp: OidcDouble, tmp_path_factory: pytest.TempPathFactory) -> I
 
 
 def oauth_settings(broker: Broker, idp: OidcDouble, secret: str = SECRET) -> dict[str, str]:
-    """Daemon settings for the OAUTHBEARER listener, as the README's Managed Kafka shows."""
+    """Daemon settings for the OAUTHBEARER listener, as docs/operate/security.md shows."""
     return {
         **FAST,
         "KAFKA_BOOTSTRAP_SERVERS": broker.listener("oauth"),

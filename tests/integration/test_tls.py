@@ -4,7 +4,7 @@ One broker of this module's own (``scripts/kafka-local`` with ``KAFKA_LOCAL_TLS=
 SCRAM-SHA-256 user) offers PLAINTEXT (the test helpers produce and read through it), SSL
 with a certificate for 127.0.0.1 and localhost, SASL_SSL (SCRAM or PLAIN) and SASL_PLAINTEXT
 with the user, and an SSL listener whose certificate, from the same CA, names another host.
-The daemon's settings here are the ones the README's security section shows.
+The daemon's settings here are the ones docs/operate/security.md shows.
 """
 
 from __future__ import annotations

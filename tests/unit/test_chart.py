@@ -30,7 +30,7 @@ from tests.unit.test_deploy import RUNBOOK_BASE
 
 @pytest.fixture(scope="module")
 def objects() -> list[dict[str, Any]]:
-    """The chart rendered with the README's values."""
+    """The chart rendered with the values docs/operate/deploying.md installs."""
     return render()
 
 
@@ -186,7 +186,7 @@ def test_monitors_and_rules_carry_the_operators_selector_labels(
 
 def test_the_rule_is_the_tested_rules_with_the_runbook_base_given() -> None:
     """The PrometheusRule is deploy/prometheus/rules.yml, runbook links on runbookBaseUrl."""
-    base = "https://wiki.example.org/dialer/README.md"
+    base = "https://wiki.example.org/dialer/runbook.md"
     (rule,) = of_kind(render(VALUES | {"runbookBaseUrl": base}), "PrometheusRule")
     text = (ROOT / "deploy" / "prometheus" / "rules.yml").read_text()
     assert rule["spec"] == yaml.safe_load(text.replace(f"{RUNBOOK_BASE}#", f"{base}#"))

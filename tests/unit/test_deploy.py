@@ -6,14 +6,17 @@ The Helm chart has tests of its own (tests/unit/test_chart.py).
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import yaml
 
+from tests.markdown import anchors
+
 ROOT = Path(__file__).resolve().parents[2]
-# the rules' runbook links: README.md served here (the chart's runbookBaseUrl replaces it)
-RUNBOOK_BASE = "https://docs.example.com/interaction-consumer/README.md"
+# the rules' runbook links: docs/operate/runbook.md served here (the chart's runbookBaseUrl
+# replaces it)
+RUNBOOK = ROOT / "docs" / "operate" / "runbook.md"
+RUNBOOK_BASE = "https://docs.example.com/interaction-consumer/docs/operate/runbook.md"
 
 
 def test_dockerfile_is_multistage_non_root_exec_form_with_healthcheck() -> None:
@@ -43,22 +46,16 @@ def test_dashboard_queries_are_promql_over_our_metrics() -> None:
     assert all(any(name in e for name in ("dialer_", "genesys_poller_", "up{")) for e in exprs)
 
 
-def readme_anchors() -> set[str]:
-    """The anchors of README.md's headings, as GitHub makes them."""
-    headings = re.findall(r"^#+ (.+)$", (ROOT / "README.md").read_text(), re.MULTILINE)
-    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
-
-
-def test_every_alert_has_an_absolute_runbook_url_to_a_readme_heading() -> None:
-    """Each alerting rule's runbook_url is the docs base plus an anchor the README has."""
+def test_every_alert_has_an_absolute_runbook_url_to_a_runbook_heading() -> None:
+    """Each alerting rule's runbook_url is the docs base plus an anchor the runbook has."""
     rules = yaml.safe_load((ROOT / "deploy" / "prometheus" / "rules.yml").read_text())
     alerts = [r for g in rules["groups"] for r in g["rules"] if "alert" in r]
-    anchors = readme_anchors()
+    headings = anchors(RUNBOOK)
     for rule in alerts:
         base, _, anchor = rule["annotations"]["runbook_url"].partition("#")
         assert base == RUNBOOK_BASE, rule["alert"]
         assert anchor == rule["alert"].lower(), rule["alert"]
-        assert anchor in anchors, rule["alert"]
+        assert anchor in headings, rule["alert"]
 
 
 def test_every_inhibition_is_scoped_to_one_deployment() -> None:

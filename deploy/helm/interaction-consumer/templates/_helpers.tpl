@@ -28,7 +28,7 @@ helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version }}
 {{- end -}}
 
 {{- define "ic.secret" -}}
-{{- required "existingSecret: the Secret with the credentials, created out of band (README, Deploying)" .Values.existingSecret -}}
+{{- required "existingSecret: the Secret with the credentials, created out of band (docs/operate/deploying.md)" .Values.existingSecret -}}
 {{- end -}}
 
 {{/* A TOML string, the same as JSON's for what labels and URLs hold. */}}
