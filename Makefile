@@ -62,6 +62,7 @@ check lint: $(STAMP) $(HELM)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/python scripts/gen_config_doc.py --check
 	$(BIN)/hadolint Dockerfile
 	$(HELM) lint --strict --quiet $(CHART) $(CHART_VALUES)
 	$(HELM) template interaction-consumer $(CHART) $(CHART_VALUES) >/dev/null
