@@ -119,7 +119,7 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
         if var not in known:
             if is_service_link(var, value):
                 continue
-            raise ConfigError(f"{var}: unknown setting (see README, Configuration)")
+            raise ConfigError(f"{var}: unknown setting (see docs/operate/configuration.md)")
         name = known[var]
         _set(tree, name, _parse_env_value(var, value, leaves[name]))
     return tree
