@@ -438,3 +438,10 @@ class Settings(_Section):
         if found is not None:
             name, value = found
             raise ValueError(f"{name} = {value}: must be a finite number")
+        if self.runtime.expected_sources and self.kafka.repartition:
+            # re-keyed partitions get no heartbeats: an expected source would be silent there
+            # for ever, and no stall of theirs judged
+            raise ValueError(
+                "runtime.expected_sources: kafka.repartition re-keys records without their "
+                "heartbeats, so no source can be expected"
+            )

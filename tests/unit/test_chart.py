@@ -200,6 +200,17 @@ def test_the_poller_can_be_left_out() -> None:
     assert len(of_kind(objects, "PodMonitor")) == 1
 
 
+def test_the_monitor_expects_the_pollers_source_only_while_the_poller_runs(
+    objects: list[dict[str, Any]],
+) -> None:
+    """The daemon expects the poller's heartbeats, by the id the poller sends, only if enabled."""
+    by_command = {c.args[0]: c for c in containers(objects)}
+    expected = json.loads(by_command["run"].env["INTERACTION_CONSUMER_RUNTIME_EXPECTED_SOURCES"])
+    assert expected == [by_command["poll"].env["INTERACTION_CONSUMER_GENESYS_SOURCE_ID"]]
+    (alone,) = containers(render(VALUES | {"poller.enabled": "false"}))
+    assert "INTERACTION_CONSUMER_RUNTIME_EXPECTED_SOURCES" not in alone.env
+
+
 def test_the_poller_is_one_replica_never_two(objects: list[dict[str, Any]]) -> None:
     """One poller per OAuth client, replaced by Recreate: never two at once."""
     (poller,) = [d for d in of_kind(objects, "Deployment") if d is not monitor_deployment(objects)]

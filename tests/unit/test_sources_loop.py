@@ -345,3 +345,9 @@ def test_expected_and_retired_sources_cannot_overlap() -> None:
     """A source both expected and retired is a configuration error naming the setting."""
     with pytest.raises(ConfigError, match=r"runtime\.expected_sources: poller"):
         settings(runtime={"expected_sources": ["poller"], "retired_sources": ["poller"]})
+
+
+def test_expected_sources_are_refused_with_repartition() -> None:
+    """Re-keyed partitions get no heartbeats: expecting a source there is refused at start."""
+    with pytest.raises(ConfigError, match=r"runtime\.expected_sources: kafka\.repartition"):
+        rig_settings(runtime={"expected_sources": ["poller"]}, kafka={"repartition": True})
