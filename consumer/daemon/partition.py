@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Final, NamedTuple
 
 from consumer.engine.clock import PartitionClock
-from consumer.engine.sources import SourceState
+from consumer.engine.sources import MAX_SOURCES, SourceState
 from consumer.engine.tracker import Tracker
 
 # fetch answers come every half second or faster (the broker's fetch wait): an answer older
@@ -88,16 +88,21 @@ class PartitionState:
     away: bool = False  # the broker's answers stopped (an outage)
     resumed: float | None = None  # when they came back
 
-    def lane(self, source: str) -> SourceLane:
-        """The lane of ``source``'s interactions, new if it has none yet."""
+    def lane(self, source: str) -> SourceLane | None:
+        """The lane of ``source``'s interactions, new if it has none yet; ``None`` when full.
+
+        At most :data:`~consumer.engine.sources.MAX_SOURCES` lanes: a flood of source names
+        (in records, or saved with restored interactions) must not grow one tracker each.
+        """
         lane = self.lanes.get(source)
-        if lane is None:
+        if lane is None and len(self.lanes) < MAX_SOURCES:
             lane = self.lanes[source] = SourceLane(self.new_tracker())
         return lane
 
     def tracker_of(self, source: str) -> Tracker:
-        """The tracker of ``source``'s interactions (for the restore)."""
-        return self.lane(source).tracker
+        """The tracker of ``source``'s interactions (for the restore): no lane, none's."""
+        lane = self.lane(source)
+        return self.tracker if lane is None else lane.tracker
 
     def trackers(self) -> list[Tracker]:
         """Every tracker of the partition: the one without a source, then one per source."""

@@ -345,14 +345,11 @@ class Step:
                 if source is not None:
                     name = source.decode("utf-8", errors="replace")
                     iid = item.interaction_id
-                    lane = state.lanes.get(name)
-                    # a lane for a new source only within MAX_SOURCES (a flood of names
-                    # must not grow one tracker each), and not for an id tracked before its
-                    # records named their source (the producer was upgraded meanwhile): it
-                    # stays where it is, or its copy would stall
+                    # no new lane for an id tracked before its records named their source
+                    # (the producer was upgraded meanwhile): it stays where it is, or its
+                    # copy would stall; past MAX_SOURCES lanes, none (state.lane)
                     fresh = iid not in unsourced.states
-                    if lane is None and fresh and len(state.lanes) < MAX_SOURCES:
-                        lane = state.lane(name)
+                    lane = state.lane(name) if fresh else state.lanes.get(name)
                     if lane is not None and (fresh or iid in lane.tracker.states):
                         tracker, at = lane.tracker, lane.advance(state.time_of(name))
                 if isinstance(item, Snapshot):

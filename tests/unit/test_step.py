@@ -372,7 +372,7 @@ def test_an_interaction_tracked_before_its_source_was_named_stays_where_it_is() 
     step.step({TP: [record(1, placed, key="x", at=2, headers=named)]}, facts(2, 2), T0 + 2, 0.0)
     state = step.partitions[TP]
     assert state.tracker.states["x"].placed == T0 + 2
-    assert "x" not in state.lane("poller").tracker.states
+    assert "poller" not in state.lanes or "x" not in state.lanes["poller"].tracker.states
 
 
 def test_a_flood_of_source_names_makes_at_most_max_sources_trackers() -> None:
@@ -404,3 +404,12 @@ def test_heartbeats_of_more_than_max_sources_are_ignored_counted_and_warned() ->
     assert len(step.partitions[TP].sources) == MAX_SOURCES
     assert out.heartbeats_ignored == {"too_many_sources": 3}
     assert [n.event for n in out.notices].count("heartbeat_sources_exceeded") == 1
+
+
+def test_a_restore_naming_more_than_max_sources_gives_the_rest_the_unsourced_tracker() -> None:
+    """Saved interactions of a 33rd source restore without a lane, not into one of their own."""
+    step = step_with()
+    state = step.partitions[TP]
+    owners = [state.tracker_of(f"source-{n}") for n in range(MAX_SOURCES + 2)]
+    assert len(state.lanes) == MAX_SOURCES
+    assert owners[-1] is owners[-2] is state.tracker
