@@ -23,7 +23,7 @@ COMPILED = [
     "consumer/daemon/step.py",
     "consumer/engine/alerting.py",
     "consumer/engine/buckets.py",
-    "consumer/engine/changelog.py",
+    "consumer/formats/changelog.py",
     "consumer/engine/clock.py",
     "consumer/engine/lifecycle.py",
     "consumer/engine/model.py",

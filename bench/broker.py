@@ -16,7 +16,8 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from consumer import config, config_load
+from consumer.settings.load import load_settings
+from consumer.settings.schema import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,7 +43,7 @@ def broker() -> Iterator[str]:
 
 def service_settings(
     bootstrap: str, topic: str, kafka: Mapping[str, Any] | None = None, **sections: Any
-) -> config.Settings:
+) -> Settings:
     """Default settings reading ``topic``, in a fresh group with outputs of its own.
 
     ``kafka`` sets further ``[kafka]`` settings, ``sections`` whole other sections.
@@ -56,7 +57,7 @@ def service_settings(
         "alerts_topic": f"{group}.alerts",
         "dead_letter_topic": f"{group}.dead-letter",
     }
-    return config_load.load_settings(overrides={"kafka": kafka, **sections})
+    return load_settings(overrides={"kafka": kafka, **sections})
 
 
 def local_pids(bootstrap: str) -> set[int]:

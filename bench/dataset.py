@@ -17,7 +17,7 @@ import time
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from consumer.simulate import Record, Simulator, TrafficSettings
+from consumer.simulator.traffic import Record, Simulator, TrafficSettings
 
 RATE = 400.0  # interactions begun per simulated second
 # one malformed record per malformed "interaction": 15% of interactions make about 2.5%

@@ -23,7 +23,7 @@ from consumer.engine import compiled
 from consumer.engine.model import Invalid, decode_record
 from consumer.engine.stalls import StallPolicy
 from consumer.engine.tracker import Limits, Observations, Tracker
-from consumer.simulate import Record, Simulator, TrafficSettings
+from consumer.simulator.traffic import Record, Simulator, TrafficSettings
 
 START = 1_800_000_000.0
 

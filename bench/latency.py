@@ -40,11 +40,11 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from bench.broker import broker, local_pids, pin, service_settings
-from consumer.adapters import logs
-from consumer.adapters.kafka import Sink, ensure_topics
-from consumer.config import KafkaSettings
-from consumer.service import daemon as wire
-from consumer.simulate import Simulator, TrafficSettings, demo_thresholds
+from consumer.commands.run import daemon as wire
+from consumer.kafka.clients import Sink, ensure_topics
+from consumer.observe import logs
+from consumer.settings.schema import KafkaSettings
+from consumer.simulator.traffic import Simulator, TrafficSettings, demo_thresholds
 
 SPEED = 20.0
 RECORDS_PER_INTERACTION = 6.0  # what the simulator makes on average

@@ -19,7 +19,7 @@ For each size, a fresh process (so resident set figures do not bleed between siz
    connected), rendered as the dialer's JSON, decoded by ``consumer.engine.model.decode_record``
    and applied, so the garbage is the daemon's own. Every automatic collection is timed
    (``gc.callbacks``, start to stop), per generation; then one forced full collection.
-   The collector is tuned first as the daemon tunes it (``consumer.service``).
+   The collector is tuned first as the daemon tunes it (``consumer.commands.run``).
 
 It prints, per size: idle and loaded RSS, bytes per interaction, the longest automatic
 pause during the updates (and its generation) and the forced full collection; then the
@@ -42,11 +42,11 @@ from typing import Any, Final, NamedTuple
 
 import msgspec
 
+from consumer.commands.run import collect_for_a_consumer
 from consumer.engine.lifecycle import STAGES, Interaction, Snapshot, Stage
 from consumer.engine.model import WIRE_TIMES, Invalid, decode_record, iso
 from consumer.engine.stalls import StallPolicy
 from consumer.engine.tracker import Limits, Observations, Tracker
-from consumer.service import collect_for_a_consumer
 
 T0: Final = 1_795_600_000.0
 LOAD_SECONDS: Final = 10.0  # tracker clock advance over the whole load

@@ -39,8 +39,8 @@ from bench import dataset
 from bench.broker import broker, service_settings
 from bench.naive import NaiveTracker
 from bench.progress import Progress
-from consumer.adapters import logs
-from consumer.service import daemon as wire
+from consumer.commands.run import daemon as wire
+from consumer.observe import logs
 
 CONTENDERS = ("ceiling", "service", "naive", "quix")
 

@@ -3,7 +3,7 @@
 ::
 
     ServiceError                   anything the service reports as its own failure
-    ├── ConfigError                (consumer.config) a bad setting: stop at start
+    ├── ConfigError                (consumer.settings.schema) a bad setting: stop at start
     ├── BrokerError                Kafka could not be reached or refused an operation: retried
     │   └── AuthenticationError    no trusted, authenticated connection: stop, never retry
     │       ├── UntrustedCertificateError  no CA we trust signed the broker's certificate
@@ -13,7 +13,7 @@
     │       └── TokenRefusedError          no OAuth token: the token endpoint refused us
     ├── OutputError                an output (alert or dead-letter topic) did not acknowledge
     ├── TaskFailedError            (consumer.daemon.supervise) a restore or commit raised: exit 4
-    └── PlatformError              (consumer.adapters.genesys) the Genesys Cloud Platform API failed
+    └── PlatformError              (consumer.genesys.client) the Genesys Cloud Platform API failed
         ├── PlatformUnavailableError  5xx, a network error or a time-out: back off, try again
         │   └── RateLimitedError      429: wait ``retry_after`` seconds (or back off), try again
         ├── NotFoundError             404: the resource (a deleted campaign) is gone

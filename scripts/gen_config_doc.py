@@ -1,6 +1,6 @@
 """Render docs/operate/configuration.md's settings table from the settings structs.
 
-Names, types and defaults come from :class:`consumer.config.Settings`; the descriptions
+Names, types and defaults come from :class:`consumer.settings.schema.Settings`; the descriptions
 are hand-written in docs/operate/configuration-descriptions.toml, one per dotted setting
 name. A setting without a description, or a description of no setting, is an error, so
 the table cannot fall behind the structs. ``python scripts/gen_config_doc.py`` rewrites
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import msgspec
 
-from consumer.config import Secret, Settings
+from consumer.settings.schema import Secret, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "docs" / "operate" / "configuration.md"

@@ -1,6 +1,6 @@
 """The Helm chart rendered, and the environment Kubernetes gives each of its containers.
 
-Shared by the unit contract test (tests/unit/test_chart.py) and the image test that runs
+Shared by the unit contract test (tests/unit/deploy/test_chart.py) and the image test that runs
 the built image with that environment (tests/integration/test_chart_image.py).
 """
 

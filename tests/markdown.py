@@ -1,7 +1,7 @@
 """Markdown as GitHub renders it: the anchors of a file's headings and its relative links.
 
-Shared by the tests of the runbook links (tests/unit/test_deploy.py) and of the docs' links
-(tests/unit/test_docs.py).
+Shared by the tests of the runbook links (tests/unit/deploy/test_deploy.py) and of the docs' links
+(tests/unit/deploy/test_docs.py).
 """
 
 from __future__ import annotations

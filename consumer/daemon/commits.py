@@ -17,7 +17,7 @@ from consumer.daemon.ledger import OffsetLedger
 from consumer.daemon.ports import Clock, Source
 from consumer.daemon.records import Partition
 from consumer.daemon.supervise import Supervisor
-from consumer.metrics import ConsumerMetrics
+from consumer.observe.metrics import ConsumerMetrics
 
 
 class Commits:

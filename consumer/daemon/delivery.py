@@ -26,16 +26,16 @@ import logging
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-from consumer.adapters.alerts import Alert, AnyAlert
-from consumer.adapters.logs import fields
 from consumer.backoff import Backoff
-from consumer.config import KafkaSettings
 from consumer.daemon.outputs import DeadLetter, Outputs
 from consumer.daemon.ports import Ack, AlertSink, Clock, LiveSink, Producer
 from consumer.daemon.records import StateRecord
-from consumer.daemon.sinks import send_dead_letters
 from consumer.errors import OutputError
-from consumer.metrics import ConsumerMetrics
+from consumer.formats import dead_letters
+from consumer.formats.alerts import Alert, AnyAlert
+from consumer.observe.logs import fields
+from consumer.observe.metrics import ConsumerMetrics
+from consumer.settings.schema import KafkaSettings
 
 log = logging.getLogger(__name__)
 
@@ -198,3 +198,47 @@ class Topics:
             kafka.repartition_topic_name,
             kafka.state_topic_name if persist_state else None,
         )
+
+
+async def send_dead_letters(
+    producer: Producer,
+    topic: str,
+    partitions: int,
+    letters: Sequence[DeadLetter],
+    max_value_bytes: int,
+) -> list[Ack]:
+    """Produce dead letters to a topic of ``partitions``; acks complete when acknowledged.
+
+    The dead letters of input partition ``p`` go to partition ``p`` modulo the topic's
+    partition count, in their input order, packed into producer batches (one ``send`` each
+    cost a few per cent of the daemon's time at 2-3% malformed records). A value larger
+    than ``max_value_bytes`` cannot be re-produced to a broker with default limits: its copy
+    is cut to that size and marked truncated (:mod:`consumer.formats.dead_letters`).
+    """
+    grouped: dict[int, list[DeadLetter]] = {}
+    for letter in letters:
+        grouped.setdefault(letter.record.partition % partitions, []).append(letter)
+    acks: list[Ack] = []
+    for partition, group in grouped.items():
+        records: list[tuple[bytes | None, bytes | None]] = []
+        headers = []
+        for record, invalid in group:
+            value = record.value
+            truncated = value is not None and len(value) > max_value_bytes
+            if value is not None and truncated:
+                value = value[:max_value_bytes]
+            records.append((record.key, value))
+            size = 0 if record.value is None else len(record.value)
+            headers.append(
+                dead_letters.headers(
+                    invalid,
+                    record.topic,
+                    record.partition,
+                    record.offset,
+                    record.timestamp,
+                    size,
+                    truncated,
+                )
+            )
+        acks += await producer.send_many(topic, partition, records, headers)
+    return acks

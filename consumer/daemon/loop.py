@@ -16,7 +16,7 @@ partitions up; a restored partition's fired stalls are re-announced by its new o
 aiokafka does not call the listener on stop, so shutdown does the same by itself.
 
 Everything outside (source, producer, state reader, alert sinks, clocks) is injected
-through :mod:`consumer.daemon.ports`; :mod:`consumer.daemon.fakes` has test doubles, and
+through :mod:`consumer.daemon.ports`; :mod:`consumer.testing.fakes` has test doubles, and
 ``run(until_idle=True)`` drains what there is and returns, for tests.
 """
 
@@ -30,8 +30,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from prometheus_client import CollectorRegistry
 
-from consumer import config, engine
-from consumer.adapters.logs import fields
+from consumer import engine
 from consumer.backoff import Backoff
 from consumer.daemon import campaigns, readiness, restore
 from consumer.daemon.commits import Commits
@@ -39,6 +38,7 @@ from consumer.daemon.delivery import Delivery, Topics
 from consumer.daemon.ledger import OffsetLedger
 from consumer.daemon.outputs import Outputs
 from consumer.daemon.partition import PartitionState
+from consumer.daemon.policy import batch_step, stall_policy, tracking_budget
 from consumer.daemon.ports import AlertSink, Clock, Follower, Producer, Source, StateReader
 from consumer.daemon.probe import BrokerProbe
 from consumer.daemon.records import Batch, Partition
@@ -47,8 +47,9 @@ from consumer.daemon.supervise import Supervisor
 from consumer.engine.sources import SourceState
 from consumer.engine.tracker import Observations, Tracker
 from consumer.errors import AuthenticationError, BrokerError
-from consumer.metrics import ConsumerMetrics, EngineMetrics
-from consumer.policy import batch_step, stall_policy, tracking_budget
+from consumer.observe.logs import fields
+from consumer.observe.metrics import ConsumerMetrics, EngineMetrics
+from consumer.settings.schema import Settings
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ class Daemon:
 
     def __init__(
         self,
-        settings: config.Settings,
+        settings: Settings,
         registry: CollectorRegistry,
         *,
         source: Source,
@@ -80,7 +81,7 @@ class Daemon:
         self.obs = Observations()
         self.policy = stall_policy(settings)
         persist = self.state_reader is not None
-        # one memory budget for every tracker of the process (consumer.memory)
+        # one memory budget for every tracker of the process (consumer.daemon.memory)
         self.budget = tracking_budget(settings, self._trackers)
         self.step = batch_step(
             settings, self.policy, self.obs, persist_state=persist, budget=self.budget

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from consumer.adapters.alerts import AnyAlert
 from consumer.daemon.records import Partition, Record, StateRecord
 from consumer.engine.model import Invalid
+from consumer.formats.alerts import AnyAlert
 
 
 class Notice(NamedTuple):

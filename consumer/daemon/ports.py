@@ -1,8 +1,8 @@
 """The daemon's seams: what it needs of the outside world, as protocols.
 
 The loop (:mod:`consumer.daemon.loop`) is given one of each and never imports a client
-library. The real ones are the adapters (:mod:`consumer.adapters.kafka` and friends);
-:mod:`consumer.daemon.fakes` has in-memory ones for tests, with acknowledgements that can
+library. The real ones are the adapters (:mod:`consumer.kafka.clients` and friends);
+:mod:`consumer.testing.fakes` has in-memory ones for tests, with acknowledgements that can
 be made to fail or hang. Everything the loop awaits goes through these.
 """
 
@@ -13,9 +13,8 @@ import time
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from consumer.adapters.alerts import AnyAlert
-from consumer.adapters.producing import Publisher
 from consumer.daemon.records import Batch, Headers, Partition, StateRecord
+from consumer.formats.alerts import AnyAlert
 
 Ack = asyncio.Future[Any]
 Rebalance = Callable[[list[Partition]], Awaitable[None]]
@@ -57,6 +56,33 @@ class Source(Protocol):
 
     async def stop(self) -> None:
         """Leave the group and close."""
+
+
+class Publisher(Protocol):
+    """What a source (``poll``, ``simulate --topic``) needs of a producer.
+
+    Each send's future resolves when the broker acknowledged it.
+    """
+
+    async def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers = (),
+        partition: int | None = None,
+        timestamp_ms: int | None = None,
+    ) -> asyncio.Future[Any]:
+        """Queue one record (``value`` ``None``: a tombstone)."""
+        ...
+
+    async def confirm(self, acks: Iterable[asyncio.Future[Any]]) -> None:
+        """Wait for the acknowledgements; :class:`~consumer.errors.OutputError` if refused."""
+        ...
+
+    async def partitions(self, topic: str) -> int:
+        """How many partitions ``topic`` has."""
+        ...
 
 
 class Producer(Publisher, Protocol):

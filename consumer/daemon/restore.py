@@ -9,7 +9,7 @@ judges anything (:meth:`~consumer.daemon.step.Step.restored`). A record that can
 restored is skipped, never raised, and the rest restore: a value of another format (a
 newer writer must not crash an older reader during a rollout), a damaged one, one with a
 time that is ``inf`` or NaN, one nested too deep to decode
-(:func:`~consumer.engine.changelog.read`), or one the tracker refuses. Compaction keeps
+(:func:`~consumer.formats.changelog.read`), or one the tracker refuses. Compaction keeps
 such a record, so every owner meets it on every restore: each is counted by reason
 (``dialer_state_records_skipped_total``) and logged with its partition, offset and key
 (the interaction id, which a tombstone for it needs), the first :data:`LOGGED_SKIPS` of a
@@ -36,17 +36,17 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Final
 
-from consumer.adapters.logs import fields
 from consumer.backoff import Backoff
 from consumer.daemon.ports import StateReader
 from consumer.daemon.records import Partition
-from consumer.engine import changelog
 from consumer.engine.alerting import Fired
 from consumer.engine.lifecycle import Interaction
 from consumer.engine.sources import SourceState
 from consumer.engine.tracker import Tracker, restore_order
 from consumer.errors import BrokerError
-from consumer.metrics import STATE_REFUSED, ConsumerMetrics
+from consumer.formats import changelog
+from consumer.observe.logs import fields
+from consumer.observe.metrics import STATE_REFUSED, ConsumerMetrics
 
 log = logging.getLogger(__name__)
 

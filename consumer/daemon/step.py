@@ -33,11 +33,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 
-from consumer.adapters.alerts import Alert, AnyAlert, to_alert, to_source_alert
 from consumer.daemon.outputs import DeadLetter, Notice, Outputs
 from consumer.daemon.partition import PartitionState, PartitionView
 from consumer.daemon.records import Partition, Record
-from consumer.engine import alerting, changelog, heartbeat
+from consumer.engine import alerting
 from consumer.engine.alerting import StallEvent
 from consumer.engine.clock import PartitionClock
 from consumer.engine.lifecycle import NO_LIST, Snapshot, Tombstone, list_number
@@ -50,6 +49,8 @@ from consumer.engine.sources import (
     vouched,
 )
 from consumer.engine.tracker import Tracker
+from consumer.formats import changelog, heartbeat
+from consumer.formats.alerts import Alert, AnyAlert, to_alert, to_source_alert
 
 # misrouted interactions warned about, remembered so each is warned once (oldest forgotten)
 MISROUTED_REMEMBERED: Final = 10_000

@@ -16,7 +16,7 @@ that task:
   skips by itself) or whose failure leaves the daemon unable to do its job (a commit
   that raises, rather than report the refusals the source maps, would leave every later
   commit waiting). What is left is a bug, and a restart of the process (exit status 4,
-  :mod:`consumer.service`) with the failure logged is clearer than a partition never read
+  :mod:`consumer.commands.run`) with the failure logged is clearer than a partition never read
   or offsets never committed. :meth:`Daemon.run <consumer.daemon.loop.Daemon.run>`
   raises :class:`TaskFailedError` once it has stopped.
 
@@ -34,9 +34,9 @@ from typing import Literal
 
 from prometheus_client import Counter
 
-from consumer.adapters.logs import fields
 from consumer.backoff import Backoff
 from consumer.errors import ServiceError
+from consumer.observe.logs import fields
 
 log = logging.getLogger(__name__)
 

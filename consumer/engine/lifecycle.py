@@ -594,7 +594,7 @@ def rebuild(
     bucket: int = NO_LIST,
     bucket_version: float = 0.0,
 ) -> Interaction:
-    """An interaction as saved (:mod:`consumer.engine.changelog`): its stage derived again.
+    """An interaction as saved (:mod:`consumer.formats.changelog`): its stage derived again.
 
     ``attributes`` and ``versions`` are in the order of :data:`Versions`; formats before
     4 saved no list.

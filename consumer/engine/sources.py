@@ -1,10 +1,10 @@
 """Which sources are alive: heartbeats per partition, and one alert per silent source. Pure.
 
-A producer that sends heartbeats (:mod:`consumer.engine.heartbeat`) sends one to every
+A producer that sends heartbeats (:mod:`consumer.formats.heartbeat`) sends one to every
 partition after each round. Each partition keeps, per source, a :class:`SourceState`: the
 newest heartbeat's ``up_to``, the interval it promised, and whether the source is silent
 there and since which ``up_to``. That state is the partition's, like its interactions:
-saved with them in the changelog (:mod:`consumer.engine.changelog`) and restored by the
+saved with them in the changelog (:mod:`consumer.formats.changelog`) and restored by the
 partition's next owner before it judges anything, so a restart or a rebalance neither
 restarts the clock of a dead feed nor forgets the alert it raised.
 

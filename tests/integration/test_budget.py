@@ -15,7 +15,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from consumer import engine, memory
+from consumer import engine
+from consumer.daemon import memory
 from tests.integration.harness import Broker, Daemon, Sent, alerts, produce
 from tests.integration.test_daemon import alerts_until, snapshot
 

@@ -12,8 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from consumer.apidouble import ApiDouble, Dialer, campaign_entity
 from consumer.engine.model import iso
+from consumer.testing.apidouble import ApiDouble, Dialer, campaign_entity
 from tests.integration.harness import Broker, Daemon, Got, alerts, read_topic, wait_for
 from tests.integration.test_poll import CLIENT_ID, SECRET, poller_env, start, until
 from tests.machine import free_port

@@ -22,8 +22,8 @@ from typing import Any, ClassVar
 import pytest
 import yaml
 
-from consumer.engine import heartbeat
 from consumer.engine.model import BUCKET_HEADER
+from consumer.formats import heartbeat
 from tests.integration.harness import ROOT, Broker, Daemon, Sent, produce
 from tests.integration.test_daemon import FAST, alerts_until, snapshot
 from tests.machine import free_port, tool

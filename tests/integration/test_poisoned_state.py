@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tests.integration.harness import Broker, Daemon, Sent, alerts, produce, read_topic
 from tests.integration.test_daemon import FAST, alerts_until, snapshot
-from tests.unit.test_changelog import poisoned, too_deep
+from tests.unit.formats.test_changelog import poisoned, too_deep
 
 
 def test_poisoned_state_records_are_skipped_and_every_partition_restores(

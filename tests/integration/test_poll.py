@@ -19,10 +19,10 @@ from typing import Any
 
 import pytest
 
-from consumer.apidouble import ApiDouble, Dialer, campaign_entity
-from consumer.engine import campaigns, heartbeat
 from consumer.engine.model import iso
-from consumer.simulate import demo_thresholds
+from consumer.formats import campaigns, heartbeat
+from consumer.simulator.traffic import demo_thresholds
+from consumer.testing.apidouble import ApiDouble, Dialer, campaign_entity
 from tests.integration.harness import (
     ROOT,
     Broker,

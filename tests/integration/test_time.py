@@ -14,8 +14,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from consumer.engine import heartbeat
 from consumer.engine.model import iso
+from consumer.formats import heartbeat
 from tests.integration.harness import (
     Broker,
     Daemon,

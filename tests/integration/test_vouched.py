@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from consumer.apidouble import ApiDouble, Dialer, campaign_entity
 from consumer.engine.model import WIRE_TIMES, iso
+from consumer.testing.apidouble import ApiDouble, Dialer, campaign_entity
 from tests.integration.harness import Broker, Daemon, alerts, read_topic
 from tests.integration.test_poll import CLIENT_ID, SECRET, http, poller_env, start, until
 from tests.machine import free_port

@@ -10,20 +10,20 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from consumer.config import Settings
-from consumer.config_load import load_settings
-from consumer.daemon.fakes import (
+from consumer.daemon.loop import Daemon
+from consumer.daemon.ports import AlertSink
+from consumer.engine.model import WIRE_TIMES, iso
+from consumer.formats import heartbeat
+from consumer.settings.load import load_settings
+from consumer.settings.schema import Settings
+from consumer.sinks.topic import TopicSink
+from consumer.testing.fakes import (
     FakeClock,
     FakeFollower,
     FakeProducer,
     FakeSource,
     FakeStateReader,
 )
-from consumer.daemon.loop import Daemon
-from consumer.daemon.ports import AlertSink
-from consumer.daemon.sinks import TopicSink
-from consumer.engine import heartbeat
-from consumer.engine.model import WIRE_TIMES, iso
 
 TOPIC = "interactions"
 ALERTS = "interactions.alerts"

@@ -1,8 +1,8 @@
 """The Platform API double in process, a simulated clock, and a fake publisher.
 
-:func:`platform` starts :class:`~consumer.apidouble.ApiDouble` on 127.0.0.1 port 0 (a
-real aiohttp server) and a :class:`~consumer.adapters.genesys.PlatformClient` and
-:class:`~consumer.poller.Poller` on a :class:`SimClock`, so a minute of polling runs in
+:func:`platform` starts :class:`~consumer.testing.apidouble.ApiDouble` on 127.0.0.1 port 0 (a
+real aiohttp server) and a :class:`~consumer.genesys.client.PlatformClient` and
+:class:`~consumer.genesys.poller.Poller` on a :class:`SimClock`, so a minute of polling runs in
 an instant while every request still crosses a real socket.
 """
 
@@ -17,14 +17,14 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from consumer.adapters.genesys import PlatformClient
-from consumer.apidouble import ApiDouble, Dialer, campaign_entity
-from consumer.config import Settings
-from consumer.config_load import load_settings
-from consumer.daemon.fakes import FakeProducer, FakeRecord
-from consumer.engine import heartbeat
-from consumer.metrics import PollerMetrics
-from consumer.poller import Poller
+from consumer.formats import heartbeat
+from consumer.genesys.client import PlatformClient
+from consumer.genesys.poller import Poller
+from consumer.observe.metrics import PollerMetrics
+from consumer.settings.load import load_settings
+from consumer.settings.schema import Settings
+from consumer.testing.apidouble import ApiDouble, Dialer, campaign_entity
+from consumer.testing.fakes import FakeProducer, FakeRecord
 
 CLIENT_ID = "poller-test"
 SECRET = "s3cr3t-never-shown"  # noqa: S105 - the test's own made-up secret, looked for in output

@@ -1,0 +1,1 @@
+"""The command line: one module per subcommand, its wiring, signals and exit statuses."""

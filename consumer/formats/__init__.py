@@ -1,0 +1,1 @@
+"""Pure byte formats: alert, dead letter, heartbeat, campaign record, changelog."""

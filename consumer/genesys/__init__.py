@@ -1,0 +1,1 @@
+"""The Genesys Cloud source: the Platform API client, the poller, its budget and answers."""

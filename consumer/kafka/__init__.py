@@ -1,0 +1,1 @@
+"""Kafka clients, one module per role: the only importer of aiokafka."""

@@ -1,0 +1,1 @@
+"""Simulated dialer traffic: to a topic, or served as the Platform API."""

@@ -1,0 +1,73 @@
+"""Publishing simulated traffic to a topic in real time (``interaction-consumer simulate``).
+
+The simulator is pure; this paces it on the wall clock and produces what is due every
+tenth of a second through the same producer the daemon uses, until the time is up or a
+signal arrives. Then it drains what is already scripted, so calls in flight finish.
+
+About once a second it sends a heartbeat to every partition (source ``simulator``),
+vouching for the moment up to which everything due has been published and
+acknowledged, so that the daemon can tell a quiet dialer from a stopped simulator. Every
+record it publishes names that source (:data:`~consumer.formats.heartbeat.SOURCE_HEADER`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+from typing import Final
+
+from consumer.commands import signals
+from consumer.formats import heartbeat
+from consumer.kafka.clients import Sink, ensure_topics
+from consumer.kafka.heartbeats import send_heartbeats
+from consumer.observe.logs import fields
+from consumer.settings.schema import KafkaSettings
+from consumer.simulator.traffic import Simulator, TrafficSettings
+
+log = logging.getLogger(__name__)
+
+SOURCE: Final = "simulator"
+HEARTBEAT_SECONDS: Final = 1.0
+
+
+async def publish(
+    settings: KafkaSettings, topic: str, traffic: TrafficSettings, seconds: float | None
+) -> int:
+    """Produce simulated traffic to ``topic``; returns the exit status."""
+    if settings.create_topics:
+        await ensure_topics(settings, [topic], 3)
+    sink = Sink(settings)
+    await sink.start()
+    stop = asyncio.Event()
+    signals.on_stop(stop.set)
+    started = time.time()
+    sim = Simulator(traffic, started)
+    sent: Counter[str] = Counter()
+    beaten = 0.0
+    headers = [heartbeat.source_header(SOURCE)]  # judged on what its heartbeats vouch for
+    try:
+        while not stop.is_set():
+            now = time.time()
+            more = seconds is None or now - started < seconds
+            due = sim.due(now, start_new=more)
+            acks = [await sink.send(topic, r.key, r.value, headers) for _, r in due]
+            await sink.confirm(acks)
+            sent.update(r.kind for _, r in due)
+            if now - beaten >= HEARTBEAT_SECONDS:
+                sent["heartbeat"] += await send_heartbeats(
+                    sink, topic, SOURCE, now, HEARTBEAT_SECONDS
+                )
+                beaten = now
+            if not more and not due and not sim.pending:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.1)
+    finally:
+        await sink.stop()
+        log.info(
+            "simulated", extra=fields(topic=topic, records=dict(sent), stalls=dict(sim.stalls))
+        )
+    return 0

@@ -1,0 +1,1 @@
+"""Where alerts go: the alert topic, the log, Alertmanager."""
