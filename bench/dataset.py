@@ -17,7 +17,7 @@ import time
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from consumer.simulator.traffic import Record, Simulator, TrafficSettings
+from consumer.simulator.traffic import Simulated, Simulator, TrafficSettings
 
 RATE = 400.0  # interactions begun per simulated second
 # one malformed record per malformed "interaction": 15% of interactions make about 2.5%
@@ -26,10 +26,10 @@ MALFORMED_SHARE = 0.15
 _SIM_ID = re.compile(rb"sim-1-(\d{7})")
 
 
-def records(count: int, distinct: int, start: float) -> list[tuple[float, Record]]:
+def records(count: int, distinct: int, start: float) -> list[tuple[float, Simulated]]:
     """``count`` (publication time, record) pairs about ``distinct`` interaction ids."""
     sim = Simulator(TrafficSettings(rate=RATE, seed=1, malformed_share=MALFORMED_SHARE), start)
-    made: list[tuple[float, Record]] = []
+    made: list[tuple[float, Simulated]] = []
     moment = start
     while len(made) < count:
         moment += 10.0
@@ -42,12 +42,12 @@ def records(count: int, distinct: int, start: float) -> list[tuple[float, Record
     for at, record in made[:count]:
         key = None if record.key is None else _SIM_ID.sub(fold, record.key)
         value = None if record.value is None else _SIM_ID.sub(fold, record.value)
-        folded.append((at, Record(key, value, record.kind)))
+        folded.append((at, Simulated(key, value, record.kind)))
     return folded
 
 
 async def load(
-    bootstrap: str, topic: str, partitions: int, data: list[tuple[float, Record]]
+    bootstrap: str, topic: str, partitions: int, data: list[tuple[float, Simulated]]
 ) -> float:
     """Create ``topic`` and produce ``data`` to it, keyed by interaction; returns seconds."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)

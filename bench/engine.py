@@ -23,12 +23,12 @@ from consumer.engine import compiled
 from consumer.engine.model import Invalid, decode_record
 from consumer.engine.stalls import StallPolicy
 from consumer.engine.tracker import Limits, Observations, Tracker
-from consumer.simulator.traffic import Record, Simulator, TrafficSettings
+from consumer.simulator.traffic import Simulated, Simulator, TrafficSettings
 
 START = 1_800_000_000.0
 
 
-def naive(records: list[tuple[float, Record]]) -> int:
+def naive(records: list[tuple[float, Simulated]]) -> int:
     """The naive baseline of :mod:`bench.naive`; returns states kept."""
     tracker = NaiveTracker()
     for _, record in records:
@@ -36,7 +36,7 @@ def naive(records: list[tuple[float, Record]]) -> int:
     return len(tracker.states)
 
 
-def engine(records: list[tuple[float, Record]]) -> int:
+def engine(records: list[tuple[float, Simulated]]) -> int:
     """The real decode and tracker; returns interactions tracked."""
     tracker = Tracker(StallPolicy(), Limits(), Observations())
     for moment, record in records:

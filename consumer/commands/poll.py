@@ -1,19 +1,21 @@
 """``interaction-consumer poll``: settings, logs, HTTP, producer, API client and poller wired.
 
-Exit status: 0 after SIGTERM/SIGINT (the round in hand finished), 2 for a missing or bad
-setting (named on stderr), 3 when the login endpoint refuses the client credentials or
-the broker rejects ours, 1 when the broker cannot be reached at start.
+Exit status (:mod:`consumer.commands.exits`): 0 after SIGTERM/SIGINT (the round in hand
+finished), 2 for a missing or bad setting (named on stderr), 3 when it never connected:
+the broker cannot be reached at start or rejects our credentials, or the login endpoint
+refuses the client credentials.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 
-from consumer.commands import signals
+from consumer.commands import exits, options, signals
 from consumer.commands.run import new_registry
 from consumer.errors import AuthenticationError, BrokerError, LoginRefusedError
 from consumer.formats import campaigns
@@ -28,9 +30,6 @@ from consumer.settings.schema import ConfigError, GenesysSettings, Settings
 
 log = logging.getLogger(__name__)
 
-EXIT_OK: Final = 0
-EXIT_BROKER: Final = 1
-EXIT_REFUSED: Final = 3
 # the interactions topic, when poll creates it; the daemon's SIZING.md says how to size one
 DEFAULT_PARTITIONS: Final = 3
 
@@ -72,10 +71,10 @@ async def serve(settings: Settings) -> int:
         await sink.start()
     except AuthenticationError as exc:
         log.error("authentication_failed", extra=fields(error=str(exc)))
-        return EXIT_REFUSED
+        return exits.NOT_CONNECTED
     except BrokerError as exc:
         log.error("broker_unavailable", extra=fields(error=str(exc)))
-        return EXIT_BROKER
+        return exits.NOT_CONNECTED
     try:
         async with PlatformClient(settings.genesys, metrics) as client:
             # the topic it writes is its memory: read back before the first round
@@ -100,13 +99,54 @@ async def serve(settings: Settings) -> int:
                 await poller.run()
             except LoginRefusedError as exc:
                 log.error("login_refused", extra=fields(error=str(exc)))
-                return EXIT_REFUSED
+                return exits.NOT_CONNECTED
             finally:
                 await server.stop()
     finally:
         await sink.stop()
     log.info("stopped", extra=fields(rounds=poller.rounds))
-    return EXIT_OK
+    return exits.OK
+
+
+# flag -> dotted setting, for the poll command
+FLAGS: Final = {
+    **options.KAFKA_FLAGS,
+    "region": "genesys.region",
+    "api_base": "genesys.api_base",
+    "login_base": "genesys.login_base",
+    "campaign": "genesys.campaigns",
+    "interval": "genesys.interval_seconds",
+}
+
+
+def add_parser(commands: Any) -> None:
+    """The ``poll`` subcommand and its flags."""
+    command = commands.add_parser(
+        "poll", help="poll Genesys Cloud's outbound campaign interactions into the topic"
+    )
+    command.set_defaults(main=main)
+    options.config_option(command)
+    where = command.add_mutually_exclusive_group()
+    where.add_argument("--region", metavar="HOST", help="e.g. mypurecloud.ie: api.HOST")
+    where.add_argument("--api-base", metavar="URL", help="the Platform API base URL")
+    command.add_argument("--login-base", metavar="URL", help="the login (OAuth) base URL")
+    command.add_argument(
+        "--campaign",
+        action="append",
+        metavar="ID",
+        help="poll this campaign (repeatable; default: every preview campaign still live)",
+    )
+    command.add_argument(
+        "--interval", type=float, metavar="SECONDS", help="poll each campaign so often"
+    )
+    command.add_argument("--bootstrap-servers", metavar="HOST:PORT[,...]")
+    command.add_argument("--topic")
+    command.add_argument("--http-port", type=int, metavar="PORT")
+
+
+def main(args: argparse.Namespace) -> int:
+    """``poll``: the settings checked, then the poller until stopped; the exit status."""
+    return run(options.settings(args, FLAGS))
 
 
 def run(settings: Settings) -> int:

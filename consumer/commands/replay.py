@@ -30,13 +30,18 @@ merged.
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import sys
 import time
 from collections.abc import Callable, Iterable
-from typing import Any, Final, NamedTuple
+from pathlib import Path
+from typing import IO, Any, Final, NamedTuple
 
 import msgspec
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 
+from consumer.commands import exits, options
 from consumer.daemon.policy import stall_policy, tracker_limits
 from consumer.engine.alerting import REMOVALS, StallEvent
 from consumer.engine.clock import PartitionClock
@@ -44,7 +49,7 @@ from consumer.engine.lifecycle import NO_LIST, STAGES, Snapshot, list_number
 from consumer.engine.model import BUCKET_HEADER, Invalid, decode_record, engine_error, iso
 from consumer.engine.tracker import Observations, Tracker
 from consumer.formats import heartbeat
-from consumer.formats.alerts import Alert, to_alert
+from consumer.formats.alerts import Alert, encode_alert, to_alert
 from consumer.observe.metrics import EngineMetrics
 from consumer.settings.schema import Settings
 
@@ -222,3 +227,82 @@ class Replay:
             f"tracked at end: {stages}; removed: {removed}; "
             f"alerts: {self.alerts['firing']} firing, {self.alerts['resolved']} resolved"
         )
+
+
+def add_parser(commands: Any) -> None:
+    """The ``replay`` subcommand and its flags."""
+    command = commands.add_parser(
+        "replay",
+        help="replay a dump (JSON lines, bare or kcat -J envelopes) and print its alerts",
+    )
+    command.set_defaults(main=main)
+    command.add_argument("files", nargs="+", metavar="FILE", help="input file, - for stdin")
+    options.engine_options(command)
+    command.add_argument(
+        "--end-time",
+        type=options.moment,
+        metavar="ISO-8601",
+        help="advance the clock to this moment after the input, firing what is due",
+    )
+    command.add_argument(
+        "--metrics-out", type=Path, metavar="FILE", help="write the final metrics exposition"
+    )
+
+
+def _unwritable(path: Path) -> OSError | None:
+    """Why ``path`` cannot be written, found by opening it without truncating it; or None."""
+    try:
+        with open(path, "ab"):
+            return None
+    except OSError as exc:
+        return exc
+
+
+def _cannot_write(path: Path, exc: OSError) -> int:
+    """Say that --metrics-out cannot be written; the exit status for it."""
+    problem = exc.strerror or str(exc)
+    print(f"interaction-consumer: cannot write --metrics-out {path}: {problem}", file=sys.stderr)
+    return exits.USAGE
+
+
+def main(args: argparse.Namespace) -> int:
+    """Replay the files, alerts on stdout, the summary on stderr; the exit status."""
+    settings = options.settings(args)
+    # an output that cannot be written is found before the input is read, not after
+    problem = None if args.metrics_out is None else _unwritable(args.metrics_out)
+    if problem is not None:
+        return _cannot_write(args.metrics_out, problem)
+    with contextlib.ExitStack() as stack:
+        inputs: list[tuple[str, IO[bytes]]] = []
+        for name in args.files:
+            if name == "-":
+                inputs.append(("<stdin>", sys.stdin.buffer))
+                continue
+            try:
+                inputs.append((name, stack.enter_context(open(name, "rb"))))
+            except OSError as exc:
+                print(f"interaction-consumer: cannot open {name}: {exc.strerror}", file=sys.stderr)
+                return exits.USAGE
+        out = sys.stdout.buffer
+
+        def emit(alert: Alert) -> None:
+            out.write(encode_alert(alert) + b"\n")
+            out.flush()
+
+        def report(message: str) -> None:
+            print(message, file=sys.stderr)
+
+        registry = CollectorRegistry()
+        replay = Replay(settings, registry, emit, report)
+        for name, stream in inputs:
+            replay.read(name, stream)
+        if args.end_time is not None:
+            replay.advance(args.end_time)
+        replay.finish()
+    print(replay.summary(), file=sys.stderr)
+    if args.metrics_out is not None:
+        try:
+            args.metrics_out.write_bytes(generate_latest(registry))
+        except OSError as exc:
+            return _cannot_write(args.metrics_out, exc)
+    return exits.OK

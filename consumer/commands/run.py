@@ -1,26 +1,29 @@
 """``interaction-consumer run``: wire settings, logs, HTTP and the daemon; handle signals.
 
-Exit status: 0 after a clean stop (SIGTERM/SIGINT), 2 for a bad setting (named on
-stderr), 3 when it never connected to the broker: at once when the connection cannot be
-trusted or authenticated (``authentication_failed``), or when stopped before any broker
-answered (``not_connected``); the log line names the cause and the setting. 1 when
-shutdown overran the grace period. 4 when a background task whose failure stops the
-daemon failed (``task_failed``, then ``stopped_by_task``; :mod:`consumer.daemon.supervise`).
+Exit status (:mod:`consumer.commands.exits`): 0 after a clean stop (SIGTERM/SIGINT), 2 for
+a bad setting (named on stderr), 3 when it never connected to the broker: at once when the
+connection cannot be trusted or authenticated (``authentication_failed``), or when stopped
+before any broker answered (``not_connected``); the log line names the cause and the
+setting. 1 when shutdown overran the grace period. 4 when a background task whose failure
+stops the daemon failed (``task_failed``, then ``stopped_by_task``;
+:mod:`consumer.daemon.supervise`).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import gc
 import logging
 import re
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 
-from consumer.commands import signals
+from consumer.commands import exits, options, signals
 from consumer.daemon.loop import Daemon
+from consumer.daemon.policy import stall_policy
 from consumer.daemon.ports import AlertSink, SystemClock
 from consumer.daemon.supervise import TaskFailedError
 from consumer.errors import AuthenticationError, BrokerError
@@ -36,10 +39,6 @@ from consumer.sinks.topic import TopicSink
 
 log = logging.getLogger(__name__)
 
-EXIT_OK: Final = 0
-EXIT_GRACE_EXCEEDED: Final = 1
-EXIT_NOT_CONNECTED: Final = 3
-EXIT_TASK_FAILED: Final = 4
 _JSON: Final = "application/json"
 _TEXT: Final = "text/plain; charset=utf-8"
 # /stalled lists this many stalls unless ``limit`` says otherwise, and never more than the
@@ -152,16 +151,16 @@ async def serve(settings: Settings) -> int:
         if not done:
             log.error("shutdown_grace_exceeded", extra=fields(grace_seconds=grace))
             task.cancel()
-            return EXIT_GRACE_EXCEEDED
+            return exits.GRACE_EXCEEDED
         task.result()  # re-raise what stopped the daemon, if anything did
-        return EXIT_OK
+        return exits.OK
     except AuthenticationError as exc:
         # final: the message names the cause and the setting; a traceback would only bury it
         log.error(
             "authentication_failed",
             extra=fields(cause=exc.cause, setting=exc.setting, error=str(exc)),
         )
-        return EXIT_NOT_CONNECTED
+        return exits.NOT_CONNECTED
     except BrokerError as exc:
         # stopped before any broker answered: the daemon never ran, for a person to look at
         log.error(
@@ -170,11 +169,11 @@ async def serve(settings: Settings) -> int:
                 cause="no_broker_reachable", setting="kafka.bootstrap_servers", error=str(exc)
             ),
         )
-        return EXIT_NOT_CONNECTED
+        return exits.NOT_CONNECTED
     except TaskFailedError as exc:
         # the task's own log line has the traceback; this one says why the service ends
         log.error("stopped_by_task", extra=fields(task=exc.task, error=str(exc)))
-        return EXIT_TASK_FAILED
+        return exits.TASK_FAILED
     finally:
         for sink in alertmanagers:
             await sink.stop()
@@ -192,3 +191,27 @@ def run(settings: Settings) -> int:
             ),
         )
     return asyncio.run(serve(settings))
+
+
+def check(settings: Settings) -> None:
+    """Raise :class:`~consumer.settings.schema.ConfigError` naming what stops ``run`` at start."""
+    stall_policy(settings)  # the stall rules named must exist
+
+
+def add_parser(commands: Any) -> None:
+    """The ``run`` subcommand and its flags."""
+    command = commands.add_parser("run", help="consume the topic in a consumer group (the daemon)")
+    command.set_defaults(main=main)
+    options.engine_options(command)
+    command.add_argument("--bootstrap-servers", metavar="HOST:PORT[,...]")
+    command.add_argument("--topic")
+    command.add_argument("--group-id")
+    command.add_argument("--http-port", type=int, metavar="PORT")
+    command.add_argument("--log-format", choices=["json", "text"])
+
+
+def main(args: argparse.Namespace) -> int:
+    """``run``: the settings checked, then the daemon until stopped; the exit status."""
+    settings = options.settings(args)
+    check(settings)
+    return run(settings)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from consumer.observe.logs import fields
 
@@ -22,3 +22,10 @@ def on_stop(stop: Callable[[], None]) -> None:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, received, sig.name)
+
+
+async def until_stopped(body: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    """Run ``body`` with an event that SIGTERM or SIGINT sets; return when it returns."""
+    stop = asyncio.Event()
+    on_stop(stop.set)
+    await body(stop)

@@ -15,7 +15,6 @@ import time
 import zlib
 from typing import Any, Final
 
-from consumer.commands import signals
 from consumer.formats.campaigns import LIVE_STATUSES
 from consumer.observe.logs import fields
 from consumer.simulator.traffic import Simulator, TrafficSettings
@@ -108,9 +107,14 @@ class SimulatedDialer:
 
 
 async def serve(
-    traffic: TrafficSettings, host: str, port: int, client_id: str, client_secret: str
-) -> int:
-    """Serve the simulator's traffic as the Platform API until SIGTERM/SIGINT; exit status."""
+    traffic: TrafficSettings,
+    host: str,
+    port: int,
+    client_id: str,
+    client_secret: str,
+    stop: asyncio.Event,
+) -> None:
+    """Serve the simulator's traffic as the Platform API until ``stop`` is set."""
     simulated = SimulatedDialer(traffic, time.time())
     double = ApiDouble(
         simulated.dialer,
@@ -120,11 +124,8 @@ async def serve(
     )
     await double.start(host, port)
     log.info("api_serving", extra=fields(url=f"http://{host}:{double.port}", client_id=client_id))
-    stop = asyncio.Event()
-    signals.on_stop(stop.set)
     try:
         await stop.wait()
     finally:
         await double.stop()
         log.info("api_stopped", extra=fields(requests=len(double.served)))
-    return 0

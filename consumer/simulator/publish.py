@@ -19,7 +19,6 @@ import time
 from collections import Counter
 from typing import Final
 
-from consumer.commands import signals
 from consumer.formats import heartbeat
 from consumer.kafka.clients import Sink, ensure_topics
 from consumer.kafka.heartbeats import send_heartbeats
@@ -34,15 +33,17 @@ HEARTBEAT_SECONDS: Final = 1.0
 
 
 async def publish(
-    settings: KafkaSettings, topic: str, traffic: TrafficSettings, seconds: float | None
-) -> int:
-    """Produce simulated traffic to ``topic``; returns the exit status."""
+    settings: KafkaSettings,
+    topic: str,
+    traffic: TrafficSettings,
+    seconds: float | None,
+    stop: asyncio.Event,
+) -> None:
+    """Produce simulated traffic to ``topic`` for ``seconds`` (or until ``stop`` is set)."""
     if settings.create_topics:
         await ensure_topics(settings, [topic], 3)
     sink = Sink(settings)
     await sink.start()
-    stop = asyncio.Event()
-    signals.on_stop(stop.set)
     started = time.time()
     sim = Simulator(traffic, started)
     sent: Counter[str] = Counter()
@@ -70,4 +71,3 @@ async def publish(
         log.info(
             "simulated", extra=fields(topic=topic, records=dict(sent), stalls=dict(sim.stalls))
         )
-    return 0

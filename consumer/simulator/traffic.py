@@ -81,7 +81,7 @@ class TrafficSettings:
     multi_call_share: float = 0.05
 
 
-class Record(NamedTuple):
+class Simulated(NamedTuple):
     """One record to publish; ``value`` ``None`` is a tombstone. ``kind`` is for people."""
 
     key: bytes | None
@@ -111,10 +111,10 @@ class Simulator:
         self.next_start = start
         self.started = 0
         self.stalls: Counter[str] = Counter()  # injected stalls, by kind
-        self._queue: list[tuple[float, int, Record]] = []
+        self._queue: list[tuple[float, int, Simulated]] = []
         self._seq = 0
 
-    def due(self, now: float, *, start_new: bool = True) -> list[tuple[float, Record]]:
+    def due(self, now: float, *, start_new: bool = True) -> list[tuple[float, Simulated]]:
         """(publication time, record) for every record due by ``now``, in time order.
 
         With ``start_new`` false no further interaction begins: what is scripted drains.
@@ -135,7 +135,7 @@ class Simulator:
 
     # -- scripting one interaction ------------------------------------------------------
 
-    def _at(self, moment: float, record: Record) -> None:
+    def _at(self, moment: float, record: Simulated) -> None:
         heapq.heappush(self._queue, (moment, self._seq, record))
         self._seq += 1
 
@@ -164,11 +164,13 @@ class Simulator:
             (a, va, _), (b, vb, _) = published[n - 1], published[n]
             published[n - 1], published[n] = (a, vb, "out_of_order"), (b, va, "out_of_order")
         for at, value, what in published:
-            self._at(at, Record(iid.encode(), value, what))
+            self._at(at, Simulated(iid.encode(), value, what))
             if rng.random() < s.duplicate_share:
-                self._at(at + self._span(0.5, 5), Record(iid.encode(), value, "duplicate"))
+                self._at(at + self._span(0.5, 5), Simulated(iid.encode(), value, "duplicate"))
         if stall is None and rng.random() < s.tombstone_share:
-            self._at(published[-1][0] + self._span(1, 10), Record(iid.encode(), None, "tombstone"))
+            self._at(
+                published[-1][0] + self._span(1, 10), Simulated(iid.encode(), None, "tombstone")
+            )
 
     def _script(
         self,
@@ -251,7 +253,7 @@ class Simulator:
             body["disposition"] = "LIVE_VOICE"
         return json.dumps(_snake(body) if base["_snake"] else body).encode()
 
-    def _malformed(self) -> Record:
+    def _malformed(self) -> Simulated:
         junk = self.rng.choice(
             [
                 b"this is not json",
@@ -261,10 +263,10 @@ class Simulator:
                 b'{"id": "bad-2", "campaign": "not an object"}',
             ]
         )
-        return Record(b"malformed", junk, "malformed")
+        return Simulated(b"malformed", junk, "malformed")
 
 
-def kcat_lines(records: Iterable[tuple[float, Record]], topic: str) -> Iterator[bytes]:
+def kcat_lines(records: Iterable[tuple[float, Simulated]], topic: str) -> Iterator[bytes]:
     """Render (publication time, record) pairs as ``kcat -C -J`` lines for ``replay``.
 
     A value that is not UTF-8 cannot sit in a JSON string: its bytes are decoded with

@@ -11,12 +11,18 @@ import pytest
 from consumer.engine.model import Invalid, decode, decode_record
 from consumer.engine.stalls import StallPolicy
 from consumer.engine.tracker import Limits, Observations, Tracker
-from consumer.simulator.traffic import STALL_RULES, Record, Simulator, TrafficSettings, kcat_lines
+from consumer.simulator.traffic import (
+    STALL_RULES,
+    Simulated,
+    Simulator,
+    TrafficSettings,
+    kcat_lines,
+)
 
 START = 1_800_000_000.0
 
 
-def minute_of_traffic(seed: int = 7) -> tuple[Simulator, list[tuple[float, Record]]]:
+def minute_of_traffic(seed: int = 7) -> tuple[Simulator, list[tuple[float, Simulated]]]:
     """One simulated minute at 30 interactions/s, then everything scripted drains."""
     sim = Simulator(TrafficSettings(rate=30, seed=seed), start=START)
     return sim, sim.due(START + 60) + sim.due(float("inf"), start_new=False)
