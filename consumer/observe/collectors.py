@@ -2,7 +2,8 @@
 
 Each owner keeps its metrics beside it (:mod:`consumer.daemon.metrics`,
 :mod:`consumer.daemon.engine_metrics`, :mod:`consumer.sinks.alertmanager`,
-:mod:`consumer.observe.http`, :mod:`consumer.genesys.metrics`), on a registry it is given.
+:mod:`consumer.observe.http`, :mod:`consumer.genesys.metrics`), on a registry it is given;
+``scripts/gen_metrics_doc.py`` renders them all into the operator docs.
 
 Label values are bounded: stages, outcomes and reasons are fixed sets, dialing modes map
 to a fixed set, and campaigns are capped (:class:`~consumer.daemon.engine_metrics.CampaignLabels`).
