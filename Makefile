@@ -63,6 +63,7 @@ check lint: $(STAMP) $(HELM)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/python scripts/gen_config_doc.py --check
+	$(BIN)/python scripts/gen_metrics_doc.py --check
 	$(BIN)/hadolint Dockerfile
 	$(HELM) lint --strict --quiet $(CHART) $(CHART_VALUES)
 	$(HELM) template interaction-consumer $(CHART) $(CHART_VALUES) >/dev/null

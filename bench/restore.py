@@ -26,13 +26,13 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from prometheus_client import CollectorRegistry
 
 from bench.broker import broker
+from consumer.daemon.metrics import ConsumerMetrics
 from consumer.daemon.restore import restore
 from consumer.engine.lifecycle import Snapshot, merge, new_interaction
 from consumer.engine.stalls import StallPolicy
 from consumer.engine.tracker import Limits, Observations, Tracker
 from consumer.formats import changelog
 from consumer.kafka.clients import ChangelogReader
-from consumer.observe.metrics import ConsumerMetrics
 from consumer.settings.schema import KafkaSettings
 
 T0 = 1_795_600_000.0

@@ -20,12 +20,12 @@ from consumer.commands.run import new_registry
 from consumer.errors import AuthenticationError, BrokerError, LoginRefusedError
 from consumer.formats import campaigns
 from consumer.genesys.client import PlatformClient, SystemClock
+from consumer.genesys.metrics import PollerMetrics
 from consumer.genesys.poller import Poller
 from consumer.kafka.clients import ChangelogReader, Sink, ensure_topics
 from consumer.observe import logs
 from consumer.observe.http import Handler, HttpServer, Query, Response
 from consumer.observe.logs import fields
-from consumer.observe.metrics import PollerMetrics
 from consumer.settings.schema import ConfigError, GenesysSettings, Settings
 
 log = logging.getLogger(__name__)

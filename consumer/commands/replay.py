@@ -42,6 +42,7 @@ import msgspec
 from prometheus_client import CollectorRegistry, generate_latest
 
 from consumer.commands import exits, options
+from consumer.daemon.engine_metrics import EngineMetrics
 from consumer.daemon.policy import stall_policy, tracker_limits
 from consumer.engine.alerting import REMOVALS, StallEvent
 from consumer.engine.clock import PartitionClock
@@ -50,7 +51,6 @@ from consumer.engine.model import BUCKET_HEADER, Invalid, decode_record, engine_
 from consumer.engine.tracker import Observations, Tracker
 from consumer.formats import heartbeat
 from consumer.formats.alerts import Alert, encode_alert, to_alert
-from consumer.observe.metrics import EngineMetrics
 from consumer.settings.schema import Settings
 
 _BOM: Final = b"\xef\xbb\xbf"

@@ -27,13 +27,13 @@ from collections.abc import Callable, Iterable
 from typing import Final
 
 from consumer.backoff import Backoff
+from consumer.daemon.metrics import CAMPAIGN_FAILED, ConsumerMetrics
 from consumer.daemon.ports import Follower
 from consumer.engine.stalls import StallPolicy
 from consumer.engine.tracker import Tracker
 from consumer.errors import BrokerError
 from consumer.formats import campaigns
 from consumer.observe.logs import fields
-from consumer.observe.metrics import CAMPAIGN_FAILED, ConsumerMetrics
 
 log = logging.getLogger(__name__)
 

@@ -14,10 +14,10 @@ import asyncio
 import functools
 
 from consumer.daemon.ledger import OffsetLedger
+from consumer.daemon.metrics import ConsumerMetrics
 from consumer.daemon.ports import Clock, Source
 from consumer.daemon.records import Partition
 from consumer.daemon.supervise import Supervisor
-from consumer.observe.metrics import ConsumerMetrics
 
 
 class Commits:

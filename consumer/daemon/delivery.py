@@ -27,6 +27,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from consumer.backoff import Backoff
+from consumer.daemon.metrics import ConsumerMetrics
 from consumer.daemon.outputs import DeadLetter, Outputs
 from consumer.daemon.ports import Ack, AlertSink, Clock, LiveSink, Producer
 from consumer.daemon.records import StateRecord
@@ -34,7 +35,6 @@ from consumer.errors import OutputError
 from consumer.formats import dead_letters
 from consumer.formats.alerts import Alert, AnyAlert
 from consumer.observe.logs import fields
-from consumer.observe.metrics import ConsumerMetrics
 from consumer.settings.schema import KafkaSettings
 
 log = logging.getLogger(__name__)

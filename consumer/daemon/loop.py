@@ -35,7 +35,9 @@ from consumer.backoff import Backoff
 from consumer.daemon import campaigns, readiness, restore
 from consumer.daemon.commits import Commits
 from consumer.daemon.delivery import Delivery, Topics
+from consumer.daemon.engine_metrics import EngineMetrics
 from consumer.daemon.ledger import OffsetLedger
+from consumer.daemon.metrics import ConsumerMetrics
 from consumer.daemon.outputs import Outputs
 from consumer.daemon.partition import PartitionState
 from consumer.daemon.policy import batch_step, stall_policy, tracking_budget
@@ -48,7 +50,6 @@ from consumer.engine.sources import SourceState
 from consumer.engine.tracker import Observations, Tracker
 from consumer.errors import AuthenticationError, BrokerError
 from consumer.observe.logs import fields
-from consumer.observe.metrics import ConsumerMetrics, EngineMetrics
 from consumer.settings.schema import Settings
 
 log = logging.getLogger(__name__)

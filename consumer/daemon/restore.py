@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterator
 from typing import Final
 
 from consumer.backoff import Backoff
+from consumer.daemon.metrics import STATE_REFUSED, ConsumerMetrics
 from consumer.daemon.ports import StateReader
 from consumer.daemon.records import Partition
 from consumer.engine.alerting import Fired
@@ -46,7 +47,6 @@ from consumer.engine.tracker import Tracker, restore_order
 from consumer.errors import BrokerError
 from consumer.formats import changelog
 from consumer.observe.logs import fields
-from consumer.observe.metrics import STATE_REFUSED, ConsumerMetrics
 
 log = logging.getLogger(__name__)
 

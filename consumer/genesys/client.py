@@ -63,8 +63,8 @@ from consumer.errors import (
 )
 from consumer.formats.campaigns import Campaign
 from consumer.genesys.budget import RequestBudget
+from consumer.genesys.metrics import PollerMetrics
 from consumer.observe.logs import fields
-from consumer.observe.metrics import PollerMetrics
 from consumer.settings.schema import GenesysSettings, Secret
 
 log = logging.getLogger(__name__)

@@ -97,9 +97,9 @@ from consumer.genesys.answer import (
     with_campaign,
 )
 from consumer.genesys.client import Clock, PlatformClient, sleep_unless
+from consumer.genesys.metrics import PollerMetrics
 from consumer.kafka.heartbeats import send_heartbeats
 from consumer.observe.logs import fields
-from consumer.observe.metrics import PollerMetrics
 from consumer.settings.schema import Settings
 
 log = logging.getLogger(__name__)

@@ -40,11 +40,11 @@ from typing import Any, Final, cast
 
 from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client.exposition import choose_encoder, gzip_accepted
 
+from consumer.observe.collectors import per_value
 from consumer.observe.logs import fields
-from consumer.observe.metrics import HttpMetrics
 from consumer.settings.schema import HttpLimits
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,31 @@ _METHODS: Final = ("GET", "HEAD")
 _TEXT: Final = "text/plain; charset=utf-8"
 # how long stop() lets an answer in progress finish before cutting it
 _SHUTDOWN_SECONDS: Final = 1.0
+# what dialer_http_rejected counts, by reason
+HTTP_REJECTIONS: Final = (
+    "deadline",  # the request (and its answer) took longer than http.request_timeout_seconds
+    "evicted",  # closed at the connection cap to make room for a new connection
+    "refused",  # a new connection at the cap, every open one busy being answered
+    "request_line_too_long",
+    "headers_too_large",
+    "bad_request",
+)
+
+
+class HttpMetrics:
+    """The HTTP port: open connections, and connections or requests it turned away."""
+
+    def __init__(self, registry: CollectorRegistry, connections: Callable[[], int]) -> None:
+        self.rejected = per_value(
+            "dialer_http_rejected",
+            "Connections or requests the HTTP port closed or refused, by reason.",
+            "reason",
+            HTTP_REJECTIONS,
+            registry,
+        )
+        Gauge(
+            "dialer_http_connections", "Open connections to the HTTP port.", registry=registry
+        ).set_function(connections)
 
 
 class HttpServer:

@@ -41,13 +41,13 @@ from typing import Any, Final
 
 import aiohttp
 import msgspec
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter, Gauge
 from yarl import URL
 
 from consumer.backoff import Backoff
 from consumer.formats.alerts import AnyAlert, SourceAlert
+from consumer.observe.collectors import per_value
 from consumer.observe.logs import fields
-from consumer.observe.metrics import AlertmanagerMetrics
 from consumer.settings.schema import AlertmanagerSettings
 
 log = logging.getLogger(__name__)
@@ -130,6 +130,45 @@ def _source_silent(alert: SourceAlert, static: Mapping[str, str]) -> AmAlert:
     }
     ends = alert.observed_at if alert.status == "resolved" else None
     return AmAlert(labels, annotations, crossed.isoformat().replace("+00:00", "Z"), ends)
+
+
+class AlertmanagerMetrics:
+    """The Alertmanager sink's posts, failures, drops and queue, per configured URL."""
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        urls: list[str],
+        queued: Callable[[], int],
+        active: Callable[[], int],
+    ) -> None:
+        self.posted = per_value(
+            "dialer_alertmanager_alerts_posted",
+            "Alerts accepted by an Alertmanager (re-sends included).",
+            "url",
+            urls,
+            registry,
+        )
+        self.errors = per_value(
+            "dialer_alertmanager_errors",
+            "Failed posts to an Alertmanager (each is retried).",
+            "url",
+            urls,
+            registry,
+        )
+        self.dropped = Counter(
+            "dialer_alertmanager_dropped",
+            "Alerts dropped because the queue to Alertmanager was full.",
+            registry=registry,
+        )
+        Gauge(
+            "dialer_alertmanager_queue", "Alerts waiting to be posted.", registry=registry
+        ).set_function(queued)
+        Gauge(
+            "dialer_alertmanager_active",
+            "Firing alerts this instance keeps alive in Alertmanager (those of its partitions).",
+            registry=registry,
+        ).set_function(active)
 
 
 class AlertmanagerSink:

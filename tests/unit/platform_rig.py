@@ -19,8 +19,8 @@ from prometheus_client import CollectorRegistry
 
 from consumer.formats import heartbeat
 from consumer.genesys.client import PlatformClient
+from consumer.genesys.metrics import PollerMetrics
 from consumer.genesys.poller import Poller
-from consumer.observe.metrics import PollerMetrics
 from consumer.settings.load import load_settings
 from consumer.settings.schema import Settings
 from consumer.testing.apidouble import ApiDouble, Dialer, campaign_entity

@@ -9,6 +9,7 @@ import msgspec
 import pytest
 from prometheus_client import CollectorRegistry
 
+from consumer.daemon.engine_metrics import EngineMetrics
 from consumer.engine.lifecycle import (
     LISTS,
     NO_LIST,
@@ -23,7 +24,6 @@ from consumer.engine.model import BUCKET_HEADER, bucket_of, decode_record
 from consumer.engine.stalls import StallPolicy
 from consumer.formats import changelog
 from consumer.formats.campaigns import BUCKETS
-from consumer.observe.metrics import EngineMetrics
 from tests.unit import daemon_rig
 from tests.unit.daemon_rig import TOPIC, Rig, drain, preview, until
 from tests.unit.factory import T0, snap, statuses, tracker

@@ -23,10 +23,12 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from consumer.commands.run import STALLED_LIMIT, STALLED_MAX_LIMIT, new_registry, routes
+from consumer.daemon.engine_metrics import EngineMetrics
 from consumer.daemon.loop import Daemon
+from consumer.daemon.metrics import ConsumerMetrics
 from consumer.observe.http import Handler, HttpServer, Query, Response
-from consumer.observe.metrics import AlertmanagerMetrics, ConsumerMetrics, EngineMetrics
 from consumer.settings.schema import HttpLimits
+from consumer.sinks.alertmanager import AlertmanagerMetrics
 from tests.machine import tool
 from tests.unit.daemon_rig import TOPIC, Rig, preview
 from tests.unit.daemon_rig import until as rig_until

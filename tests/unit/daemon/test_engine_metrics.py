@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry
 
+from consumer.daemon.engine_metrics import MAX_CAMPAIGN_LABEL_LENGTH, CampaignLabels, EngineMetrics
 from consumer.engine.stalls import StallPolicy
 from consumer.engine.tracker import Tracker
-from consumer.observe.metrics import MAX_CAMPAIGN_LABEL_LENGTH, CampaignLabels, EngineMetrics
 from tests.unit.factory import T0, snap, tracker
 
 
