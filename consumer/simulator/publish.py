@@ -21,8 +21,9 @@ from typing import Final
 
 from consumer.commands import signals
 from consumer.formats import heartbeat
-from consumer.kafka.clients import Sink, ensure_topics
+from consumer.kafka.admin import ensure_topics
 from consumer.kafka.heartbeats import send_heartbeats
+from consumer.kafka.producer import TopicProducer
 from consumer.observe.logs import fields
 from consumer.settings.schema import KafkaSettings
 from consumer.simulator.traffic import Simulator, TrafficSettings
@@ -39,8 +40,8 @@ async def publish(
     """Produce simulated traffic to ``topic``; returns the exit status."""
     if settings.create_topics:
         await ensure_topics(settings, [topic], 3)
-    sink = Sink(settings)
-    await sink.start()
+    producer = TopicProducer(settings)
+    await producer.start()
     stop = asyncio.Event()
     signals.on_stop(stop.set)
     started = time.time()
@@ -53,12 +54,12 @@ async def publish(
             now = time.time()
             more = seconds is None or now - started < seconds
             due = sim.due(now, start_new=more)
-            acks = [await sink.send(topic, r.key, r.value, headers) for _, r in due]
-            await sink.confirm(acks)
+            acks = [await producer.send(topic, r.key, r.value, headers) for _, r in due]
+            await producer.confirm(acks)
             sent.update(r.kind for _, r in due)
             if now - beaten >= HEARTBEAT_SECONDS:
                 sent["heartbeat"] += await send_heartbeats(
-                    sink, topic, SOURCE, now, HEARTBEAT_SECONDS
+                    producer, topic, SOURCE, now, HEARTBEAT_SECONDS
                 )
                 beaten = now
             if not more and not due and not sim.pending:
@@ -66,7 +67,7 @@ async def publish(
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 0.1)
     finally:
-        await sink.stop()
+        await producer.stop()
         log.info(
             "simulated", extra=fields(topic=topic, records=dict(sent), stalls=dict(sim.stalls))
         )
