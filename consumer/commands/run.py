@@ -106,7 +106,7 @@ def daemon(settings: Settings, registry: CollectorRegistry) -> Daemon:
     return Daemon(
         settings,
         registry,
-        source=GroupConsumer(kafka_settings),
+        consumer=GroupConsumer(kafka_settings),
         producer=producer,
         state_reader=reader,
         sinks=sinks,

@@ -20,7 +20,7 @@ Ack = asyncio.Future[Any]
 Rebalance = Callable[[list[Partition]], Awaitable[None]]
 
 
-class Source(Protocol):
+class Consumer(Protocol):
     """The input topic(s), read in a consumer group with manual commits."""
 
     async def start(self, topics: list[str], revoked: Rebalance, assigned: Rebalance) -> None:
