@@ -41,7 +41,8 @@ from prometheus_client import CollectorRegistry
 
 from bench.broker import broker, local_pids, pin, service_settings
 from consumer.commands.run import daemon as wire
-from consumer.kafka.clients import Sink, ensure_topics
+from consumer.kafka.admin import ensure_topics
+from consumer.kafka.producer import TopicProducer
 from consumer.observe import logs
 from consumer.settings.schema import KafkaSettings
 from consumer.simulator.traffic import Simulator, TrafficSettings, demo_thresholds
@@ -78,8 +79,8 @@ async def produce(bootstrap: str, topic: str, rate: float, seconds: float) -> No
         (moment, zlib.crc32(record.key or b"") % PARTITIONS, (record.key, record.value))
         for moment, record in sim.due(start + seconds) + sim.due(float("inf"), start_new=False)
     ]
-    sink = Sink(KafkaSettings(bootstrap_servers=bootstrap))
-    await sink.start()
+    producer = TopicProducer(KafkaSettings(bootstrap_servers=bootstrap))
+    await producer.start()
     acks = []
     try:
         await asyncio.sleep(max(0.0, start - time.time()))
@@ -93,12 +94,12 @@ async def produce(bootstrap: str, topic: str, rate: float, seconds: float) -> No
                 due.setdefault(partition, []).append(pair)
                 sent += 1
             for partition, pairs in due.items():
-                acks += await sink.send_many(topic, partition, pairs)
+                acks += await producer.send_many(topic, partition, pairs)
             await asyncio.sleep(TICK)
-        await sink.confirm(acks)
+        await producer.confirm(acks)
         print(f"  producer: {sent:,} records, {time.process_time() - cpu:.1f} s of CPU")
     finally:
-        await sink.stop()
+        await producer.stop()
 
 
 Figures = tuple[float, float, float, int]  # p50, p99, max bound (ms), samples

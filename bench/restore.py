@@ -32,7 +32,7 @@ from consumer.engine.lifecycle import Snapshot, merge, new_interaction
 from consumer.engine.stalls import StallPolicy
 from consumer.engine.tracker import Limits, Observations, Tracker
 from consumer.formats import changelog
-from consumer.kafka.clients import ChangelogReader
+from consumer.kafka.readers import ChangelogReader
 from consumer.settings.schema import KafkaSettings
 
 T0 = 1_795_600_000.0

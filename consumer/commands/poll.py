@@ -22,7 +22,9 @@ from consumer.formats import campaigns
 from consumer.genesys.client import PlatformClient, SystemClock
 from consumer.genesys.metrics import PollerMetrics
 from consumer.genesys.poller import Poller
-from consumer.kafka.clients import ChangelogReader, Sink, ensure_topics
+from consumer.kafka.admin import ensure_topics
+from consumer.kafka.producer import TopicProducer
+from consumer.kafka.readers import ChangelogReader
 from consumer.observe import logs
 from consumer.observe.http import Handler, HttpServer, Query, Response
 from consumer.observe.logs import fields
@@ -63,12 +65,12 @@ async def serve(settings: Settings) -> int:
     registry = new_registry()
     metrics = PollerMetrics(registry)
     kafka = settings.kafka
-    sink = Sink(kafka)
+    producer = TopicProducer(kafka)
     try:
         if kafka.create_topics:
             await ensure_topics(kafka, [kafka.topic], DEFAULT_PARTITIONS)
             await ensure_topics(kafka, [campaigns.topic_for(kafka.topic)], 1, compact=True)
-        await sink.start()
+        await producer.start()
     except AuthenticationError as exc:
         log.error("authentication_failed", extra=fields(error=str(exc)))
         return exits.NOT_CONNECTED
@@ -79,7 +81,7 @@ async def serve(settings: Settings) -> int:
         async with PlatformClient(settings.genesys, metrics) as client:
             # the topic it writes is its memory: read back before the first round
             history = ChangelogReader(kafka, kafka.topic)
-            poller = Poller(settings, client, sink, metrics, SystemClock(), history)
+            poller = Poller(settings, client, producer, metrics, SystemClock(), history)
             http = settings.http
             server = HttpServer(
                 routes(poller), http.host, http.port, registry=registry, limits=http
@@ -103,7 +105,7 @@ async def serve(settings: Settings) -> int:
             finally:
                 await server.stop()
     finally:
-        await sink.stop()
+        await producer.stop()
     log.info("stopped", extra=fields(rounds=poller.rounds))
     return exits.OK
 

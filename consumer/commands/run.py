@@ -26,9 +26,13 @@ from consumer.daemon.loop import Daemon
 from consumer.daemon.policy import stall_policy
 from consumer.daemon.ports import AlertSink, SystemClock
 from consumer.daemon.supervise import TaskFailedError
+from consumer.daemon.topics import ensure_outputs
 from consumer.errors import AuthenticationError, BrokerError
 from consumer.formats import campaigns
-from consumer.kafka import clients as kafka
+from consumer.kafka.admin import ensure_topics
+from consumer.kafka.consumer import GroupConsumer, compiled_records
+from consumer.kafka.producer import TopicProducer
+from consumer.kafka.readers import ChangelogReader, TopicFollower
 from consumer.observe import logs
 from consumer.observe.http import Handler, HttpServer, Query, Response
 from consumer.observe.logs import fields
@@ -93,21 +97,21 @@ def daemon(settings: Settings, registry: CollectorRegistry) -> Daemon:
     """The daemon wired to Kafka (and Alertmanager, when configured)."""
     collect_for_a_consumer()
     kafka_settings = settings.kafka
-    producer = kafka.Sink(kafka_settings)
+    producer = TopicProducer(kafka_settings)
     sinks: list[AlertSink] = [LogSink(), TopicSink(producer, kafka_settings.alerts_topic)]
     if settings.alertmanager.urls:
         sinks.append(AlertmanagerSink(settings.alertmanager, registry, kafka_settings.topic))
-    reader = kafka.ChangelogReader(kafka_settings, kafka_settings.state_topic_name)
+    reader = ChangelogReader(kafka_settings, kafka_settings.state_topic_name)
     return Daemon(
         settings,
         registry,
-        source=kafka.Source(kafka_settings),
+        consumer=GroupConsumer(kafka_settings),
         producer=producer,
         state_reader=reader,
         sinks=sinks,
         clock=SystemClock(),
-        prepare=lambda: kafka.ensure_outputs(kafka_settings),
-        campaigns=kafka.TopicFollower(kafka_settings, campaigns.topic_for(kafka_settings.topic)),
+        prepare=lambda: ensure_outputs(kafka_settings, ensure_topics),
+        campaigns=TopicFollower(kafka_settings, campaigns.topic_for(kafka_settings.topic)),
     )
 
 
@@ -183,7 +187,7 @@ async def serve(settings: Settings) -> int:
 def run(settings: Settings) -> int:
     """Configure logging, check the Kafka client, and serve until stopped."""
     logs.configure(settings.log.level, settings.log.format)
-    if not kafka.compiled_records():
+    if not compiled_records():
         log.warning(
             "aiokafka_extensions_missing",
             extra=fields(

@@ -4,7 +4,7 @@ One commit runs at a time; a batch that finds one running leaves its offsets to 
 Rebalances and shutdown wait for the running one, then commit whatever is durable by then.
 A commit that fails (a rebalance in the way, the broker away) is counted and left to the
 next: redelivery meanwhile is harmless, merging being idempotent. A commit that raises
-instead (a bug: the source maps the broker's errors) stops the daemon through the
+instead (a bug: the consumer maps the broker's errors) stops the daemon through the
 supervisor rather than leaving every later commit waiting for it.
 """
 
@@ -15,23 +15,23 @@ import functools
 
 from consumer.daemon.ledger import OffsetLedger
 from consumer.daemon.metrics import ConsumerMetrics
-from consumer.daemon.ports import Clock, Source
+from consumer.daemon.ports import Clock, Consumer
 from consumer.daemon.records import Partition
 from consumer.daemon.supervise import Supervisor
 
 
 class Commits:
-    """Commits the ledger's durable offsets through the source."""
+    """Commits the ledger's durable offsets through the consumer."""
 
     def __init__(
         self,
-        source: Source,
+        consumer: Consumer,
         ledger: OffsetLedger,
         metrics: ConsumerMetrics,
         clock: Clock,
         supervisor: Supervisor,
     ) -> None:
-        self._source = source
+        self._consumer = consumer
         self._ledger = ledger
         self._metrics = metrics
         self._clock = clock
@@ -58,7 +58,7 @@ class Commits:
         return self._supervisor.start("commit", functools.partial(self._commit, offsets), "stop")
 
     async def _commit(self, offsets: dict[Partition, int]) -> None:
-        if await self._source.commit(offsets):
+        if await self._consumer.commit(offsets):
             self._ledger.committed(offsets)
             self._metrics.commits.labels("ok").inc()
             self._metrics.last_commit.set(self._clock.wall())

@@ -2,10 +2,10 @@
 
 The path of one record, from fetch to commit::
 
-    Source.fetch ─► Step.step (pure: decode, clock, tracker, alerts, state; the offsets)
+    Consumer.fetch ─► Step.step (pure: decode, clock, tracker, alerts, state; the offsets)
                  ─► Delivery.deliver (in the background, one batch at a time, in order:
                     alerts, dead letters, state; acknowledged)
-                 ─► OffsetLedger.delivered ─► Source.commit (in the background)
+                 ─► OffsetLedger.delivered ─► Consumer.commit (in the background)
 
 While batch N is delivered, batch N+1 is fetched and stepped; N+1 is handed over only once
 N is delivered, so an output that refuses records stops fetching (memory stays bounded,
@@ -15,7 +15,7 @@ that keep alerts alive to send nothing more for the partitions' alerts, then giv
 partitions up; a restored partition's fired stalls are re-announced by its new owner.
 aiokafka does not call the listener on stop, so shutdown does the same by itself.
 
-Everything outside (source, producer, state reader, alert sinks, clocks) is injected
+Everything outside (consumer, producer, state reader, alert sinks, clocks) is injected
 through :mod:`consumer.daemon.ports`; :mod:`consumer.testing.fakes` has test doubles, and
 ``run(until_idle=True)`` drains what there is and returns, for tests.
 """
@@ -41,7 +41,7 @@ from consumer.daemon.metrics import ConsumerMetrics
 from consumer.daemon.outputs import Outputs
 from consumer.daemon.partition import PartitionState
 from consumer.daemon.policy import batch_step, stall_policy, tracking_budget
-from consumer.daemon.ports import AlertSink, Clock, Follower, Producer, Source, StateReader
+from consumer.daemon.ports import AlertSink, Clock, Consumer, Follower, Producer, StateReader
 from consumer.daemon.probe import BrokerProbe
 from consumer.daemon.records import Batch, Partition
 from consumer.daemon.step import Facts
@@ -63,7 +63,7 @@ class Daemon:
         settings: Settings,
         registry: CollectorRegistry,
         *,
-        source: Source,
+        consumer: Consumer,
         producer: Producer,
         state_reader: StateReader | None,
         sinks: Sequence[AlertSink],
@@ -72,7 +72,8 @@ class Daemon:
         campaigns: Follower | None = None,
     ) -> None:
         kafka, runtime = settings.kafka, settings.runtime
-        self.settings, self.source, self.producer, self.clock = settings, source, producer, clock
+        self.settings, self.consumer = settings, consumer
+        self.producer, self.clock = producer, clock
         self._prepare = prepare  # e.g. create missing topics; retried like connecting
         self._campaigns = campaigns  # the poller's campaign settings, when it publishes them
         self._campaigns_read = asyncio.Event()  # restored partitions are judged once set
@@ -97,14 +98,14 @@ class Daemon:
         self.supervisor = Supervisor(
             self.metrics.task_failures, self.stop, lambda: Backoff(1.0, 60.0)
         )
-        self.commits = Commits(source, self.ledger, self.metrics, clock, self.supervisor)
+        self.commits = Commits(consumer, self.ledger, self.metrics, clock, self.supervisor)
         topics = Topics.of(kafka, persist_state=self.state_reader is not None)
         backoff = Backoff(0.5, runtime.output_retry_max_seconds)
         self.delivery = Delivery(
             producer, sinks, topics, self.metrics, clock, backoff, self._stopping
         )
         self.joined = False
-        self.probe = BrokerProbe(source, clock)
+        self.probe = BrokerProbe(consumer, clock)
         self.last_loop = clock.monotonic()
         self._lock = asyncio.Lock()
         self._delivering: asyncio.Task[bool] | None = None
@@ -144,7 +145,7 @@ class Daemon:
             while not self._stopping.is_set():
                 self.last_loop = self.clock.monotonic()
                 try:
-                    batch = await self.source.fetch(tick, kafka.max_batch_records)
+                    batch = await self.consumer.fetch(tick, kafka.max_batch_records)
                 except BrokerError as exc:
                     log.warning("fetch_failed", extra=fields(error=str(exc)))
                     await self._sleep(1.0)
@@ -172,7 +173,7 @@ class Daemon:
                 topics = [kafka.topic]
                 if kafka.repartition:
                     topics.append(kafka.repartition_topic_name)
-                await self.source.start(topics, self._revoked, self._assigned)
+                await self.consumer.start(topics, self._revoked, self._assigned)
                 break
             except AuthenticationError:
                 raise
@@ -196,11 +197,11 @@ class Daemon:
     async def _step(self, batch: Batch) -> Outputs:
         """Step one batch, then hand its outputs to delivery once the previous one is done."""
         for tp in self.step.unpositioned():
-            if self.source.highwater(tp) is not None:
+            if self.consumer.highwater(tp) is not None:
                 with contextlib.suppress(TimeoutError, BrokerError):
-                    self.step.position(tp, await asyncio.wait_for(self.source.position(tp), 5))
+                    self.step.position(tp, await asyncio.wait_for(self.consumer.position(tp), 5))
         facts = Facts(
-            self.source.highwater, self.source.confirmed_at, self.probe.down_since is None
+            self.consumer.highwater, self.consumer.confirmed_at, self.probe.down_since is None
         )
         out = self.step.step(batch, facts, self.clock.wall(), self.clock.monotonic())
         for notice in out.notices:
@@ -288,7 +289,7 @@ class Daemon:
                 if restoring:
                     # not ready from now on, not from the restore's first chunk
                     self._restored[_names([tp])[0]] = "waiting to be read"
-                    self.source.pause([tp])
+                    self.consumer.pause([tp])
                     # a restore run again would read the same records: what it cannot
                     # use it skips, so a failure is a bug, and it stops the daemon
                     self._restores[tp] = self.supervisor.start(
@@ -325,7 +326,7 @@ class Daemon:
             await campaigns.loaded(self._campaigns_read)  # their thresholds before judging
             async with self._lock:
                 if self.step.restored(tp, sources, self.clock.wall()):
-                    self.source.resume([tp])
+                    self.consumer.resume([tp])
                     if self.delivery.live:  # it speaks for the stalls fired before now
                         await self.delivery.announce(self.step.alerts_of(tp))
                 self._restores.pop(tp, None)
@@ -361,7 +362,7 @@ class Daemon:
             for task in self._restores.values():
                 task.cancel()
             await self._disown(list(self.step.partitions))  # the next owners re-announce them
-        await self.source.stop()  # leaves the group
+        await self.consumer.stop()  # leaves the group
         await self.producer.stop()
         if self._campaigns is not None:
             await self._campaigns.stop()

@@ -1,7 +1,7 @@
 """The daemon's seams: what it needs of the outside world, as protocols.
 
 The loop (:mod:`consumer.daemon.loop`) is given one of each and never imports a client
-library. The real ones are the adapters (:mod:`consumer.kafka.clients` and friends);
+library. The real ones are the adapters (the modules of :mod:`consumer.kafka` and others);
 :mod:`consumer.testing.fakes` has in-memory ones for tests, with acknowledgements that can
 be made to fail or hang. Everything the loop awaits goes through these.
 """
@@ -20,7 +20,7 @@ Ack = asyncio.Future[Any]
 Rebalance = Callable[[list[Partition]], Awaitable[None]]
 
 
-class Source(Protocol):
+class Consumer(Protocol):
     """The input topic(s), read in a consumer group with manual commits."""
 
     async def start(self, topics: list[str], revoked: Rebalance, assigned: Rebalance) -> None:

@@ -12,7 +12,7 @@ import asyncio
 import logging
 from typing import Final
 
-from consumer.daemon.ports import Clock, Source
+from consumer.daemon.ports import Clock, Consumer
 
 log = logging.getLogger(__name__)
 
@@ -23,15 +23,15 @@ PROBE_TIMEOUT: Final = 5.0
 class BrokerProbe:
     """Whether a broker answered lately, and since when none does."""
 
-    def __init__(self, source: Source, clock: Clock) -> None:
-        self._source = source
+    def __init__(self, consumer: Consumer, clock: Clock) -> None:
+        self._consumer = consumer
         self._clock = clock
         self.down_since: float | None = None  # monotonic
 
     async def run(self) -> None:
         """Probe until cancelled; log each change."""
         while True:
-            if await self._source.reachable(timeout=PROBE_TIMEOUT):
+            if await self._consumer.reachable(timeout=PROBE_TIMEOUT):
                 if self.down_since is not None:
                     log.info("broker_reachable")
                 self.down_since = None

@@ -8,8 +8,8 @@ or all but five minutes of it have passed, so connections never carry an expirin
 
 A failure inside aiokafka's connect must be a :class:`~aiokafka.errors.KafkaError` for
 aiokafka to treat it like any failed connection: :class:`TokenError` is one, carrying the
-project's error (its class and message), which :mod:`consumer.kafka.clients` raises when
-it diagnoses the failed start.
+project's error (its class and message), which :mod:`consumer.kafka.connection` raises
+when it diagnoses the failed start.
 
 aiokafka 0.14 also mishandles a refused token: the broker answers the token with an RFC
 7628 error challenge (``{"status":"invalid_token"}``) and waits for ``%x01``, but aiokafka

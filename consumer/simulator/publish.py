@@ -20,8 +20,9 @@ from collections import Counter
 from typing import Final
 
 from consumer.formats import heartbeat
-from consumer.kafka.clients import Sink, ensure_topics
+from consumer.kafka.admin import ensure_topics
 from consumer.kafka.heartbeats import send_heartbeats
+from consumer.kafka.producer import TopicProducer
 from consumer.observe.logs import fields
 from consumer.settings.schema import KafkaSettings
 from consumer.simulator.traffic import Simulator, TrafficSettings
@@ -42,8 +43,8 @@ async def publish(
     """Produce simulated traffic to ``topic`` for ``seconds`` (or until ``stop`` is set)."""
     if settings.create_topics:
         await ensure_topics(settings, [topic], 3)
-    sink = Sink(settings)
-    await sink.start()
+    producer = TopicProducer(settings)
+    await producer.start()
     started = time.time()
     sim = Simulator(traffic, started)
     sent: Counter[str] = Counter()
@@ -54,12 +55,12 @@ async def publish(
             now = time.time()
             more = seconds is None or now - started < seconds
             due = sim.due(now, start_new=more)
-            acks = [await sink.send(topic, r.key, r.value, headers) for _, r in due]
-            await sink.confirm(acks)
+            acks = [await producer.send(topic, r.key, r.value, headers) for _, r in due]
+            await producer.confirm(acks)
             sent.update(r.kind for _, r in due)
             if now - beaten >= HEARTBEAT_SECONDS:
                 sent["heartbeat"] += await send_heartbeats(
-                    sink, topic, SOURCE, now, HEARTBEAT_SECONDS
+                    producer, topic, SOURCE, now, HEARTBEAT_SECONDS
                 )
                 beaten = now
             if not more and not due and not sim.pending:
@@ -67,7 +68,7 @@ async def publish(
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 0.1)
     finally:
-        await sink.stop()
+        await producer.stop()
         log.info(
             "simulated", extra=fields(topic=topic, records=dict(sent), stalls=dict(sim.stalls))
         )

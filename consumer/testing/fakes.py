@@ -1,7 +1,7 @@
 """In-memory doubles of the daemon's ports, shipped with the package for tests.
 
 With them the loop's guarantees (what is committed when, what survives a crash, a refused
-output, a rebalance) are tested in milliseconds without a broker: a :class:`FakeSource`
+output, a rebalance) are tested in milliseconds without a broker: a :class:`FakeConsumer`
 holds scripted partitions and remembers commits, a :class:`FakeProducer` keeps what was
 acknowledged and can be told to refuse or hold a topic's writes, a
 :class:`FakeStateReader` reads the producer's changelog back, and a :class:`FakeClock` is
@@ -56,7 +56,7 @@ class FakeClock:
 
 
 @dataclass
-class FakeSource:
+class FakeConsumer:
     """Partitions of scripted records, read in order, with commits remembered.
 
     ``answering`` false is a broker that went away: fetches return nothing and the

@@ -19,9 +19,9 @@ from consumer.settings.schema import Settings
 from consumer.sinks.topic import TopicSink
 from consumer.testing.fakes import (
     FakeClock,
+    FakeConsumer,
     FakeFollower,
     FakeProducer,
-    FakeSource,
     FakeStateReader,
 )
 
@@ -82,7 +82,7 @@ class Rig:
     campaigns: FakeFollower = field(default_factory=FakeFollower)
 
     def __post_init__(self) -> None:
-        self.source = FakeSource(TOPIC, self.clock, self.partitions)
+        self.consumer = FakeConsumer(TOPIC, self.clock, self.partitions)
 
     def daemon(self, *sinks: AlertSink) -> Daemon:
         """A new daemon instance on this rig (a restart keeps the topic and the changelog).
@@ -93,7 +93,7 @@ class Rig:
         return Daemon(
             self.config,
             self.registry,
-            source=self.source,
+            consumer=self.consumer,
             producer=self.producer,
             state_reader=FakeStateReader(self.producer, STATE),
             sinks=[TopicSink(self.producer, ALERTS), *sinks],
@@ -103,7 +103,9 @@ class Rig:
 
     def send(self, value: bytes | None, *, key: str, at: float, partition: int = 0) -> int:
         """Produce to the input at ``T0 + at``; returns the offset."""
-        return self.source.produce(value, key=key.encode(), timestamp=T0 + at, partition=partition)
+        return self.consumer.produce(
+            value, key=key.encode(), timestamp=T0 + at, partition=partition
+        )
 
     def alerts(self) -> list[tuple[str, str, str]]:
         """(interaction or source, status, rule) of every acknowledged alert, in order."""

@@ -52,7 +52,7 @@ def test_until_idle_drains_applies_and_commits_everything() -> None:
     rig.send(b"not json", key="junk", at=2)
     rig.send(preview("a", created=0, previewing=1, placed=3), key="a", at=3)
     asyncio.run(drain(rig.daemon()))
-    assert rig.source.committed == {TP: 3}
+    assert rig.consumer.committed == {TP: 3}
     assert [r.headers[0] for r in rig.producer.topics[DEAD]] == [("dlq.reason", b"not_json")]
     assert rig.alerts() == []
     assert rig.sample("dialer_events_total", {"outcome": "applied"}) == 2
@@ -102,13 +102,13 @@ def test_offsets_wait_for_the_alert_acknowledgement() -> None:
         task = asyncio.create_task(daemon.run(until_idle=True))
         await until(lambda: rig.producer.held > 0)
         await asyncio.sleep(0.05)  # turns of the loop that must not commit anything
-        assert rig.source.committed == {}
+        assert rig.consumer.committed == {}
         rig.producer.release()
         await asyncio.wait_for(task, 5)
 
     asyncio.run(scenario())
     assert rig.alerts() == [("stuck", "firing", "previewing")]
-    assert rig.source.committed == {TP: 2}
+    assert rig.consumer.committed == {TP: 2}
 
 
 def test_state_of_an_alerted_interaction_is_saved_after_its_alert() -> None:
@@ -144,14 +144,14 @@ def test_a_refused_output_holds_the_commit_then_recovers() -> None:
         daemon = rig.daemon()
         task = asyncio.create_task(daemon.run(until_idle=True))
         await until(lambda: rig.sample("dialer_output_errors_total") >= 3)
-        assert rig.source.committed == {}
+        assert rig.consumer.committed == {}
         assert daemon.delivery.delivering_since is not None
         rig.producer.refusing.clear()
         await asyncio.wait_for(task, 5)
 
     asyncio.run(scenario())
     assert len(rig.producer.topics[DEAD]) == 1
-    assert rig.source.committed == {TP: 2}
+    assert rig.consumer.committed == {TP: 2}
 
 
 def test_stop_while_an_output_refuses_leaves_the_batch_for_the_next_owner() -> None:
@@ -168,17 +168,17 @@ def test_stop_while_an_output_refuses_leaves_the_batch_for_the_next_owner() -> N
         await asyncio.wait_for(task, 5)
 
     asyncio.run(first_life())
-    assert rig.source.committed == {}
+    assert rig.consumer.committed == {}
     rig.producer.refusing.clear()
     asyncio.run(drain(rig.daemon()))
     assert len(rig.producer.topics[DEAD]) == 1
-    assert rig.source.committed == {TP: 1}
+    assert rig.consumer.committed == {TP: 1}
 
 
 def test_crash_after_the_alert_before_the_commit_repeats_only_the_same_alert() -> None:
     """Guarantee: after a crash a stall may be reported again, but only with the same alertId."""
     rig = Rig()
-    rig.source.refuse_commits = True  # the process dies before any commit lands
+    rig.consumer.refuse_commits = True  # the process dies before any commit lands
     rig.producer.refusing.add(STATE)  # ...and before its state was saved
     rig.send(preview("stuck", previewing=0), key="stuck", at=0)
     rig.send(preview("later", created=30), key="later", at=30)
@@ -190,13 +190,13 @@ def test_crash_after_the_alert_before_the_commit_repeats_only_the_same_alert() -
         task.cancel()  # kill -9: nothing more is delivered or committed
 
     asyncio.run(crash())
-    rig.source.refuse_commits = False
+    rig.consumer.refuse_commits = False
     rig.producer.refusing.clear()
     asyncio.run(drain(rig.daemon()))
     firings = [json.loads(v or b"") for v in rig.producer.values(ALERTS)]
     assert [a["status"] for a in firings] == ["firing", "firing"]
     assert firings[0]["alertId"] == firings[1]["alertId"]
-    assert rig.source.committed == {TP: 2}
+    assert rig.consumer.committed == {TP: 2}
 
 
 def test_a_fired_stall_saved_before_a_restart_is_not_fired_again() -> None:
@@ -205,7 +205,7 @@ def test_a_fired_stall_saved_before_a_restart_is_not_fired_again() -> None:
     rig.send(preview("stuck", previewing=0), key="stuck", at=0)
     rig.send(preview("later", created=30), key="later", at=30)
     asyncio.run(drain(rig.daemon()))
-    rig.source.committed.clear()  # the next owner reads everything again
+    rig.consumer.committed.clear()  # the next owner reads everything again
     asyncio.run(drain(rig.daemon()))
     assert rig.alerts() == [("stuck", "firing", "previewing")]
 
@@ -221,23 +221,23 @@ def test_a_rebalance_mid_delivery_commits_the_batch_before_giving_the_partition_
         daemon = rig.daemon()
         task = asyncio.create_task(daemon.run())
         await until(lambda: rig.producer.held > 0)
-        revoking = asyncio.create_task(rig.source.rebalance(revoke=[(TOPIC, 1)]))
+        revoking = asyncio.create_task(rig.consumer.rebalance(revoke=[(TOPIC, 1)]))
         await asyncio.sleep(0.05)
         assert not revoking.done()  # waiting for the batch in hand
-        assert rig.source.committed.get((TOPIC, 1), 0) == 0  # none of it committed
+        assert rig.consumer.committed.get((TOPIC, 1), 0) == 0  # none of it committed
         rig.producer.release()
         await asyncio.wait_for(revoking, 5)
-        assert rig.source.committed[TOPIC, 1] == 2
-        commits = len(rig.source.commits)
+        assert rig.consumer.committed[TOPIC, 1] == 2
+        commits = len(rig.consumer.commits)
         rig.send(preview("gone", created=40), key="gone", at=40, partition=1)
         await asyncio.sleep(0.05)
         daemon.stop()
         await asyncio.wait_for(task, 5)
         # nothing of a partition given up is committed afterwards
-        assert all((TOPIC, 1) not in c for c in rig.source.commits[commits:])
+        assert all((TOPIC, 1) not in c for c in rig.consumer.commits[commits:])
 
     asyncio.run(scenario())
-    assert rig.source.committed[TOPIC, 1] == 2
+    assert rig.consumer.committed[TOPIC, 1] == 2
 
 
 def test_a_closing_in_the_same_batch_as_the_threshold_fires_then_resolves() -> None:
@@ -264,7 +264,7 @@ def test_a_timestamp_ten_years_ahead_fires_nothing() -> None:
     async def scenario() -> None:
         daemon = rig.daemon()
         task = asyncio.create_task(daemon.run())
-        await until(lambda: rig.source.committed.get(TP) == 2)
+        await until(lambda: rig.consumer.committed.get(TP) == 2)
         assert rig.alerts() == []
         assert rig.sample("dialer_future_timestamps_total", {"topic": TOPIC, "partition": "0"}) == 1
         rig.clock.advance(11)  # the watched preview's threshold passes on the wall clock
@@ -284,17 +284,17 @@ def test_while_the_broker_is_away_the_clock_stops() -> None:
     async def scenario() -> None:
         daemon = rig.daemon()
         task = asyncio.create_task(daemon.run())
-        await until(lambda: rig.source.committed.get(TP) == 2)
+        await until(lambda: rig.consumer.committed.get(TP) == 2)
         rig.clock.advance(3)
         await asyncio.sleep(0.05)
-        rig.source.answering = False  # the broker goes away at 3
+        rig.consumer.answering = False  # the broker goes away at 3
         b_moved = preview("b", previewing=0, placed=5, connected=6)
         rig.send(b_moved, key="b", at=6)  # held by its producer meanwhile
         rig.clock.advance(17)  # back at 20: both were due at 10
         await asyncio.sleep(0.1)
         assert rig.alerts() == []
-        rig.source.answering = True
-        await until(lambda: rig.source.committed.get(TP) == 3)  # b's move, held, is in
+        rig.consumer.answering = True
+        await until(lambda: rig.consumer.committed.get(TP) == 3)  # b's move, held, is in
         await asyncio.sleep(0.05)
         assert rig.alerts() == []  # producers get a grace to flush what they held
         rig.clock.advance(5)
@@ -315,14 +315,14 @@ def test_a_silent_source_is_one_alert_not_a_storm() -> None:
     )
     rig = Rig(config=config)
     value, headers = beat(0)
-    rig.source.produce(value, headers=headers, timestamp=rig.clock.wall())
+    rig.consumer.produce(value, headers=headers, timestamp=rig.clock.wall())
     for n in range(5):
         rig.send(preview(f"p{n}", previewing=0), key=f"p{n}", at=0)
 
     async def scenario() -> None:
         daemon = rig.daemon()
         task = asyncio.create_task(daemon.run())
-        await until(lambda: rig.source.committed.get(TP) == 6)
+        await until(lambda: rig.consumer.committed.get(TP) == 6)
         for _ in range(60):  # the source is silent for a minute
             rig.clock.advance(1)
             await asyncio.sleep(0.003)
@@ -331,7 +331,7 @@ def test_a_silent_source_is_one_alert_not_a_storm() -> None:
         # the source returns: p0 moved on meanwhile, the rest really stalled
         rig.send(preview("p0", previewing=0, placed=5), key="p0", at=61)
         value, headers = beat(61)
-        rig.source.produce(value, headers=headers, timestamp=rig.clock.wall())
+        rig.consumer.produce(value, headers=headers, timestamp=rig.clock.wall())
         await until(lambda: ("poller", "resolved", "source_silent") in rig.alerts())
         await until(lambda: len([a for a in rig.alerts() if a[2] == "previewing"]) == 4)
         daemon.stop()
@@ -354,7 +354,7 @@ def test_a_topic_without_heartbeats_runs_on_the_wall_clock() -> None:
     async def scenario() -> None:
         daemon = rig.daemon()
         task = asyncio.create_task(daemon.run())
-        await until(lambda: rig.source.committed.get(TP) == 1)
+        await until(lambda: rig.consumer.committed.get(TP) == 1)
         rig.clock.advance(9)
         await asyncio.sleep(0.05)
         assert rig.alerts() == []
@@ -377,7 +377,7 @@ def test_a_campaign_preview_timeout_sets_its_previewing_threshold() -> None:
     async def scenario() -> None:
         daemon = rig.daemon()
         task = asyncio.create_task(daemon.run())
-        await until(lambda: rig.source.committed.get(TP) == 1)
+        await until(lambda: rig.consumer.committed.get(TP) == 1)
         rig.clock.advance(20)
         await asyncio.sleep(0.05)
         assert rig.alerts() == []  # 300 s by the settings
@@ -417,7 +417,7 @@ def test_a_restarted_owner_applies_campaign_thresholds_before_it_judges() -> Non
     async def scenario() -> None:
         daemon = rig.daemon()
         task = asyncio.create_task(daemon.run())
-        await until(lambda: rig.source.committed.get(TP) == 1)
+        await until(lambda: rig.consumer.committed.get(TP) == 1)
         await asyncio.sleep(0.05)
         daemon.stop()
         await asyncio.wait_for(task, 5)
@@ -443,14 +443,14 @@ def test_a_revocation_saves_the_state_waiting_for_its_interval_before_it_commits
     async def scenario() -> None:
         daemon = rig.daemon()
         task = asyncio.create_task(daemon.run())
-        await until(lambda: rig.source.committed.get(TP) == 1)  # a's first state saved
+        await until(lambda: rig.consumer.committed.get(TP) == 1)  # a's first state saved
         rig.clock.advance(1)
         rig.send(preview("a", created=0, previewing=1), key="a", at=1)
         await until(lambda: daemon.step.partitions[TP].next_offset == 2)
         await asyncio.sleep(0.05)  # turns of the loop: the interval is not over
-        assert (rig.source.committed, len(rig.producer.topics[STATE])) == ({TP: 1}, 1)
-        await rig.source.rebalance(revoke=[TP])
-        assert rig.source.committed == {TP: 2}
+        assert (rig.consumer.committed, len(rig.producer.topics[STATE])) == ({TP: 1}, 1)
+        await rig.consumer.rebalance(revoke=[TP])
+        assert rig.consumer.committed == {TP: 2}
         daemon.stop()
         await asyncio.wait_for(task, 5)
 
@@ -469,7 +469,7 @@ def test_nothing_is_saved_after_a_batch_given_up_at_shutdown() -> None:
     async def first_life() -> None:
         daemon = rig.daemon()
         task = asyncio.create_task(daemon.run())
-        await until(lambda: rig.source.committed.get(TP) == 1)
+        await until(lambda: rig.consumer.committed.get(TP) == 1)
         rig.clock.advance(20)  # stuck comes due: its alert is refused, its state not due
         await until(lambda: rig.sample("dialer_output_errors_total") >= 1)
         daemon.stop()
@@ -534,7 +534,7 @@ def test_after_a_revocation_the_old_owner_posts_nothing_for_the_partition() -> N
             daemon = rig.daemon(sink)
             task = asyncio.create_task(daemon.run())
             await fake.until({"kept", "given-up", "shared"})
-            await rig.source.rebalance(revoke=[(TOPIC, 1)])
+            await rig.consumer.rebalance(revoke=[(TOPIC, 1)])
             mark = len(fake.posts)
             # the re-sends go on meanwhile: three rounds for what this instance still owns
             await until(lambda: fake.times_posted("kept", since=mark) >= 3)
@@ -559,7 +559,7 @@ def test_poisoned_state_records_are_skipped_and_the_partition_restores(
     async def first() -> None:
         daemon = rig.daemon()
         task = asyncio.create_task(daemon.run())
-        await until(lambda: rig.source.committed.get(TP) == 2)
+        await until(lambda: rig.consumer.committed.get(TP) == 2)
         rig.clock.advance(11)
         await until(lambda: rig.alerts() == [("stuck", "firing", "previewing")])
         daemon.stop()
@@ -625,7 +625,7 @@ def test_a_campaign_record_nested_too_deep_is_skipped_and_the_follower_goes_on(
     async def scenario() -> None:
         daemon = rig.daemon()
         task = asyncio.create_task(daemon.run())
-        await until(lambda: rig.source.committed.get(TP) == 1)
+        await until(lambda: rig.consumer.committed.get(TP) == 1)
         rig.clock.advance(20)
         rig.campaigns.pending.append((b"c-1", deep))
         skipped = {"reason": "too_deep"}

@@ -30,7 +30,7 @@ def beat(rig: Rig, up_to: float, source: str = "poller", interval: float = 1.0) 
     """``source`` heartbeats vouching for ``T0 + up_to``, sent now to partition 0."""
     value = heartbeat.encode(source, T0 + up_to, interval)
     headers = ((heartbeat.HEADER, source.encode()),)
-    rig.source.produce(value, key=source.encode(), headers=headers)
+    rig.consumer.produce(value, key=source.encode(), headers=headers)
 
 
 def alerts(rig: Rig) -> list[dict[str, Any]]:
@@ -50,7 +50,7 @@ def silences(rig: Rig) -> list[tuple[str, str, str]]:
 
 async def read_all(rig: Rig) -> None:
     """Wait until everything produced to partition 0 is applied, delivered and committed."""
-    await until(lambda: rig.source.committed.get(TP) == len(rig.source.logs[TP]))
+    await until(lambda: rig.consumer.committed.get(TP) == len(rig.consumer.logs[TP]))
 
 
 async def live(rig: Rig, until_t: float, *, beating: bool, source: str = "poller") -> None:
@@ -129,8 +129,8 @@ def test_a_new_owner_during_a_silence_keeps_the_clock_stopped_and_the_alert(hand
             daemon = rig.daemon()
             task = asyncio.create_task(daemon.run())
         else:
-            await rig.source.rebalance(revoke=[TP])
-            await rig.source.rebalance(assign=[TP])
+            await rig.consumer.rebalance(revoke=[TP])
+            await rig.consumer.rebalance(assign=[TP])
         await live(rig, 45, beating=False)
         assert stalls(rig) == []
         owned = [a.alert_id for a in daemon.step.alerts_of(TP) if isinstance(a, SourceAlert)]
@@ -154,7 +154,7 @@ def send_from(rig: Rig, source: str, iid: str, at: float) -> None:
     """A preview of ``iid`` popped at ``T0 + at`` and published then by ``source``."""
     headers = (heartbeat.source_header(source),)
     value = preview(iid, previewing=at)
-    rig.source.produce(value, key=iid.encode(), timestamp=T0 + at, headers=headers)
+    rig.consumer.produce(value, key=iid.encode(), timestamp=T0 + at, headers=headers)
 
 
 @pytest.mark.parametrize("handover", ["restart", "rebalance"])
@@ -193,8 +193,8 @@ def test_a_dead_source_stops_the_clock_of_its_own_interactions_only(handover: st
             daemon = rig.daemon()
             task = asyncio.create_task(daemon.run())
         else:
-            await rig.source.rebalance(revoke=[TP])
-            await rig.source.rebalance(assign=[TP])
+            await rig.consumer.rebalance(revoke=[TP])
+            await rig.consumer.rebalance(assign=[TP])
         await until(lambda: TP in daemon.step.partitions)
         await until(lambda: not daemon.step.partitions[TP].restoring)
         lanes = daemon.step.partitions[TP].lanes

@@ -115,7 +115,7 @@ def test_a_restore_that_raises_stops_the_daemon_with_task_failed() -> None:
     with pytest.raises(TaskFailedError, match="restore"):
         asyncio.run(asyncio.wait_for(daemon.run(), 5))
     assert rig.sample("dialer_task_failures_total", {"task": "restore"}) == 1
-    assert rig.source.committed == {}
+    assert rig.consumer.committed == {}
 
 
 def test_the_alertmanager_poster_that_raises_is_restarted_and_posts() -> None:
@@ -153,7 +153,7 @@ def test_a_commit_that_raises_stops_the_daemon_and_a_probe_that_raises_is_restar
     rig = Rig()
     rig.send(preview("a", created=0), key="a", at=0)
     probes: list[int] = []
-    reachable, commit = rig.source.reachable, rig.source.commit
+    reachable, commit = rig.consumer.reachable, rig.consumer.commit
 
     async def probe_fails_once(timeout: float) -> bool:
         probes.append(1)
@@ -166,8 +166,8 @@ def test_a_commit_that_raises_stops_the_daemon_and_a_probe_that_raises_is_restar
             return await commit(offsets)
         raise RuntimeError("a bug in the commit")
 
-    rig.source.reachable = probe_fails_once  # type: ignore[method-assign]
-    rig.source.commit = commit_fails  # type: ignore[method-assign]
+    rig.consumer.reachable = probe_fails_once  # type: ignore[method-assign]
+    rig.consumer.commit = commit_fails  # type: ignore[method-assign]
     daemon = rig.daemon()
 
     async def scenario() -> None:

@@ -190,7 +190,7 @@ def test_the_daemon_reads_the_header_and_keeps_the_list_across_a_restart() -> No
     """Daemon: a scheduled callback is quiet before and after a restart; popped, it fires."""
     rig = Rig()  # thresholds of 10 s
     headers = ((BUCKET_HEADER, b"scheduled"),)
-    rig.source.produce(
+    rig.consumer.produce(
         preview("cb", active=False, created=0),
         key=b"cb",
         timestamp=daemon_rig.T0,
@@ -201,17 +201,17 @@ def test_the_daemon_reads_the_header_and_keeps_the_list_across_a_restart() -> No
     async def scenario() -> None:
         daemon = rig.daemon()  # restores the list from the changelog, reads nothing again
         task = asyncio.create_task(daemon.run())
-        await until(lambda: rig.source.committed.get((TOPIC, 0)) == 1)
+        await until(lambda: rig.consumer.committed.get((TOPIC, 0)) == 1)
         rig.clock.advance(HOUR)
         await asyncio.sleep(0.05)
         assert rig.alerts() == []
-        rig.source.produce(
+        rig.consumer.produce(
             preview("cb", created=0, previewing=HOUR),
             key=b"cb",
             timestamp=daemon_rig.T0 + HOUR,
             headers=((BUCKET_HEADER, b"previewing"),),
         )
-        await until(lambda: rig.source.committed.get((TOPIC, 0)) == 2)
+        await until(lambda: rig.consumer.committed.get((TOPIC, 0)) == 2)
         assert rig.alerts() == []
         rig.clock.advance(10.5)
         await until(lambda: rig.alerts() == [("cb", "firing", "previewing")])

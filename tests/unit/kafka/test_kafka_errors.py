@@ -25,7 +25,11 @@ from consumer.errors import (
     TlsHandshakeError,
     UntrustedCertificateError,
 )
-from consumer.kafka.clients import Sink, Source, _translate, client_options, diagnose
+from consumer.kafka.connection import diagnose
+from consumer.kafka.consumer import GroupConsumer
+from consumer.kafka.errors import translate
+from consumer.kafka.options import client_options
+from consumer.kafka.producer import TopicProducer
 from consumer.settings.schema import ConfigError, KafkaSettings, Secret
 
 PASSWORD = "hunter2-secret"  # noqa: S105 - a made-up password, to prove it never shows
@@ -53,7 +57,7 @@ def verify_failure(code: int, message: str) -> ssl.SSLCertVerificationError:
 
 def test_unknown_issuer_is_a_certificate_not_trusted_by_the_cafile() -> None:
     """A certificate no trusted CA signed names kafka.ssl_cafile and its path."""
-    error = _translate(
+    error = translate(
         verify_failure(20, "unable to get local issuer certificate"),
         "creating topics",
         tls(),
@@ -68,7 +72,7 @@ def test_unknown_issuer_is_a_certificate_not_trusted_by_the_cafile() -> None:
 
 def test_unknown_issuer_without_a_cafile_says_to_set_one() -> None:
     """Without kafka.ssl_cafile the message says the system's CAs were used and to set it."""
-    error = _translate(
+    error = translate(
         verify_failure(19, "self-signed certificate in chain"), "x", tls(ssl_cafile=None)
     )
     assert isinstance(error, UntrustedCertificateError)
@@ -77,7 +81,7 @@ def test_unknown_issuer_without_a_cafile_says_to_set_one() -> None:
 
 def test_expired_certificate_is_not_called_an_unknown_issuer() -> None:
     """Another verification failure says what OpenSSL found, not that the CA is wrong."""
-    error = _translate(verify_failure(10, "certificate has expired"), "x", tls())
+    error = translate(verify_failure(10, "certificate has expired"), "x", tls())
     assert isinstance(error, UntrustedCertificateError)
     assert "certificate has expired" in str(error)
     assert "no CA" not in str(error)
@@ -92,7 +96,7 @@ def test_expired_certificate_is_not_called_an_unknown_issuer() -> None:
 )
 def test_name_mismatch_names_bootstrap_servers_and_check_hostname(code: int, message: str) -> None:
     """A certificate for another host or address is a host name mismatch, with both remedies."""
-    error = _translate(verify_failure(code, message), "x", tls())
+    error = translate(verify_failure(code, message), "x", tls())
     assert isinstance(error, HostnameMismatchError)
     assert (error.cause, error.setting) == ("hostname_mismatch", "kafka.bootstrap_servers")
     assert "host name mismatch" in str(error)
@@ -101,7 +105,7 @@ def test_name_mismatch_names_bootstrap_servers_and_check_hostname(code: int, mes
 
 def test_other_tls_failure_is_a_handshake_error() -> None:
     """A TLS failure that is not about the certificate points at the protocol settings."""
-    error = _translate(
+    error = translate(
         ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number"), "x", tls()
     )
     assert isinstance(error, TlsHandshakeError)
@@ -111,7 +115,7 @@ def test_other_tls_failure_is_a_handshake_error() -> None:
 def test_refused_login_is_wrong_credentials_without_the_password() -> None:
     """A refused SASL login names user, mechanism and settings, never the password."""
     refused = SaslAuthenticationFailed("Authentication failed due to invalid credentials")
-    error = _translate(refused, "x", tls(), "broker-1:9093")
+    error = translate(refused, "x", tls(), "broker-1:9093")
     assert isinstance(error, CredentialsError)
     assert (error.cause, error.setting) == ("credentials_rejected", "kafka.sasl_password")
     assert "wrong SASL credentials" in str(error)
@@ -123,14 +127,14 @@ def test_refused_login_is_wrong_credentials_without_the_password() -> None:
 
 def test_mechanism_not_offered_names_sasl_mechanism() -> None:
     """A mechanism the broker does not offer points at kafka.sasl_mechanism."""
-    error = _translate(UnsupportedSaslMechanismError(), "x", tls())
+    error = translate(UnsupportedSaslMechanismError(), "x", tls())
     assert isinstance(error, CredentialsError)
     assert error.setting == "kafka.sasl_mechanism"
 
 
 def test_other_client_errors_stay_retryable() -> None:
     """A failure that is not about trust or login is a plain BrokerError: the daemon retries."""
-    error = _translate(KafkaConnectionError("Connection at x closed"), "fetching", tls())
+    error = translate(KafkaConnectionError("Connection at x closed"), "fetching", tls())
     assert type(error) is BrokerError
 
 
@@ -180,7 +184,7 @@ def test_missing_ca_file_is_a_configuration_error_naming_it(tmp_path: Path) -> N
     with pytest.raises(ConfigError, match=r"kafka\.ssl_cafile: .*missing\.pem"):
         client_options(settings)
     with pytest.raises(ConfigError, match=r"kafka\.ssl_cafile"):
-        Source(settings)
+        GroupConsumer(settings)
 
 
 def test_unreadable_client_certificate_is_a_configuration_error(tmp_path: Path) -> None:
@@ -188,7 +192,7 @@ def test_unreadable_client_certificate_is_a_configuration_error(tmp_path: Path) 
     not_pem = tmp_path / "client.pem"
     not_pem.write_text("not a certificate\n")
     with pytest.raises(ConfigError, match=r"kafka\.ssl_certfile"):
-        Sink(tls(ssl_cafile=None, ssl_certfile=str(not_pem)))
+        TopicProducer(tls(ssl_cafile=None, ssl_certfile=str(not_pem)))
 
 
 def test_encrypted_client_key_is_refused_instead_of_prompting(tmp_path: Path) -> None:
@@ -205,13 +209,13 @@ def test_encrypted_client_key_is_refused_instead_of_prompting(tmp_path: Path) ->
 
 
 def test_clients_that_never_started_need_no_closing() -> None:
-    """Source and Sink build their aiokafka client at start: stopping unstarted ones is a no-op."""
+    """Both clients build their aiokafka client at start: stopping unstarted ones is a no-op."""
 
     async def run() -> None:
-        source, sink = Source(KafkaSettings()), Sink(KafkaSettings())
-        await source.stop()
-        await sink.stop()
-        with pytest.raises(RuntimeError, match=r"Source used before start\(\)"):
-            source.highwater(("t", 0))
+        consumer, producer = GroupConsumer(KafkaSettings()), TopicProducer(KafkaSettings())
+        await consumer.stop()
+        await producer.stop()
+        with pytest.raises(RuntimeError, match=r"GroupConsumer used before start\(\)"):
+            consumer.highwater(("t", 0))
 
     asyncio.run(run())

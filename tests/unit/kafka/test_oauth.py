@@ -14,7 +14,7 @@ import msgspec
 import pytest
 
 from consumer.errors import BrokerError, CredentialsError, TokenRefusedError
-from consumer.kafka.clients import _translate, client_options
+from consumer.kafka.errors import translate
 from consumer.kafka.oauth import (
     MskIamTokenProvider,
     OidcTokenProvider,
@@ -22,6 +22,7 @@ from consumer.kafka.oauth import (
     _CheckedOAuthAuthenticator,
     token_provider,
 )
+from consumer.kafka.options import client_options
 from consumer.settings.load import load_settings
 from consumer.settings.schema import ConfigError, KafkaSettings, OAuthSettings, Secret
 from tests.oidc import OidcDouble, serving
@@ -116,7 +117,7 @@ def test_wrong_client_secret_is_a_refusal_naming_the_secret_setting(idp: OidcDou
     provider = OidcTokenProvider(oidc(idp, secret="not-" + SECRET))
     with pytest.raises(TokenError) as raised:
         asyncio.run(provider.token())
-    error = _translate(raised.value, "starting the consumer", KafkaSettings())
+    error = translate(raised.value, "starting the consumer", KafkaSettings())
     assert isinstance(error, TokenRefusedError)
     assert (error.cause, error.setting) == ("token_refused", "kafka.oauth.client_secret")
     assert "invalid_client" in str(error)
@@ -133,7 +134,7 @@ def test_unreachable_token_endpoint_is_a_broker_error_to_retry() -> None:
     )
     with pytest.raises(TokenError) as raised:
         asyncio.run(OidcTokenProvider(settings).token())
-    error = _translate(raised.value, "starting the consumer", KafkaSettings())
+    error = translate(raised.value, "starting the consumer", KafkaSettings())
     assert type(error) is BrokerError
     assert "kafka.oauth.token_url (http://127.0.0.1:9/token)" in str(error)
 
@@ -156,7 +157,7 @@ def test_broker_error_challenge_is_a_refusal_saying_the_token_had_expired(
 
     request, refusal = asyncio.run(scenario())
     assert request.startswith(b"n,,\x01auth=Bearer ey")
-    error = _translate(refusal, "starting the consumer", KafkaSettings())
+    error = translate(refusal, "starting the consumer", KafkaSettings())
     assert isinstance(error, CredentialsError)
     assert error.setting == "kafka.oauth.token_url"
     assert "'invalid_token'" in str(error)

@@ -449,7 +449,7 @@ async def stalled_daemon(count: int) -> tuple[Daemon, asyncio.Task[None]]:
         rig.send(preview(f"p{n}", previewing=n), key=f"p{n}", at=n)
     daemon = rig.daemon()
     task = asyncio.create_task(daemon.run())
-    await rig_until(lambda: rig.source.committed.get((TOPIC, 0)) == count)
+    await rig_until(lambda: rig.consumer.committed.get((TOPIC, 0)) == count)
     rig.clock.advance(count + 10)
     await rig_until(lambda: daemon.step.stalled_count() == count)
     return daemon, task
