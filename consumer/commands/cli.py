@@ -30,10 +30,10 @@ from consumer.settings.load import load_settings
 from consumer.settings.schema import (
     MAX_THRESHOLD_SECONDS,
     ConfigError,
-    Secret,
     Settings,
     valid_threshold,
 )
+from consumer.settings.secret import Secret
 from consumer.simulator import dialer as simulate_api
 from consumer.simulator.publish import publish
 from consumer.simulator.traffic import Simulator, TrafficSettings, kcat_lines

@@ -24,7 +24,8 @@ from consumer.observe import logs
 from consumer.observe.http import Handler, HttpServer, Query, Response
 from consumer.observe.logs import fields
 from consumer.observe.metrics import PollerMetrics
-from consumer.settings.schema import ConfigError, GenesysSettings, Settings
+from consumer.settings.genesys import GenesysSettings
+from consumer.settings.schema import ConfigError, Settings
 
 log = logging.getLogger(__name__)
 

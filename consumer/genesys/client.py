@@ -29,7 +29,7 @@ One pooled ``aiohttp.ClientSession``. What it takes care of, so the poller does 
       login refused three times                    -> LoginRefusedError
 
 * **Secrets.** The client secret and the access token are
-  :class:`~consumer.settings.schema.Secret` values; the Authorization headers are built here and
+  :class:`~consumer.settings.secret.Secret` values; the Authorization headers are built here and
   never stored in anything that logs, counts or prints them, and no error message
   carries a header.
 
@@ -65,7 +65,8 @@ from consumer.formats.campaigns import Campaign
 from consumer.genesys.budget import RequestBudget
 from consumer.observe.logs import fields
 from consumer.observe.metrics import PollerMetrics
-from consumer.settings.schema import GenesysSettings, Secret
+from consumer.settings.genesys import GenesysSettings
+from consumer.settings.secret import Secret
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")

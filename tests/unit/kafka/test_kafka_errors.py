@@ -26,7 +26,8 @@ from consumer.errors import (
     UntrustedCertificateError,
 )
 from consumer.kafka.clients import Sink, Source, _translate, client_options, diagnose
-from consumer.settings.schema import ConfigError, KafkaSettings, Secret
+from consumer.settings.schema import ConfigError, KafkaSettings
+from consumer.settings.secret import Secret
 
 PASSWORD = "hunter2-secret"  # noqa: S105 - a made-up password, to prove it never shows
 
