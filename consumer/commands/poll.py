@@ -17,7 +17,8 @@ from consumer.commands import signals
 from consumer.commands.run import new_registry
 from consumer.errors import AuthenticationError, BrokerError, LoginRefusedError
 from consumer.formats import campaigns
-from consumer.genesys.client import PlatformClient, SystemClock
+from consumer.genesys.client import PlatformClient
+from consumer.genesys.pacer import SystemPacer
 from consumer.genesys.poller import Poller
 from consumer.kafka.clients import ChangelogReader, Sink, ensure_topics
 from consumer.observe import logs
@@ -81,7 +82,7 @@ async def serve(settings: Settings) -> int:
         async with PlatformClient(settings.genesys, metrics) as client:
             # the topic it writes is its memory: read back before the first round
             history = ChangelogReader(kafka, kafka.topic)
-            poller = Poller(settings, client, sink, metrics, SystemClock(), history)
+            poller = Poller(settings, client, sink, metrics, SystemPacer(), history)
             http = settings.http
             server = HttpServer(
                 routes(poller), http.host, http.port, registry=registry, limits=http

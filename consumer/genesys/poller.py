@@ -96,7 +96,8 @@ from consumer.genesys.answer import (
     probe_decoder,
     with_campaign,
 )
-from consumer.genesys.client import Clock, PlatformClient, sleep_unless
+from consumer.genesys.client import PlatformClient
+from consumer.genesys.pacer import Pacer, sleep_unless
 from consumer.kafka.heartbeats import send_heartbeats
 from consumer.observe.logs import fields
 from consumer.observe.metrics import PollerMetrics
@@ -189,7 +190,7 @@ class Poller:
         client: PlatformClient,
         publisher: Publisher,
         metrics: PollerMetrics,
-        clock: Clock,
+        pacer: Pacer,
         history: History | None = None,
     ) -> None:
         self.settings = settings.genesys
@@ -199,7 +200,7 @@ class Poller:
         self.client = client
         self.publisher = publisher
         self.metrics = metrics
-        self.clock = clock
+        self.pacer = pacer
         self.watched: dict[str, _Watched] = {}
         self._campaign_values: dict[str, bytes] = {}  # campaign id -> last record published
         self._listed_at: float | None = None  # when the campaigns were last read
@@ -214,7 +215,7 @@ class Poller:
         self.restored: dict[str, dict[str, bytes]] = {}
         self.rebuilt = history is None
         self._ok_at: float | None = None  # when the newest successful poll began
-        self._waiting_since = clock.time()  # for readiness, until a poll succeeded
+        self._waiting_since = pacer.time()  # for readiness, until a poll succeeded
         self.achieved = self.settings.interval_seconds  # the interval rounds really take
         self._short = False  # the budget cannot poll every campaign within the interval
 
@@ -234,7 +235,7 @@ class Poller:
             problems.append("no access token")
         allowed = READY_INTERVALS * self.achieved
         since = self._waiting_since if self._ok_at is None else self._ok_at
-        if self.clock.time() - since > allowed:
+        if self.pacer.time() - since > allowed:
             problems.append(f"no campaign polled successfully in {allowed:g} s")
         if self.watched and all(w.failures for w in self.watched.values()):
             problems.append("the last poll of every campaign failed")
@@ -255,16 +256,16 @@ class Poller:
         """
         await self.rebuild()
         while not self._stopping.is_set() and (rounds is None or self.rounds < rounds):
-            began = self.clock.time()
+            began = self.pacer.time()
             await self.round()
             await self._pause_until(began + self.settings.interval_seconds)
 
     async def round(self) -> bool:
         """Poll every campaign once; heartbeats if any poll succeeded. Returns that."""
         self.rounds += 1
-        round_began = self.clock.time()
+        round_began = self.pacer.time()
         await self._refresh_campaigns()
-        began = self.clock.time()
+        began = self.pacer.time()
         ids = list(self.watched)
         floor = self._check_budget(len(ids))
         spacing = self.settings.interval_seconds / max(1, len(ids))
@@ -280,7 +281,7 @@ class Poller:
             self._ok_at = began
         # the interval achieved: the round's length when it overran the interval, and
         # never less than the budget allows (the rounds of a stretched budget vary)
-        length = self.clock.time() - round_began
+        length = self.pacer.time() - round_began
         self.achieved = max(self.settings.interval_seconds, length, floor)
         self.metrics.round_seconds.set(length)
         if not succeeded:
@@ -326,10 +327,10 @@ class Poller:
                 restored = await self._read_history(self.history)
             except ServiceError as exc:
                 log.warning("rebuild_failed", extra=fields(topic=self.topic, error=str(exc)))
-                await self._pause_until(self.clock.time() + REBUILD_RETRY_SECONDS)
+                await self._pause_until(self.pacer.time() + REBUILD_RETRY_SECONDS)
                 continue
             self.restored, self.rebuilt = restored, True
-            self._waiting_since = self.clock.time()
+            self._waiting_since = self.pacer.time()
             log.info(
                 "rebuilt",
                 extra=fields(
@@ -357,7 +358,7 @@ class Poller:
 
     async def _refresh_campaigns(self) -> None:
         """Read the campaigns again when due (every round until a read succeeded)."""
-        now = self.clock.time()
+        now = self.pacer.time()
         if self._listed_at is not None and now - self._listed_at < self.settings.discovery_seconds:
             return
         if self.settings.campaigns:
@@ -501,7 +502,7 @@ class Poller:
     async def _poll(self, campaign_id: str) -> float | None:
         """Poll one campaign and publish what changed; when it began, or ``None`` if it failed."""
         watched = self.watched[campaign_id]
-        started = self.clock.time()
+        started = self.pacer.time()
         try:
             body = await self.client.interactions(campaign_id)
             answer = answer_decoder.decode(body)
@@ -577,7 +578,7 @@ class Poller:
                 "interactions_invalid", extra=fields(campaign_id=campaign_id, count=invalid)
             )
         self.metrics.polls.labels("ok").inc()
-        self.metrics.poll_seconds.observe(self.clock.time() - started)
+        self.metrics.poll_seconds.observe(self.pacer.time() - started)
         self._count_seen()
         return started
 
@@ -647,4 +648,4 @@ class Poller:
 
     async def _pause_until(self, moment: float) -> None:
         """Wait until ``moment``, or less once stopping (the round in hand then hurries)."""
-        await sleep_unless(self.clock, moment - self.clock.time(), self._stopping)
+        await sleep_unless(self.pacer, moment - self.pacer.time(), self._stopping)

@@ -1,8 +1,8 @@
-"""The Platform API double in process, a simulated clock, and a fake publisher.
+"""The Platform API double in process, a simulated pacer, and a fake publisher.
 
 :func:`platform` starts :class:`~consumer.testing.apidouble.ApiDouble` on 127.0.0.1 port 0 (a
 real aiohttp server) and a :class:`~consumer.genesys.client.PlatformClient` and
-:class:`~consumer.genesys.poller.Poller` on a :class:`SimClock`, so a minute of polling runs in
+:class:`~consumer.genesys.poller.Poller` on a :class:`SimPacer`, so a minute of polling runs in
 an instant while every request still crosses a real socket.
 """
 
@@ -32,8 +32,8 @@ START = 1_800_000_000.0
 TOPIC = "interactions"
 
 
-class SimClock:
-    """A clock whose waits return at once, having moved time on by what was asked."""
+class SimPacer:
+    """A pacer whose waits return at once, having moved time on by what was asked."""
 
     def __init__(self, now: float = START) -> None:
         self.now = now
@@ -120,7 +120,7 @@ class Platform:
 
     double: ApiDouble
     dialer: Dialer
-    clock: SimClock
+    pacer: SimPacer
     client: PlatformClient
     poller: Poller
     publisher: FakePublisher
@@ -141,7 +141,7 @@ class Platform:
         history = FakeHistory(self.publisher, TOPIC)
         metrics = PollerMetrics(self.registry)
         self.poller = Poller(
-            self.settings, self.client, self.publisher, metrics, self.clock, history
+            self.settings, self.client, self.publisher, metrics, self.pacer, history
         )
         return self.poller
 
@@ -162,19 +162,19 @@ async def platform(
     entities: Iterable[dict[str, Any]] = (), **genesys: Any
 ) -> AsyncIterator[Platform]:
     """A double showing ``campaigns`` (default: one preview campaign ``c-1``), and a poller."""
-    clock = SimClock()
+    pacer = SimPacer()
     dialer = Dialer()
     for entity in list(entities) or [campaign_entity("c-1", "Renewals", "preview", "on")]:
         dialer.add_campaign(entity)
-    double = ApiDouble(dialer, client_id=CLIENT_ID, client_secret=SECRET, clock=clock.time)
+    double = ApiDouble(dialer, client_id=CLIENT_ID, client_secret=SECRET, clock=pacer.time)
     await double.start("127.0.0.1", 0)
     registry = CollectorRegistry()
     metrics = PollerMetrics(registry)
     settings = settings_for(double.port, **genesys)
     publisher = FakePublisher()
     try:
-        async with PlatformClient(settings.genesys, metrics, clock=clock) as client:
-            poller = Poller(settings, client, publisher, metrics, clock)
-            yield Platform(double, dialer, clock, client, poller, publisher, registry, settings)
+        async with PlatformClient(settings.genesys, metrics, pacer=pacer) as client:
+            poller = Poller(settings, client, publisher, metrics, pacer)
+            yield Platform(double, dialer, pacer, client, poller, publisher, registry, settings)
     finally:
         await double.stop()

@@ -15,7 +15,7 @@ from consumer.engine.model import iso
 from consumer.errors import BrokerError, LoginRefusedError
 from consumer.formats import campaigns, heartbeat
 from consumer.genesys.answer import with_campaign
-from consumer.genesys.client import MAX_PAUSE
+from consumer.genesys.reply import MAX_PAUSE
 from consumer.observe.logs import JsonFormatter
 from consumer.testing.apidouble import campaign_entity
 from tests.unit.platform_rig import (
@@ -23,7 +23,7 @@ from tests.unit.platform_rig import (
     START,
     TOPIC,
     Platform,
-    SimClock,
+    SimPacer,
     interaction,
     platform,
 )
@@ -272,7 +272,7 @@ def test_budget_holds_over_simulated_minutes() -> None:
     entities = [campaign_entity(f"c-{n}", "C", "preview", "on") for n in range(30)]
 
     async def scenario(p: Platform) -> None:
-        while p.clock.now < START + 150:
+        while p.pacer.now < START + 150:
             await p.poller.round()
 
     p = run(scenario, entities, interval_seconds=1, requests_per_minute=240)
@@ -474,11 +474,11 @@ def test_forced_stopping_campaign_stays_watched_until_it_is_off() -> None:
         await p.poller.round()
         p.dialer.set_status("c-1", "forced_stopping")
         for _ in range(3):
-            p.clock.now += 2  # past discovery_seconds: the list is read every round
+            p.pacer.now += 2  # past discovery_seconds: the list is read every round
             await p.poller.round()
         dropped.append(tombstoned(p))
         p.dialer.set_status("c-1", "forced_off")
-        p.clock.now += 2
+        p.pacer.now += 2
         await p.poller.round()
         dropped.append(tombstoned(p))
 
@@ -499,7 +499,7 @@ def test_short_campaign_listing_is_a_failed_read_not_a_shorter_list() -> None:
         for fault in ("short_listing", "no_page_count"):
             setattr(p.double.faults, fault, True)
             for _ in range(2):
-                p.clock.now += 2
+                p.pacer.now += 2
                 await p.poller.round()
             watched.append(len(p.poller.watched))
             setattr(p.double.faults, fault, False)
@@ -544,7 +544,7 @@ def test_restart_tombstones_the_interactions_of_a_campaign_that_stopped_meanwhil
     assert tombstoned(p) == [b"i-1"]
 
 
-class FrozenClock(SimClock):
+class FrozenPacer(SimPacer):
     """Time stands still and a wait never ends by itself (only stop() may end it)."""
 
     async def sleep(self, seconds: float) -> None:
@@ -556,9 +556,9 @@ def test_retry_after_inf_is_clamped_and_stop_wakes_the_pause() -> None:
     paused: list[float] = []
 
     async def scenario(p: Platform) -> None:
-        frozen = FrozenClock()
-        p.client.clock = frozen
-        p.poller.clock = frozen
+        frozen = FrozenPacer()
+        p.client.pacer = frozen
+        p.poller.pacer = frozen
         p.double.faults.rate_limited, p.double.faults.retry_after = 1, "inf"
         task = asyncio.create_task(p.poller.run())
         while not any(s.status == 429 for s in p.double.served):
