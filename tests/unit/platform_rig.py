@@ -3,7 +3,8 @@
 :func:`platform` starts :class:`~consumer.testing.apidouble.ApiDouble` on 127.0.0.1 port 0 (a
 real aiohttp server) and a :class:`~consumer.genesys.client.PlatformClient` and
 :class:`~consumer.genesys.poller.Poller` on a :class:`SimPacer`, so a minute of polling runs in
-an instant while every request still crosses a real socket.
+an instant while every request still crosses a real socket. :func:`run` runs a test's scenario
+on one.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from consumer.formats import heartbeat
+from consumer.formats import campaigns, heartbeat
 from consumer.genesys.client import PlatformClient
 from consumer.genesys.poller import Poller
 from consumer.observe.metrics import PollerMetrics
@@ -30,6 +31,7 @@ CLIENT_ID = "poller-test"
 SECRET = "s3cr3t-never-shown"  # noqa: S105 - the test's own made-up secret, looked for in output
 START = 1_800_000_000.0
 TOPIC = "interactions"
+CAMPAIGNS_TOPIC = campaigns.topic_for(TOPIC)
 
 
 class SimPacer:
@@ -178,3 +180,21 @@ async def platform(
             yield Platform(double, dialer, pacer, client, poller, publisher, registry, settings)
     finally:
         await double.stop()
+
+
+def run(
+    scenario: object, entities: list[dict[str, object]] | None = None, **genesys: object
+) -> Platform:
+    """Run ``scenario(platform)`` on a fresh double and poller; returns the platform."""
+
+    async def main() -> Platform:
+        async with platform(entities or (), **genesys) as p:
+            await scenario(p)  # type: ignore[operator]
+            return p
+
+    return asyncio.run(main())
+
+
+def tombstoned(p: Platform) -> list[bytes | None]:
+    """The keys of the tombstones published on the interactions topic."""
+    return [r.key for r in p.publisher.on(TOPIC) if r.value is None]
