@@ -17,7 +17,8 @@ from pathlib import Path
 
 import msgspec
 
-from consumer.settings.schema import Secret, Settings
+from consumer.settings.schema import Settings
+from consumer.settings.secret import Secret
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "docs" / "operate" / "configuration.md"

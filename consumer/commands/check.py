@@ -14,7 +14,8 @@ import msgspec
 from yarl import URL
 
 from consumer.commands import exits, options, poll, run
-from consumer.settings.schema import Secret, Settings
+from consumer.settings.schema import Settings
+from consumer.settings.secret import Secret
 
 
 def _redacted(value: object) -> object:

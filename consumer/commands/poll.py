@@ -19,8 +19,9 @@ from consumer.commands import exits, options, signals
 from consumer.commands.run import new_registry
 from consumer.errors import AuthenticationError, BrokerError, LoginRefusedError
 from consumer.formats import campaigns
-from consumer.genesys.client import PlatformClient, SystemClock
+from consumer.genesys.client import PlatformClient
 from consumer.genesys.metrics import PollerMetrics
+from consumer.genesys.pacer import SystemPacer
 from consumer.genesys.poller import Poller
 from consumer.kafka.admin import ensure_topics
 from consumer.kafka.producer import TopicProducer
@@ -28,7 +29,8 @@ from consumer.kafka.readers import ChangelogReader
 from consumer.observe import logs
 from consumer.observe.http import Handler, HttpServer, Query, Response
 from consumer.observe.logs import fields
-from consumer.settings.schema import ConfigError, GenesysSettings, Settings
+from consumer.settings.genesys import GenesysSettings
+from consumer.settings.schema import ConfigError, Settings
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +83,7 @@ async def serve(settings: Settings) -> int:
         async with PlatformClient(settings.genesys, metrics) as client:
             # the topic it writes is its memory: read back before the first round
             history = ChangelogReader(kafka, kafka.topic)
-            poller = Poller(settings, client, producer, metrics, SystemClock(), history)
+            poller = Poller(settings, client, producer, metrics, SystemPacer(), history)
             http = settings.http
             server = HttpServer(
                 routes(poller), http.host, http.port, registry=registry, limits=http

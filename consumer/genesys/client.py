@@ -16,9 +16,10 @@ One pooled ``aiohttp.ClientSession``. What it takes care of, so the poller does 
   three times, then fails with the project's error, and the caller decides: the poller
   retries the campaign next round. Nothing here stops the process but a refused login.
 * **Durations from the network are bounded.** A ``Retry-After`` (seconds or a date) is
-  clamped to :data:`MAX_PAUSE` (the budget's window: a minute), ``inf``, ``1e999`` and
-  ``nan`` included; a token's ``expires_in`` to :data:`MAX_TOKEN_SECONDS`. Every wait
-  here ends at once when :meth:`PlatformClient.hurry` is called (SIGTERM).
+  clamped to :data:`~consumer.genesys.reply.MAX_PAUSE` (the budget's window: a minute),
+  ``inf``, ``1e999`` and ``nan`` included (:mod:`consumer.genesys.reply`); a token's
+  ``expires_in`` to :data:`MAX_TOKEN_SECONDS`. Every wait here ends at once when
+  :meth:`PlatformClient.hurry` is called (SIGTERM).
 * **Errors.** aiohttp's errors are translated into :mod:`consumer.errors` here::
 
       aiohttp.ClientError, TimeoutError, HTTP 5xx  -> PlatformUnavailableError
@@ -29,25 +30,23 @@ One pooled ``aiohttp.ClientSession``. What it takes care of, so the poller does 
       login refused three times                    -> LoginRefusedError
 
 * **Secrets.** The client secret and the access token are
-  :class:`~consumer.settings.schema.Secret` values; the Authorization headers are built here and
+  :class:`~consumer.settings.secret.Secret` values; the Authorization headers are built here and
   never stored in anything that logs, counts or prints them, and no error message
   carries a header.
 
-Everything that waits goes through a :class:`Clock`, so tests run a simulated minute
-in an instant.
+Everything that waits goes through a :class:`~consumer.genesys.pacer.Pacer`, so tests run
+a simulated minute in an instant.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import email.utils
 import logging
 import random
-import time
 from collections.abc import Mapping
 from types import TracebackType
-from typing import Final, Protocol, TypeVar
+from typing import Final
 
 import aiohttp
 import msgspec
@@ -64,44 +63,28 @@ from consumer.errors import (
 from consumer.formats.campaigns import Campaign
 from consumer.genesys.budget import RequestBudget
 from consumer.genesys.metrics import PollerMetrics
+from consumer.genesys.pacer import Pacer, SystemPacer, sleep_unless
+from consumer.genesys.reply import (
+    MAX_PAUSE,
+    Reply,
+    bounded,
+    decode,
+    oauth_error,
+    read_capped,
+    retry_after,
+)
 from consumer.observe.logs import fields
-from consumer.settings.schema import GenesysSettings, Secret
+from consumer.settings.genesys import GenesysSettings
+from consumer.settings.secret import Secret
 
 log = logging.getLogger(__name__)
-_T = TypeVar("_T")
 
 ATTEMPTS: Final = 3  # tries of one request (and of one login) before its error is raised
 BACKOFF_FIRST: Final = 1.0
 BACKOFF_MAX: Final = 60.0
 PAGE_SIZE: Final = 100  # the largest page the campaigns list serves
 MAX_PAGES: Final = 1000  # 100,000 campaigns: beyond that the answers are not believable
-MAX_BODY: Final = 64 * 1024 * 1024  # a campaign of thousands of interactions is a few MB
-MAX_PAUSE: Final = 60.0  # the longest pause an answer may ask for: the budget's window
 MAX_TOKEN_SECONDS: Final = 172_800.0  # the longest token lifetime the platform configures
-
-
-class Clock(Protocol):
-    """Wall-clock time and waiting; tests pass one that skips the waits."""
-
-    def time(self) -> float:
-        """Epoch seconds now."""
-        ...
-
-    async def sleep(self, seconds: float) -> None:
-        """Wait ``seconds``."""
-        ...
-
-
-class SystemClock:
-    """The real clock."""
-
-    def time(self) -> float:
-        """Epoch seconds now."""
-        return time.time()
-
-    async def sleep(self, seconds: float) -> None:
-        """Wait ``seconds`` on the event loop."""
-        await asyncio.sleep(seconds)
 
 
 class _Token(msgspec.Struct):
@@ -114,47 +97,6 @@ class _CampaignPage(msgspec.Struct, rename="camel"):
     page_count: int | None = None
 
 
-class _Answer(msgspec.Struct):
-    status: int
-    body: bytes
-    retry_after: float | None
-
-
-def bounded(seconds: float, most: float) -> float:
-    """``seconds`` from the network within 0 and ``most`` (``nan`` is 0, ``inf`` is ``most``)."""
-    return min(max(seconds, 0.0), most) if seconds == seconds else 0.0
-
-
-def retry_after(value: str | None, now: float) -> float | None:
-    """Seconds a ``Retry-After`` header asks to wait (delta-seconds or an HTTP date).
-
-    Clamped to :data:`MAX_PAUSE`: ``float()`` accepts ``inf`` and ``1e999``.
-    """
-    if not value:
-        return None
-    try:
-        return bounded(float(value), MAX_PAUSE)
-    except ValueError:
-        pass
-    try:
-        moment = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, OverflowError):
-        return None
-    return bounded(moment.timestamp() - now, MAX_PAUSE)
-
-
-async def sleep_unless(clock: Clock, seconds: float, woken: asyncio.Event) -> None:
-    """Wait ``seconds`` on ``clock``, or until ``woken`` is set, whichever comes first."""
-    if seconds <= 0 or woken.is_set():
-        return
-    sleeping = asyncio.ensure_future(clock.sleep(seconds))
-    waking = asyncio.ensure_future(woken.wait())
-    await asyncio.wait([sleeping, waking], return_when=asyncio.FIRST_COMPLETED)
-    for task in (sleeping, waking):
-        task.cancel()
-    await asyncio.gather(sleeping, waking, return_exceptions=True)
-
-
 class PlatformClient:
     """The Platform API for one OAuth client; use as ``async with`` or start/close."""
 
@@ -163,7 +105,7 @@ class PlatformClient:
         settings: GenesysSettings,
         metrics: PollerMetrics,
         *,
-        clock: Clock | None = None,
+        pacer: Pacer | None = None,
         rng: random.Random | None = None,
     ) -> None:
         if settings.api_url is None or settings.login_url is None:
@@ -177,10 +119,10 @@ class PlatformClient:
         self._basic = Secret("Basic " + base64.b64encode(pair).decode())
         self._timeout = settings.timeout_seconds
         self.metrics = metrics
-        self.clock = clock or SystemClock()
+        self.pacer = pacer or SystemPacer()
         self.budget = RequestBudget(settings.requests_per_minute)
         metrics.budget_limit.set(settings.requests_per_minute)
-        metrics.budget_used.set_function(lambda: self.budget.used(self.clock.time()))
+        metrics.budget_used.set_function(lambda: self.budget.used(self.pacer.time()))
         self._session: aiohttp.ClientSession | None = None
         self._token: Secret | None = None
         self._renew_at = 0.0
@@ -237,7 +179,7 @@ class PlatformClient:
         while page <= MAX_PAGES:
             params = {"pageSize": str(PAGE_SIZE), "pageNumber": str(page)}
             body = await self.get("campaigns", "/api/v2/outbound/campaigns", params)
-            listed = _decode(body, _CampaignPage, "campaigns")
+            listed = decode(body, _CampaignPage, "campaigns")
             if listed.page_count is None:
                 # without it the end of the list cannot be told from a listing cut short
                 raise BadResponseError(f"campaigns: page {page} without pageCount")
@@ -259,7 +201,7 @@ class PlatformClient:
     async def campaign(self, campaign_id: str) -> Campaign:
         """One campaign's settings; :class:`NotFoundError` when it does not exist."""
         body = await self.get("campaign", f"/api/v2/outbound/campaigns/{campaign_id}")
-        return _decode(body, Campaign, "campaign")
+        return decode(body, Campaign, "campaign")
 
     async def interactions(self, campaign_id: str) -> bytes:
         """A campaign's ``CampaignInteractions`` answer, as the raw bytes the API sent."""
@@ -274,14 +216,14 @@ class PlatformClient:
             if attempt and self._hurrying:
                 break
             await self._wait_turn()
-            wait = self.budget.delay(self.clock.time())
+            wait = self.budget.delay(self.pacer.time())
             while wait > 0:
                 if self._hurrying:
                     raise PlatformUnavailableError(f"{endpoint}: stopping, over the budget")
-                await sleep_unless(self.clock, wait, self._hurried)
-                wait = self.budget.delay(self.clock.time())
+                await sleep_unless(self.pacer, wait, self._hurried)
+                wait = self.budget.delay(self.pacer.time())
             token = await self.token()
-            self.budget.spend(self.clock.time())
+            self.budget.spend(self.pacer.time())
             headers = {"Authorization": f"Bearer {token.reveal()}"}
             try:
                 answer = await self._send(endpoint, "GET", self.api_url + path, headers, params)
@@ -315,7 +257,7 @@ class PlatformClient:
 
     async def token(self) -> Secret:
         """A valid access token: the one in hand, or a new one from the login endpoint."""
-        if self._token is not None and self.clock.time() < self._renew_at:
+        if self._token is not None and self.pacer.time() < self._renew_at:
             return self._token
         reason = self._renew_reason if self._token is None else "expiry"
         refused = 0
@@ -338,8 +280,8 @@ class PlatformClient:
                 self._back_off(None, "unavailable")
                 continue
             if answer.status == 200:
-                token = _decode(answer.body, _Token, "token")
-                now = self.clock.time()
+                token = decode(answer.body, _Token, "token")
+                now = self.pacer.time()
                 self._token = Secret(token.access_token)
                 life = bounded(token.expires_in, MAX_TOKEN_SECONDS)
                 self._renew_at = now + max(life / 2, life - 300)
@@ -356,7 +298,7 @@ class PlatformClient:
             self.metrics.login_refusals.inc()
             failure = LoginRefusedError(
                 f"the login endpoint {self.login_url} refused client id {self.client_id!r} "
-                f"{refused} times (HTTP {answer.status}{_oauth_error(answer.body)}): "
+                f"{refused} times (HTTP {answer.status}{oauth_error(answer.body)}): "
                 "check genesys.client_id and genesys.client_secret"
             )
             self._back_off(None, "unavailable")
@@ -380,16 +322,16 @@ class PlatformClient:
     @property
     def paused_for(self) -> float:
         """Seconds every request still waits for a back-off in force (0: none)."""
-        return max(0.0, self._paused_until - self.clock.time())
+        return max(0.0, self._paused_until - self.pacer.time())
 
     async def _wait_turn(self) -> None:
         """Wait out a back-off in force (a 429's Retry-After, an outage's pause)."""
-        await sleep_unless(self.clock, self._paused_until - self.clock.time(), self._hurried)
+        await sleep_unless(self.pacer, self._paused_until - self.pacer.time(), self._hurried)
 
     def _back_off(self, asked: float | None, cause: str) -> None:
         """Pause every request: ``asked`` seconds, else a doubling back-off with jitter."""
         asked = self._backoff.next() if asked is None else bounded(asked, MAX_PAUSE)
-        self._paused_until = max(self._paused_until, self.clock.time() + asked)
+        self._paused_until = max(self._paused_until, self.pacer.time() + asked)
         self.metrics.backoffs.labels(cause).inc()
         log.warning("platform_backoff", extra=fields(cause=cause, seconds=round(asked, 3)))
 
@@ -401,46 +343,19 @@ class PlatformClient:
         headers: Mapping[str, str],
         params: Mapping[str, str] | None = None,
         data: Mapping[str, str] | None = None,
-    ) -> _Answer:
+    ) -> Reply:
         if self._session is None:
             raise RuntimeError("PlatformClient used before start()")
         try:
             async with self._session.request(
                 method, url, headers=headers, params=params, data=data, allow_redirects=False
             ) as response:
-                body = await _read_capped(response, endpoint)
-                waited = retry_after(response.headers.get("Retry-After"), self.clock.time())
+                body = await read_capped(response, endpoint)
+                waited = retry_after(response.headers.get("Retry-After"), self.pacer.time())
                 status = response.status
         except (aiohttp.ClientError, TimeoutError) as exc:
             self.metrics.requests.labels(endpoint, "error").inc()
             # the exception's text names the host at most, never a header
             raise PlatformUnavailableError(f"{endpoint}: {type(exc).__name__}: {exc}") from None
         self.metrics.requests.labels(endpoint, str(status)).inc()
-        return _Answer(status, body, waited)
-
-
-async def _read_capped(response: aiohttp.ClientResponse, endpoint: str) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.content.iter_chunked(1 << 16):
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise BadResponseError(f"{endpoint}: answer larger than {MAX_BODY} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _decode(body: bytes, type_: type[_T], endpoint: str) -> _T:
-    try:
-        return msgspec.json.decode(body, type=type_)
-    except msgspec.DecodeError as exc:
-        raise BadResponseError(f"{endpoint}: unexpected answer ({exc})") from None
-
-
-def _oauth_error(body: bytes) -> str:
-    """`` invalid_client``-style detail from an OAuth error answer, if it has one."""
-    try:
-        error = msgspec.json.decode(body, type=dict[str, object]).get("error")
-    except msgspec.DecodeError:
-        return ""
-    return f" {error}" if isinstance(error, str) and error.isidentifier() else ""
+        return Reply(status, body, waited)

@@ -39,7 +39,8 @@ from aiokafka.errors import KafkaError
 
 from consumer.errors import AuthenticationError, BrokerError, CredentialsError, TokenRefusedError
 from consumer.observe.logs import fields
-from consumer.settings.schema import ConfigError, OAuthSettings, Secret
+from consumer.settings.schema import ConfigError, OAuthSettings
+from consumer.settings.secret import Secret
 
 log = logging.getLogger(__name__)
 

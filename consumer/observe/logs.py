@@ -5,7 +5,7 @@ Log calls name an event and pass context as keyword fields through ``extra``::
     log.warning("dead_letter", extra=fields(topic=t, partition=p, offset=o, reason=r))
 
 Fields are rendered as JSON keys; nothing in this project passes a phone number or a
-contact name in them, and secrets are :class:`~consumer.settings.schema.Secret`, which renders
+contact name in them, and secrets are :class:`~consumer.settings.secret.Secret`, which renders
 as ``***``.
 """
 

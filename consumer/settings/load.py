@@ -24,7 +24,8 @@ from typing import Annotated, Any, Final, Literal
 
 import msgspec
 
-from consumer.settings.schema import ConfigError, Secret, Settings
+from consumer.settings.schema import ConfigError, Settings
+from consumer.settings.secret import Secret
 
 ENV_PREFIX: Final = "INTERACTION_CONSUMER_"
 # the variables Genesys Cloud's own tools read, honoured like KAFKA_BOOTSTRAP_SERVERS

@@ -1,10 +1,11 @@
 """One settings struct: every setting, its type, default and bounds. Plain data.
 
-The structs forbid unknown fields and validate what they can alone (ranges, formats,
-settings that need each other); :mod:`consumer.settings.load` reads them from a TOML file,
-the environment and flags. An unknown or malformed setting stops the start with a
-:class:`ConfigError` that names it: configuration typos must fail loudly, unlike wire
-data, where unknown fields are expected.
+Its sections are here but for ``genesys`` (:mod:`consumer.settings.genesys`). The structs
+forbid unknown fields (:class:`~consumer.settings.section.Section`) and validate what they
+can alone (ranges, formats, settings that need each other); :mod:`consumer.settings.load`
+reads them from a TOML file, the environment and flags. An unknown or malformed setting
+stops the start with a :class:`ConfigError` that names it: configuration typos must fail
+loudly, unlike wire data, where unknown fields are expected.
 """
 
 from __future__ import annotations
@@ -17,16 +18,13 @@ from typing import Annotated, Final, Literal
 import msgspec
 
 from consumer.errors import ServiceError
-
-Positive = Annotated[int, msgspec.Meta(ge=1)]
+from consumer.settings.genesys import GenesysSettings
+from consumer.settings.secret import Secret
+from consumer.settings.section import Positive, Section
 
 
 class ConfigError(ServiceError):
     """A setting is unknown or malformed; the message names it."""
-
-
-class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    pass
 
 
 def non_finite(settings: object, prefix: str = "") -> tuple[str, float] | None:
@@ -71,7 +69,7 @@ def _check_thresholds(thresholds: Mapping[str, float], where: str) -> None:
             )
 
 
-class StallSettings(_Section):
+class StallSettings(Section):
     """Stall thresholds in seconds per rule (0 switches one off), per-campaign overrides."""
 
     thresholds: dict[str, float] = {}
@@ -92,7 +90,7 @@ class StallSettings(_Section):
             _check_thresholds(overrides, f"stalls.campaigns.{campaign}")
 
 
-class TrackingSettings(_Section):
+class TrackingSettings(Section):
     """Bounds on tracked interactions: idle time-out, a cap per partition, a memory budget.
 
     ``memory_limit_bytes`` bounds the interactions of the whole process; unset, it is
@@ -105,33 +103,17 @@ class TrackingSettings(_Section):
     memory_limit_bytes: Annotated[int, msgspec.Meta(ge=1 << 20)] | None = None
 
 
-class MetricsSettings(_Section):
+class MetricsSettings(Section):
     """Bounds on metric label values."""
 
     max_campaign_labels: Positive = 200
-
-
-class Secret(str):
-    """A string that never shows itself in logs, reprs or error messages."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    def __str__(self) -> str:
-        return "***"
-
-    def reveal(self) -> str:
-        """The secret itself, for the one place that must hand it to a client."""
-        return str.__str__(self)
 
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]
 
 
-class OAuthSettings(_Section):
+class OAuthSettings(Section):
     """Where ``sasl_mechanism = "OAUTHBEARER"`` gets its tokens (docs/operate/security.md).
 
     ``oidc``: OAuth client credentials at ``token_url`` (Confluent Cloud, Keycloak, Azure
@@ -176,7 +158,7 @@ class OAuthSettings(_Section):
                 raise ValueError(f"kafka.oauth.extensions.{key}: control characters")
 
 
-class KafkaSettings(_Section):
+class KafkaSettings(Section):
     """Where to read, where to write, and how to authenticate.
 
     ``bootstrap_servers`` also reads the conventional ``KAFKA_BOOTSTRAP_SERVERS``.
@@ -251,77 +233,7 @@ class KafkaSettings(_Section):
             )
 
 
-_HOST: Final = re.compile(r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
-
-
-def _base_url(url: str, name: str) -> str:
-    """``url`` without a trailing slash, checked to be an http(s) URL with a host."""
-    scheme, sep, rest = url.partition("://")
-    host = rest.split("/", 1)[0]
-    if scheme not in ("http", "https") or not sep or not host:
-        raise ValueError(f"genesys.{name} {url!r} must be an http:// or https:// URL")
-    return url.rstrip("/")
-
-
-class GenesysSettings(_Section):
-    """The Genesys Cloud org the ``poll`` command reads (see docs/genesys.md).
-
-    ``client_id`` and ``client_secret`` also read ``GENESYS_CLIENT_ID`` and
-    ``GENESYS_CLIENT_SECRET``. ``region`` (``mypurecloud.ie``) means the API base
-    ``https://api.<region>``; ``api_base`` sets it directly (not both). The login base is
-    the API base with ``api.`` replaced by ``login.`` unless ``login_base`` says otherwise;
-    an API base whose host does not start with ``api.`` (a double on 127.0.0.1) logs in
-    on itself.
-    """
-
-    client_id: str | None = None
-    client_secret: Secret | None = None
-    region: str | None = None
-    api_base: str | None = None
-    login_base: str | None = None
-    # the campaigns to poll; none: every preview campaign on, stopping or forced_stopping
-    campaigns: list[str] = []
-    interval_seconds: Annotated[float, msgspec.Meta(gt=0)] = 10.0
-    # the platform allows 300 requests a minute per client; stay under it
-    requests_per_minute: Positive = 240
-    # how often the campaigns (discovered, or their settings) are read again
-    discovery_seconds: Annotated[float, msgspec.Meta(gt=0)] = 300.0
-    timeout_seconds: Annotated[float, msgspec.Meta(gt=0)] = 10.0
-    # the source id heartbeats carry
-    source_id: str = "genesys-poller"
-
-    def __post_init__(self) -> None:
-        if self.region is not None and self.api_base is not None:
-            raise ValueError("genesys.region and genesys.api_base exclude each other")
-        if self.region is not None and not _HOST.fullmatch(self.region):
-            raise ValueError(
-                f"genesys.region {self.region!r} must be a host name such as mypurecloud.ie"
-            )
-        if self.api_base is not None:
-            self.api_base = _base_url(self.api_base, "api_base")
-        if self.login_base is not None:
-            self.login_base = _base_url(self.login_base, "login_base")
-
-    @property
-    def api_url(self) -> str | None:
-        """The Platform API base URL, or ``None`` when neither region nor api_base is set."""
-        if self.api_base is not None:
-            return self.api_base
-        return None if self.region is None else f"https://api.{self.region}"
-
-    @property
-    def login_url(self) -> str | None:
-        """The OAuth base URL: ``login_base``, else the API base with ``api.`` -> ``login.``."""
-        if self.login_base is not None:
-            return self.login_base
-        api = self.api_url
-        if api is None:
-            return None
-        scheme, _, rest = api.partition("://")
-        return f"{scheme}://login.{rest[4:]}" if rest.startswith("api.") else api
-
-
-class HttpLimits(_Section):
+class HttpLimits(Section):
     """How much the HTTP port gives any one client, and all of them together.
 
     The port is reachable by anyone on the pod network: without these, a few hundred
@@ -350,7 +262,7 @@ class HttpSettings(HttpLimits):
     port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8080
 
 
-class RuntimeSettings(_Section):
+class RuntimeSettings(Section):
     """Timing of the daemon's loop, readiness and shutdown."""
 
     tick_seconds: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.25
@@ -388,7 +300,7 @@ ALERT_LABELS: Final = frozenset(
 _LABEL_NAME: Final = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 
-class AlertmanagerSettings(_Section):
+class AlertmanagerSettings(Section):
     """Where per-interaction stalls are posted (Alertmanager API v2); none by default.
 
     ``labels`` are added to every alert posted (``{ namespace = "dialer", org = "acme" }``):
@@ -413,14 +325,14 @@ class AlertmanagerSettings(_Section):
                 raise ValueError(f"alertmanager.labels: {name!r} is set by the service itself")
 
 
-class LogSettings(_Section):
+class LogSettings(Section):
     """Logs go to stdout: JSON for machines, text for people."""
 
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["json", "text"] = "json"
 
 
-class Settings(_Section):
+class Settings(Section):
     """Everything the service can be told."""
 
     stalls: StallSettings = msgspec.field(default_factory=StallSettings)

@@ -1,9 +1,10 @@
-"""The Platform API double in process, a simulated clock, and a fake publisher.
+"""The Platform API double in process, a simulated pacer, and a fake publisher.
 
 :func:`platform` starts :class:`~consumer.testing.apidouble.ApiDouble` on 127.0.0.1 port 0 (a
 real aiohttp server) and a :class:`~consumer.genesys.client.PlatformClient` and
-:class:`~consumer.genesys.poller.Poller` on a :class:`SimClock`, so a minute of polling runs in
-an instant while every request still crosses a real socket.
+:class:`~consumer.genesys.poller.Poller` on a :class:`SimPacer`, so a minute of polling runs in
+an instant while every request still crosses a real socket. :func:`run` runs a test's scenario
+on one.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from consumer.formats import heartbeat
+from consumer.formats import campaigns, heartbeat
 from consumer.genesys.client import PlatformClient
 from consumer.genesys.metrics import PollerMetrics
 from consumer.genesys.poller import Poller
@@ -30,10 +31,11 @@ CLIENT_ID = "poller-test"
 SECRET = "s3cr3t-never-shown"  # noqa: S105 - the test's own made-up secret, looked for in output
 START = 1_800_000_000.0
 TOPIC = "interactions"
+CAMPAIGNS_TOPIC = campaigns.topic_for(TOPIC)
 
 
-class SimClock:
-    """A clock whose waits return at once, having moved time on by what was asked."""
+class SimPacer:
+    """A pacer whose waits return at once, having moved time on by what was asked."""
 
     def __init__(self, now: float = START) -> None:
         self.now = now
@@ -120,7 +122,7 @@ class Platform:
 
     double: ApiDouble
     dialer: Dialer
-    clock: SimClock
+    pacer: SimPacer
     client: PlatformClient
     poller: Poller
     publisher: FakePublisher
@@ -141,7 +143,7 @@ class Platform:
         history = FakeHistory(self.publisher, TOPIC)
         metrics = PollerMetrics(self.registry)
         self.poller = Poller(
-            self.settings, self.client, self.publisher, metrics, self.clock, history
+            self.settings, self.client, self.publisher, metrics, self.pacer, history
         )
         return self.poller
 
@@ -162,19 +164,37 @@ async def platform(
     entities: Iterable[dict[str, Any]] = (), **genesys: Any
 ) -> AsyncIterator[Platform]:
     """A double showing ``campaigns`` (default: one preview campaign ``c-1``), and a poller."""
-    clock = SimClock()
+    pacer = SimPacer()
     dialer = Dialer()
     for entity in list(entities) or [campaign_entity("c-1", "Renewals", "preview", "on")]:
         dialer.add_campaign(entity)
-    double = ApiDouble(dialer, client_id=CLIENT_ID, client_secret=SECRET, clock=clock.time)
+    double = ApiDouble(dialer, client_id=CLIENT_ID, client_secret=SECRET, clock=pacer.time)
     await double.start("127.0.0.1", 0)
     registry = CollectorRegistry()
     metrics = PollerMetrics(registry)
     settings = settings_for(double.port, **genesys)
     publisher = FakePublisher()
     try:
-        async with PlatformClient(settings.genesys, metrics, clock=clock) as client:
-            poller = Poller(settings, client, publisher, metrics, clock)
-            yield Platform(double, dialer, clock, client, poller, publisher, registry, settings)
+        async with PlatformClient(settings.genesys, metrics, pacer=pacer) as client:
+            poller = Poller(settings, client, publisher, metrics, pacer)
+            yield Platform(double, dialer, pacer, client, poller, publisher, registry, settings)
     finally:
         await double.stop()
+
+
+def run(
+    scenario: object, entities: list[dict[str, object]] | None = None, **genesys: object
+) -> Platform:
+    """Run ``scenario(platform)`` on a fresh double and poller; returns the platform."""
+
+    async def main() -> Platform:
+        async with platform(entities or (), **genesys) as p:
+            await scenario(p)  # type: ignore[operator]
+            return p
+
+    return asyncio.run(main())
+
+
+def tombstoned(p: Platform) -> list[bytes | None]:
+    """The keys of the tombstones published on the interactions topic."""
+    return [r.key for r in p.publisher.on(TOPIC) if r.value is None]

@@ -16,7 +16,8 @@ from consumer.errors import (
     RateLimitedError,
 )
 from consumer.genesys.budget import RequestBudget
-from consumer.genesys.client import BACKOFF_FIRST, MAX_PAUSE, retry_after
+from consumer.genesys.client import BACKOFF_FIRST
+from consumer.genesys.reply import MAX_PAUSE, retry_after
 from consumer.testing.apidouble import campaign_entity
 from tests.unit.platform_rig import SECRET, platform
 
@@ -28,10 +29,10 @@ def test_token_is_reused_then_renewed_before_it_expires() -> None:
         async with platform() as p:
             p.double.faults.token_seconds = 100
             await p.client.interactions("c-1")
-            p.clock.now += 40
+            p.pacer.now += 40
             await p.client.interactions("c-1")
             after_reuse = len(p.api_requests("/oauth/token"))
-            p.clock.now += 20  # 60 s into a 100 s token: past its renewal point
+            p.pacer.now += 20  # 60 s into a 100 s token: past its renewal point
             await p.client.interactions("c-1")
             renewed = len(p.api_requests("/oauth/token"))
             return (

@@ -1,143 +1,27 @@
-"""The poller against the double: what it publishes, when, and what it survives."""
+"""The poller against the double: rounds, heartbeats, budget, stopping, readiness, secrets."""
 
 from __future__ import annotations
 
 import asyncio
 import io
 import logging
-from collections import Counter
-from collections.abc import Callable
 
 import pytest
 from prometheus_client import generate_latest
 
-from consumer.engine.model import iso
-from consumer.errors import BrokerError, LoginRefusedError
-from consumer.formats import campaigns, heartbeat
-from consumer.genesys.answer import with_campaign
-from consumer.genesys.client import MAX_PAUSE
+from consumer.errors import LoginRefusedError
+from consumer.formats import heartbeat
+from consumer.genesys.reply import MAX_PAUSE
 from consumer.observe.logs import JsonFormatter
 from consumer.testing.apidouble import campaign_entity
 from tests.unit.platform_rig import (
     SECRET,
     START,
-    TOPIC,
     Platform,
-    SimClock,
+    SimPacer,
     interaction,
-    platform,
+    run,
 )
-
-CAMPAIGNS_TOPIC = campaigns.topic_for(TOPIC)
-
-
-def test_interactions_published_as_the_api_wrote_them_with_headers() -> None:
-    """Each interaction is its own bytes keyed by id, bucket, poll time and source in headers."""
-    odd = (
-        b'{ "id":"i-1", "campaign": {"id":"c-1"},  "creationTime":"2026-11-25T10:00:00+00:00",'
-        b'\n "x":1.50}'
-    )
-
-    async def scenario(p: Platform) -> None:
-        p.dialer.put("c-1", odd, "previewing")
-        p.dialer.put("c-1", interaction("i-2", campaign={"id": "c-1"}), "scheduled")
-        await p.poller.round()
-
-    p = run(scenario)
-    by_key = {r.key: r for r in p.publisher.on(TOPIC)}
-    assert by_key[b"i-1"].value == odd
-    assert by_key[b"i-1"].headers["genesys.bucket"] == b"previewing"
-    assert by_key[b"i-2"].headers["genesys.bucket"] == b"scheduled"
-    polled_at = by_key[b"i-1"].headers["genesys.polled.at"].decode()
-    assert polled_at.endswith("Z")
-    assert polled_at >= iso(START)
-    source = p.poller.settings.source_id.encode()
-    assert by_key[b"i-1"].headers[heartbeat.SOURCE_HEADER] == source
-
-
-def test_campaign_added_from_the_answer_when_the_interaction_lacks_it() -> None:
-    """An interaction without campaign (or with null) gets the answer's campaign, bytes kept."""
-
-    async def scenario(p: Platform) -> None:
-        p.dialer.put("c-1", b'{"id":"i-1","creationTime":"2026-11-25T10:00:00Z"}', "pending")
-        p.dialer.put("c-1", b'{"id":"i-2","campaign":null}', "pending")
-        await p.poller.round()
-
-    p = run(scenario)
-    by_key = {r.key: r.value for r in p.publisher.on(TOPIC)}
-    campaign = b'{"id":"c-1","name":"Renewals","selfUri":"/api/v2/outbound/campaigns/c-1"}'
-    assert by_key[b"i-1"] == (
-        b'{"id":"i-1","creationTime":"2026-11-25T10:00:00Z","campaign":' + campaign + b"}"
-    )
-    assert by_key[b"i-2"] == b'{"id":"i-2","campaign":null,"campaign":' + campaign + b"}"
-    assert with_campaign(b"{ }", b"{}") == b'{"campaign":{}}'
-
-
-def test_only_changes_are_published() -> None:
-    """A second poll showing the same objects publishes nothing; a changed one goes again."""
-    counts: list[int] = []
-
-    async def scenario(p: Platform) -> None:
-        for n in range(3):
-            p.dialer.put("c-1", interaction(f"i-{n}", campaign={"id": "c-1"}), "previewing")
-        await p.poller.round()
-        counts.append(len(p.publisher.on(TOPIC)))
-        await p.poller.round()
-        counts.append(len(p.publisher.on(TOPIC)))
-        p.dialer.put("c-1", interaction("i-1", campaign={"id": "c-1"}, x=1), "proceeding")
-        await p.poller.round()
-        counts.append(len(p.publisher.on(TOPIC)))
-
-    p = run(scenario)
-    assert counts == [3, 3, 4]
-    last = p.publisher.on(TOPIC)[-1]
-    assert (last.key, last.headers["genesys.bucket"]) == (b"i-1", b"proceeding")
-    assert p.metric("genesys_poller_records_published_total", kind="snapshot") == 4
-
-
-def test_a_move_to_another_list_is_published_though_the_bytes_are_the_same() -> None:
-    """A callback moved from scheduled to pending, same bytes: published again, new list."""
-
-    async def scenario(p: Platform) -> None:
-        p.dialer.put("c-1", interaction("cb", campaign={"id": "c-1"}), "scheduled")
-        await p.poller.round()
-        await p.poller.round()
-        p.dialer.put("c-1", interaction("cb", campaign={"id": "c-1"}), "pending")
-        await p.poller.round()
-        await p.poller.round()
-
-    p = run(scenario)
-    sent = [(r.key, r.headers["genesys.bucket"]) for r in p.publisher.on(TOPIC)]
-    assert sent == [(b"cb", b"scheduled"), (b"cb", b"pending")]
-
-
-def test_tombstone_after_two_consecutive_misses_only() -> None:
-    """Absent once, back: no tombstone; absent from two polls in a row: one, naming its source."""
-    tombstones: list[list[bytes | None]] = []
-
-    def dead(p: Platform) -> list[bytes | None]:
-        return [r.key for r in p.publisher.on(TOPIC) if r.value is None]
-
-    async def scenario(p: Platform) -> None:
-        flaky = interaction("flaky", campaign={"id": "c-1"})
-        p.dialer.put("c-1", flaky, "interacting")
-        p.dialer.put("c-1", interaction("gone", campaign={"id": "c-1"}), "interacting")
-        await p.poller.round()
-        p.dialer.end("flaky")
-        p.dialer.end("gone")
-        await p.poller.round()
-        tombstones.append(dead(p))
-        p.dialer.put("c-1", flaky, "interacting")
-        await p.poller.round()
-        tombstones.append(dead(p))
-        await p.poller.round()
-        tombstones.append(dead(p))
-
-    p = run(scenario)
-    assert tombstones == [[], [b"gone"], [b"gone"]]
-    assert p.metric("genesys_poller_records_published_total", kind="tombstone") == 1
-    (tombstone,) = (r for r in p.publisher.on(TOPIC) if r.value is None)
-    assert tombstone.headers[heartbeat.SOURCE_HEADER] == p.poller.settings.source_id.encode()
 
 
 def test_heartbeat_on_every_partition_after_a_successful_round() -> None:
@@ -208,71 +92,12 @@ def test_refused_login_stops_the_poller_without_a_heartbeat() -> None:
     assert p.poller.readiness() == ["no access token"]
 
 
-def test_deleted_campaign_dropped_with_one_warning(caplog: pytest.LogCaptureFixture) -> None:
-    """A campaign answering 404 twice in a row is warned about once, tombstoned, not polled."""
-
-    async def scenario(p: Platform) -> None:
-        p.dialer.put("c-1", interaction("i-1", campaign={"id": "c-1"}), "previewing")
-        await p.poller.round()
-        p.dialer.delete_campaign("c-1")
-        for _ in range(3):
-            await p.poller.round()
-
-    with caplog.at_level(logging.WARNING, "consumer.genesys.poller"):
-        p = run(scenario, [campaign_entity(f"c-{n}", "C", "preview", "on") for n in (1, 2)])
-    warnings = [r for r in caplog.records if r.getMessage() == "campaign_not_found"]
-    assert len(warnings) == 1
-    assert len(p.api_requests("/c-1/interactions")) == 3
-    assert len(p.api_requests("/c-2/interactions")) == 4
-    topic = [(r.key, r.value) for r in p.publisher.on(TOPIC)]
-    assert (b"i-1", None) in topic
-    assert (b"c-1", None) in [(r.key, r.value) for r in p.publisher.on(CAMPAIGNS_TOPIC)]
-
-
-def test_discovery_polls_live_preview_campaigns_and_publishes_their_settings() -> None:
-    """Only live preview campaigns are polled; their settings go to <topic>.campaigns."""
-    entities = [
-        campaign_entity("on", "A", "preview", "on", preview_timeout=45),
-        campaign_entity("stopping", "B", "preview", "stopping"),
-        campaign_entity("forced", "E", "preview", "forced_stopping"),
-        campaign_entity("off", "C", "preview", "off"),
-        campaign_entity("power", "D", "power", "on"),
-    ]
-
-    async def scenario(p: Platform) -> None:
-        await p.poller.round()
-        await p.poller.round()
-
-    p = run(scenario, entities)
-    assert sorted(p.poller.watched) == ["forced", "on", "stopping"]
-    polled = {s.path.split("/")[-2] for s in p.double.served if "/interactions" in s.path}
-    assert polled == {"forced", "on", "stopping"}
-    records = {r.key: campaigns.decode(r.value) for r in p.publisher.on(CAMPAIGNS_TOPIC)}
-    assert records[b"on"] == campaigns.Campaign("on", "A", "preview", "on", 45, False)
-    assert set(records) == {b"forced", b"on", b"stopping"}  # once each: unchanged since
-
-
-def test_named_campaigns_are_polled_whatever_their_mode() -> None:
-    """With genesys.campaigns set, exactly those are polled and their settings read."""
-    entities = [
-        campaign_entity("p", "P", "power", "on"),
-        campaign_entity("q", "Q", "preview", "on"),
-    ]
-
-    async def scenario(p: Platform) -> None:
-        await p.poller.round()
-
-    p = run(scenario, entities, campaigns=["p"])
-    assert list(p.poller.watched) == ["p"]
-    assert [r.key for r in p.publisher.on(CAMPAIGNS_TOPIC)] == [b"p"]
-
-
 def test_budget_holds_over_simulated_minutes() -> None:
     """30 campaigns every second want 1800 requests a minute: no 60 s window sees over 240."""
     entities = [campaign_entity(f"c-{n}", "C", "preview", "on") for n in range(30)]
 
     async def scenario(p: Platform) -> None:
-        while p.clock.now < START + 150:
+        while p.pacer.now < START + 150:
             await p.poller.round()
 
     p = run(scenario, entities, interval_seconds=1, requests_per_minute=240)
@@ -333,36 +158,6 @@ def test_stop_during_an_outage_does_not_retry() -> None:
     assert p.metric("genesys_poller_backoffs_total", cause="unavailable") == 3
 
 
-def test_refused_writes_republish_next_round() -> None:
-    """Records the broker refused are not remembered as published: the next round sends them."""
-
-    async def scenario(p: Platform) -> None:
-        p.dialer.put("c-1", interaction("i-1", campaign={"id": "c-1"}), "pending")
-        p.publisher.refuse = True
-        await p.poller.round()
-        p.publisher.refuse = False
-        await p.poller.round()
-
-    p = run(scenario)
-    assert [r.key for r in p.publisher.on(TOPIC)] == [b"i-1"]
-
-
-def test_invalid_interactions_are_counted_and_skipped() -> None:
-    """Non-objects, no id, or over kafka.max_record_bytes: skipped and counted; rest published."""
-
-    async def scenario(p: Platform) -> None:
-        p.dialer.interactions["c-1"]["x"] = ("pending", b"42")
-        p.dialer.interactions["c-1"]["y"] = ("pending", b'{"name":"no id"}')
-        p.dialer.put("c-1", interaction("i-1", campaign={"id": "c-1"}), "pending")
-        big = interaction("big", campaign={"id": "c-1"}, padding="x" * 2_000_000)
-        p.dialer.put("c-1", big, "pending")
-        await p.poller.round()
-
-    p = run(scenario)
-    assert [r.key for r in p.publisher.on(TOPIC)] == [b"i-1"]
-    assert p.metric("genesys_poller_invalid_interactions_total") == 3
-
-
 def test_secret_absent_from_logs_metrics_and_errors(caplog: pytest.LogCaptureFixture) -> None:
     """Through renewals, 401s, 429s, 503s and a refused login, no line shows the secret."""
 
@@ -393,158 +188,7 @@ def test_secret_absent_from_logs_metrics_and_errors(caplog: pytest.LogCaptureFix
     assert SECRET not in stream.getvalue()
 
 
-def test_interaction_gauge_counts_the_latest_poll_per_bucket() -> None:
-    """genesys_poller_interactions shows the latest poll's interactions per list."""
-
-    async def scenario(p: Platform) -> None:
-        buckets = ["pending", "previewing", "previewing", "interacting"]
-        for n, bucket in enumerate(buckets):
-            p.dialer.put("c-1", interaction(f"i-{n}", campaign={"id": "c-1"}), bucket)
-        await p.poller.round()
-
-    p = run(scenario)
-    seen = Counter(
-        {b: p.metric("genesys_poller_interactions", bucket=b) for b in campaigns.BUCKETS}
-    )
-    assert seen == Counter({"previewing": 2, "pending": 1, "interacting": 1})
-
-
-def run(
-    scenario: object, entities: list[dict[str, object]] | None = None, **genesys: object
-) -> Platform:
-    """Run ``scenario(platform)`` on a fresh double and poller; returns the platform."""
-
-    async def main() -> Platform:
-        async with platform(entities or (), **genesys) as p:
-            await scenario(p)  # type: ignore[operator]
-            return p
-
-    return asyncio.run(main())
-
-
-def tombstoned(p: Platform) -> list[bytes | None]:
-    """The keys of the tombstones published on the interactions topic."""
-    return [r.key for r in p.publisher.on(TOPIC) if r.value is None]
-
-
-def test_answers_without_the_lists_prove_nothing_absent() -> None:
-    """Two 200 ``{}`` answers in a row: no tombstone, two incomplete polls counted."""
-
-    async def scenario(p: Platform) -> None:
-        p.dialer.put("c-1", interaction("i-1", campaign={"id": "c-1"}), "previewing")
-        await p.poller.round()
-        p.double.faults.empty_answers = 2
-        await p.poller.round()
-        await p.poller.round()
-        await p.poller.round()  # a listing again, and i-1 is in it
-
-    p = run(scenario)
-    assert tombstoned(p) == []
-    assert p.metric("genesys_poller_polls_total", result="incomplete") == 2
-
-
-def test_answers_that_do_not_decode_prove_nothing_absent() -> None:
-    """Two 200 answers that are not JSON in a row: no tombstone, two incomplete polls."""
-
-    async def scenario(p: Platform) -> None:
-        p.dialer.put("c-1", interaction("i-1", campaign={"id": "c-1"}), "previewing")
-        await p.poller.round()
-        original = p.client.interactions
-        garbled = iter([b"<html>gateway</html>", b'{"pendingInteractions": [{"id": '])
-
-        async def answer(campaign_id: str) -> bytes:
-            body = next(garbled, None)
-            return body if body is not None else await original(campaign_id)
-
-        p.client.interactions = answer  # type: ignore[method-assign]
-        for _ in range(3):
-            await p.poller.round()
-
-    p = run(scenario)
-    assert tombstoned(p) == []
-    assert p.metric("genesys_poller_polls_total", result="incomplete") == 2
-
-
-def test_forced_stopping_campaign_stays_watched_until_it_is_off() -> None:
-    """forced_stopping keeps a campaign watched; listed off, its interactions are tombstoned."""
-    dropped: list[list[bytes | None]] = []
-
-    async def scenario(p: Platform) -> None:
-        p.dialer.put("c-1", interaction("i-1", campaign={"id": "c-1"}), "interacting")
-        await p.poller.round()
-        p.dialer.set_status("c-1", "forced_stopping")
-        for _ in range(3):
-            p.clock.now += 2  # past discovery_seconds: the list is read every round
-            await p.poller.round()
-        dropped.append(tombstoned(p))
-        p.dialer.set_status("c-1", "forced_off")
-        p.clock.now += 2
-        await p.poller.round()
-        dropped.append(tombstoned(p))
-
-    p = run(scenario, discovery_seconds=1)
-    assert dropped == [[], [b"i-1"]]
-    assert "c-1" not in p.poller.watched
-
-
-def test_short_campaign_listing_is_a_failed_read_not_a_shorter_list() -> None:
-    """Empty pages before pageCount, or no pageCount: the campaigns beyond stay watched."""
-    entities = [campaign_entity(f"c-{n:03}", "C", "preview", "on") for n in range(150)]
-    watched: list[int] = []
-
-    async def scenario(p: Platform) -> None:
-        p.dialer.put("c-149", interaction("i-1", campaign={"id": "c-149"}), "previewing")
-        await p.poller.round()
-        watched.append(len(p.poller.watched))
-        for fault in ("short_listing", "no_page_count"):
-            setattr(p.double.faults, fault, True)
-            for _ in range(2):
-                p.clock.now += 2
-                await p.poller.round()
-            watched.append(len(p.poller.watched))
-            setattr(p.double.faults, fault, False)
-
-    p = run(scenario, entities, discovery_seconds=1, interval_seconds=1)
-    assert watched == [150, 150, 150]
-    assert tombstoned(p) == []
-
-
-def test_restarted_poller_tombstones_what_ended_while_it_was_down() -> None:
-    """A new process rebuilds what was published from the topic; what ended meanwhile goes."""
-    ready: list[list[str]] = []
-
-    async def scenario(p: Platform) -> None:
-        for iid in ("ended", "stays"):
-            p.dialer.put("c-1", interaction(iid, campaign={"id": "c-1"}), "previewing")
-        await p.poller.run(rounds=1)
-        p.dialer.end("ended")  # while no poller runs
-        published = len(p.publisher.on(TOPIC))
-        poller = p.restart()
-        ready.append(poller.readiness())
-        await poller.run(rounds=2)
-        ready.append(poller.readiness())
-        assert len(p.publisher.on(TOPIC)) == published + 1  # "stays" is not sent again
-
-    p = run(scenario)
-    assert ready[0] == ["rebuilding what was published from interactions"]
-    assert ready[1] == []
-    assert tombstoned(p) == [b"ended"]
-
-
-def test_restart_tombstones_the_interactions_of_a_campaign_that_stopped_meanwhile() -> None:
-    """Published before a restart, its campaign listed off after: tombstoned at discovery."""
-
-    async def scenario(p: Platform) -> None:
-        p.dialer.put("c-1", interaction("i-1", campaign={"id": "c-1"}), "interacting")
-        await p.poller.run(rounds=1)
-        p.dialer.set_status("c-1", "off")
-        await p.restart().run(rounds=1)
-
-    p = run(scenario)
-    assert tombstoned(p) == [b"i-1"]
-
-
-class FrozenClock(SimClock):
+class FrozenPacer(SimPacer):
     """Time stands still and a wait never ends by itself (only stop() may end it)."""
 
     async def sleep(self, seconds: float) -> None:
@@ -556,9 +200,9 @@ def test_retry_after_inf_is_clamped_and_stop_wakes_the_pause() -> None:
     paused: list[float] = []
 
     async def scenario(p: Platform) -> None:
-        frozen = FrozenClock()
-        p.client.clock = frozen
-        p.poller.clock = frozen
+        frozen = FrozenPacer()
+        p.client.pacer = frozen
+        p.poller.pacer = frozen
         p.double.faults.rate_limited, p.double.faults.retry_after = 1, "inf"
         task = asyncio.create_task(p.poller.run())
         while not any(s.status == 429 for s in p.double.served):
@@ -630,36 +274,3 @@ def test_300_campaigns_on_the_default_budget_say_the_interval_they_achieve(
     assert beats[-1].interval_seconds == max(75, round_seconds)
     assert p.metric("genesys_poller_budget_short") == 1
     assert [r.getMessage() for r in caplog.records].count("budget_short") == 1
-
-
-def test_rebuild_is_retried_and_nothing_is_published_before_it_completes(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    """The topic unreadable at start: retried, unready meanwhile, no record sent before."""
-    sent_while_failing: list[int] = []
-
-    async def scenario(p: Platform) -> None:
-        p.dialer.put("c-1", interaction("i-1", campaign={"id": "c-1"}), "pending")
-        poller = p.restart()
-        history = poller.history
-        assert history is not None
-        original = history.read
-        failures = iter([True, True])
-
-        async def flaky(
-            partition: int, progress: Callable[[int], None]
-        ) -> dict[bytes, bytes | None]:
-            if next(failures, False):
-                sent_while_failing.append(len(p.publisher.topics))
-                assert poller.readiness() == ["rebuilding what was published from interactions"]
-                raise BrokerError("reading interactions[0]: unreachable")
-            return await original(partition, progress)
-
-        history.read = flaky  # type: ignore[method-assign]
-        await poller.run(rounds=1)
-
-    with caplog.at_level(logging.WARNING, "consumer.genesys.poller"):
-        p = run(scenario)
-    assert sent_while_failing == [0, 0]
-    assert [r.getMessage() for r in caplog.records].count("rebuild_failed") == 2
-    assert [r.key for r in p.publisher.on(TOPIC)] == [b"i-1"]

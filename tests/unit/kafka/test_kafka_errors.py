@@ -30,7 +30,8 @@ from consumer.kafka.consumer import GroupConsumer
 from consumer.kafka.errors import translate
 from consumer.kafka.options import client_options
 from consumer.kafka.producer import TopicProducer
-from consumer.settings.schema import ConfigError, KafkaSettings, Secret
+from consumer.settings.schema import ConfigError, KafkaSettings
+from consumer.settings.secret import Secret
 
 PASSWORD = "hunter2-secret"  # noqa: S105 - a made-up password, to prove it never shows
 

@@ -24,7 +24,8 @@ from consumer.kafka.oauth import (
 )
 from consumer.kafka.options import client_options
 from consumer.settings.load import load_settings
-from consumer.settings.schema import ConfigError, KafkaSettings, OAuthSettings, Secret
+from consumer.settings.schema import ConfigError, KafkaSettings, OAuthSettings
+from consumer.settings.secret import Secret
 from tests.oidc import OidcDouble, serving
 
 SECRET = "client-s3cret-value"  # noqa: S105 - made up, to prove it never shows

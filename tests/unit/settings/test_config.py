@@ -11,7 +11,8 @@ from consumer.daemon.policy import stall_policy
 from consumer.daemon.policy import tracker_limits as limits
 from consumer.engine.stalls import DEFAULT_THRESHOLDS
 from consumer.settings.load import env_name, load_settings
-from consumer.settings.schema import ConfigError, Secret, Settings
+from consumer.settings.schema import ConfigError, Settings
+from consumer.settings.secret import Secret
 
 ROOT = Path(__file__).resolve().parents[3]
 
