@@ -34,7 +34,7 @@ MISSES_BEFORE_TOMBSTONE: Final = 2
 DIGEST_BYTES: Final = 16
 
 # a record to publish: key, value (None: a tombstone), headers
-Record = tuple[bytes, bytes | None, list[tuple[str, bytes]]]
+Outgoing = tuple[bytes, bytes | None, list[tuple[str, bytes]]]
 
 
 @dataclass
@@ -86,7 +86,7 @@ class Changes:
     """What a complete answer shows against what was published of its campaign."""
 
     current: dict[str, bytes]  # id -> digest and list of what the poll shows
-    records: list[Record]  # the interactions that changed, to publish
+    records: list[Outgoing]  # the interactions that changed, to publish
     misses: dict[str, int]  # id -> successful polls absent, this one included
     gone: list[str]  # absent long enough: tombstoned
     seen: Counter[str]  # bucket -> interactions
@@ -102,7 +102,7 @@ def compare(watched: Watched, answer: Answer, began: float, max_value_bytes: int
     )
     polled_at = iso(began).encode()
     current: dict[str, bytes] = {}
-    changes: list[Record] = []
+    changes: list[Outgoing] = []
     seen: Counter[str] = Counter()
     invalid = 0
     for bucket, interactions in answer.lists():

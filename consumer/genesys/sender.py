@@ -18,7 +18,7 @@ from consumer.errors import OutputError
 from consumer.formats import campaigns as campaign_records
 from consumer.formats import heartbeat
 from consumer.formats.campaigns import Campaign
-from consumer.genesys.changes import Record
+from consumer.genesys.changes import Outgoing
 from consumer.genesys.metrics import PollerMetrics
 from consumer.kafka.heartbeats import send_heartbeats
 from consumer.observe.logs import fields
@@ -40,7 +40,7 @@ class Sender:
         self.metrics = metrics
         self._campaign_values: dict[str, bytes] = {}  # campaign id -> last record published
 
-    async def send(self, records: list[Record], kind: str) -> None:
+    async def send(self, records: list[Outgoing], kind: str) -> None:
         """Publish (key, value, headers) records and wait until all are acknowledged.
 
         Each also says which source published it: the daemon judges an interaction only
