@@ -24,9 +24,7 @@ from consumer.observe import logs
 from consumer.settings.schema import AlertmanagerSettings
 from consumer.sinks.alertmanager import AlertmanagerSink, to_alertmanager
 from consumer.testing.fakes import FakeFollower, FakeRecord
-from tests.unit import factory
-from tests.unit.am_double import FakeAlertmanager, alertmanager
-from tests.unit.daemon_rig import (
+from consumer.testing.rig import (
     ALERTS,
     DEAD,
     STATE,
@@ -39,6 +37,8 @@ from tests.unit.daemon_rig import (
     settings,
     until,
 )
+from tests.unit import factory
+from tests.unit.am_double import FakeAlertmanager, alertmanager
 from tests.unit.formats.test_changelog import poisoned, too_deep
 
 TP = (TOPIC, 0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.unit.daemon_rig import Rig, drain, preview
+from consumer.testing.rig import Rig, drain, preview
 
 
 def test_snapshot_tombstone_same_snapshot_fires_the_stall() -> None:

@@ -13,9 +13,9 @@ from consumer.formats import changelog, heartbeat
 from consumer.formats.alerts import SourceAlert
 from consumer.settings.schema import ConfigError
 from consumer.testing.fakes import FakeClock, FakeRecord
+from consumer.testing.rig import ALERTS, STATE, T0, TOPIC, Rig, preview, until
+from consumer.testing.rig import settings as rig_settings
 from tests.unit import factory
-from tests.unit.daemon_rig import ALERTS, STATE, T0, TOPIC, Rig, preview, until
-from tests.unit.daemon_rig import settings as rig_settings
 from tests.unit.formats.test_changelog import FORMAT_1, FORMAT_2
 
 TP = (TOPIC, 0)

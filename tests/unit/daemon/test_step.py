@@ -16,7 +16,7 @@ from consumer.engine.tracker import Limits, Observations, Tracker
 from consumer.formats import changelog, heartbeat
 from consumer.formats.alerts import Alert
 from consumer.testing.fakes import FakeRecord
-from tests.unit.daemon_rig import T0, TOPIC, beat, preview
+from consumer.testing.rig import T0, TOPIC, beat, preview
 
 TP = (TOPIC, 0)
 

@@ -15,8 +15,8 @@ from consumer.daemon.supervise import Supervisor, TaskFailedError
 from consumer.settings.schema import AlertmanagerSettings
 from consumer.sinks.alertmanager import AlertmanagerSink
 from consumer.testing.fakes import FakeStateReader
+from consumer.testing.rig import STATE, Rig, preview, until
 from tests.unit.am_double import alertmanager
-from tests.unit.daemon_rig import STATE, Rig, preview, until
 from tests.unit.sinks.test_alertmanager_sink import firings
 
 

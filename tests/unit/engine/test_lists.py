@@ -24,8 +24,8 @@ from consumer.engine.model import BUCKET_HEADER, bucket_of, decode_record
 from consumer.engine.stalls import StallPolicy
 from consumer.formats import changelog
 from consumer.formats.campaigns import BUCKETS
-from tests.unit import daemon_rig
-from tests.unit.daemon_rig import TOPIC, Rig, drain, preview, until
+from consumer.testing.rig import T0 as RIG_T0
+from consumer.testing.rig import TOPIC, Rig, drain, preview, until
 from tests.unit.factory import T0, snap, statuses, tracker
 
 HOUR = 3600.0
@@ -193,7 +193,7 @@ def test_the_daemon_reads_the_header_and_keeps_the_list_across_a_restart() -> No
     rig.consumer.produce(
         preview("cb", active=False, created=0),
         key=b"cb",
-        timestamp=daemon_rig.T0,
+        timestamp=RIG_T0,
         headers=headers,
     )
     asyncio.run(drain(rig.daemon()))  # saves the state, commits the record
@@ -208,7 +208,7 @@ def test_the_daemon_reads_the_header_and_keeps_the_list_across_a_restart() -> No
         rig.consumer.produce(
             preview("cb", created=0, previewing=HOUR),
             key=b"cb",
-            timestamp=daemon_rig.T0 + HOUR,
+            timestamp=RIG_T0 + HOUR,
             headers=((BUCKET_HEADER, b"previewing"),),
         )
         await until(lambda: rig.consumer.committed.get((TOPIC, 0)) == 2)

@@ -29,9 +29,9 @@ from consumer.daemon.metrics import ConsumerMetrics
 from consumer.observe.http import Handler, HttpServer, Query, Response
 from consumer.settings.schema import HttpLimits
 from consumer.sinks.alertmanager import AlertmanagerMetrics
+from consumer.testing.rig import TOPIC, Rig, preview
+from consumer.testing.rig import until as rig_until
 from tests.machine import tool
-from tests.unit.daemon_rig import TOPIC, Rig, preview
-from tests.unit.daemon_rig import until as rig_until
 
 # short enough to keep the tests quick, long enough for a loaded two-core machine
 FAST = HttpLimits(request_timeout_seconds=1.0, max_connections=8)

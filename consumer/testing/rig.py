@@ -1,4 +1,4 @@
-"""A daemon on the package's fakes: no broker, a clock moved by hand, milliseconds a test."""
+"""A daemon on the shipped fakes: no broker, a clock moved by hand, milliseconds a test."""
 
 from __future__ import annotations
 
