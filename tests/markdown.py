@@ -1,7 +1,7 @@
 """Markdown as GitHub renders it: the anchors of a file's headings and its relative links.
 
 Shared by the tests of the runbook links (tests/unit/deploy/test_deploy.py) and of the docs' links
-(tests/unit/deploy/test_docs.py).
+(tests/unit/project/test_docs.py).
 """
 
 from __future__ import annotations

@@ -1,1 +1,1 @@
-"""What operators see: JSON logs, the HTTP port, metrics."""
+"""What operators see: JSON logs, the HTTP port, the metric collectors several owners share."""

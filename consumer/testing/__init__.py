@@ -1,1 +1,1 @@
-"""Shipped test doubles: fakes of the daemon's ports and the Platform API double."""
+"""Shipped test doubles: fakes of the daemon's ports, a daemon rig, the Platform API double."""
