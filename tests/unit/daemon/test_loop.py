@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-import pytest
 from prometheus_client import CollectorRegistry
 
 from consumer import engine
@@ -20,10 +19,10 @@ from consumer.engine.stalls import StallPolicy
 from consumer.engine.tracker import Limits, Observations, Tracker
 from consumer.formats import campaigns, changelog
 from consumer.formats.alerts import Alert
-from consumer.observe import logs
 from consumer.settings.schema import AlertmanagerSettings
 from consumer.sinks.alertmanager import AlertmanagerSink, to_alertmanager
 from consumer.testing.fakes import FakeFollower, FakeRecord
+from consumer.testing.logs import capture_logs, events_named
 from consumer.testing.rig import (
     ALERTS,
     DEAD,
@@ -58,16 +57,14 @@ def test_until_idle_drains_applies_and_commits_everything() -> None:
     assert rig.sample("dialer_events_total", {"outcome": "applied"}) == 2
 
 
-def test_dead_letters_keep_their_partition_order_and_log_one_line_per_reason(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
+def test_dead_letters_keep_their_partition_order_and_log_one_line_per_reason() -> None:
     """Guarantee: partition p's dead letters land in order on p mod n, logged once per reason."""
     rig = Rig(partitions=4)  # the dead-letter topic has the fake's 3 partitions
     for partition in range(4):
         for n in range(3):
             rig.send(b"{", key=f"p{partition}-{n}", at=n, partition=partition)
         rig.send(b"[]", key=f"p{partition}-list", at=4, partition=partition)
-    with caplog.at_level(logging.WARNING, logger="consumer"):
+    with capture_logs(logging.WARNING) as logged:
         asyncio.run(drain(rig.daemon()))
     landed: dict[int, list[bytes | None]] = {}
     for record in rig.producer.topics[DEAD]:
@@ -78,8 +75,7 @@ def test_dead_letters_keep_their_partition_order_and_log_one_line_per_reason(
     assert landed[2] == [k % 2 for k in in_order]
     assert rig.sample("dialer_dead_letters_total", {"reason": "not_json"}) == 12
     assert rig.sample("dialer_dead_letters_total", {"reason": "not_object"}) == 4
-    lines = [logs.JsonFormatter().format(r) for r in caplog.records]
-    events = [json.loads(line) for line in lines if '"dead_letter"' in line]
+    events = events_named(logged, "dead_letter")
     seen = sorted(
         (e["partition"], e["reason"], e["count"], e["offset"], e["last_offset"]) for e in events
     )
@@ -548,9 +544,7 @@ def test_after_a_revocation_the_old_owner_posts_nothing_for_the_partition() -> N
     assert fake.times_posted("shared", since=mark) >= 3
 
 
-def test_poisoned_state_records_are_skipped_and_the_partition_restores(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
+def test_poisoned_state_records_are_skipped_and_the_partition_restores() -> None:
     """Restore: inf, NaN and too-deep records are skipped, counted, logged; the rest restore."""
     rig = Rig()
     rig.send(preview("stuck", previewing=0), key="stuck", at=0)
@@ -590,18 +584,16 @@ def test_poisoned_state_records_are_skipped_and_the_partition_restores(
         daemon.stop()
         await asyncio.wait_for(task, 5)
 
-    with caplog.at_level(logging.WARNING, logger="consumer"):
+    with capture_logs(logging.WARNING) as events:
         asyncio.run(restarted())
     assert rig.alerts() == [("stuck", "firing", "previewing"), ("waiting", "firing", "created")]
     skipped = "dialer_state_records_skipped_total"
     assert rig.sample(skipped, {"reason": "not_finite"}) == 2
     assert rig.sample(skipped, {"reason": "too_deep"}) == 1
     assert rig.sample("dialer_state_restoring_partitions") == 0
-    events = [json.loads(logs.JsonFormatter().format(r)) for r in caplog.records]
     logged = sorted(
         (e["offset"], e["partition"], e["interaction"], e["reason"])
-        for e in events
-        if e["event"] == "state_record_skipped"
+        for e in events_named(events, "state_record_skipped")
     )
     assert logged == [
         (offsets["bad-inf"], 0, "bad-inf", "not_finite"),
@@ -610,9 +602,7 @@ def test_poisoned_state_records_are_skipped_and_the_partition_restores(
     ]
 
 
-def test_a_campaign_record_nested_too_deep_is_skipped_and_the_follower_goes_on(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
+def test_a_campaign_record_nested_too_deep_is_skipped_and_the_follower_goes_on() -> None:
     """Campaigns: a record nested too deep is skipped, counted, logged; the next one applies."""
     config = settings(
         stalls={"preview_timeout_grace_seconds": 5, "thresholds": {"previewing": 300}}
@@ -636,28 +626,24 @@ def test_a_campaign_record_nested_too_deep_is_skipped_and_the_follower_goes_on(
         daemon.stop()
         await asyncio.wait_for(task, 5)
 
-    with caplog.at_level(logging.WARNING, logger="consumer"):
+    with capture_logs(logging.WARNING) as events:
         asyncio.run(scenario())
-    skips = [r for r in caplog.records if r.getMessage() == "campaign_record_skipped"]
-    assert len(skips) == 1
-    assert '"campaign":"c-1"' in logs.JsonFormatter().format(skips[0])
+    (skipped,) = events_named(events, "campaign_record_skipped")
+    assert skipped["campaign"] == "c-1"
 
 
-def test_a_partition_full_of_bad_records_logs_ten_lines_and_a_sum(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
+def test_a_partition_full_of_bad_records_logs_ten_lines_and_a_sum() -> None:
     """Restore: past ten skipped records, the rest are counted and summed up in one line."""
     rig = Rig()
     state = rig.producer.topics.setdefault(STATE, [])
     for n in range(25):
         state.append(FakeRecord(STATE, 0, n, 0, f"bad-{n}".encode(), b"\xc1garbage"))
-    with caplog.at_level(logging.WARNING, logger="consumer"):
+    with capture_logs(logging.WARNING) as events:
         asyncio.run(drain(rig.daemon()))
     assert rig.sample("dialer_state_records_skipped_total", {"reason": "unreadable"}) == 25
-    events = [json.loads(logs.JsonFormatter().format(r)) for r in caplog.records]
-    lines = [e for e in events if e["event"] == "state_record_skipped"]
+    lines = events_named(events, "state_record_skipped")
     assert [e["offset"] for e in lines] == list(range(10))
-    (summed,) = [e for e in events if e["event"] == "state_records_skipped"]
+    (summed,) = events_named(events, "state_records_skipped")
     assert (summed["skipped"], summed["reasons"]) == (25, {"unreadable": 25})
 
 

@@ -15,6 +15,7 @@ from consumer.daemon.supervise import Supervisor, TaskFailedError
 from consumer.settings.schema import AlertmanagerSettings
 from consumer.sinks.alertmanager import AlertmanagerSink
 from consumer.testing.fakes import FakeStateReader
+from consumer.testing.logs import capture_logs, events_named
 from consumer.testing.rig import STATE, Rig, preview, until
 from tests.unit.am_double import alertmanager
 from tests.unit.sinks.test_alertmanager_sink import firings
@@ -33,9 +34,7 @@ def failures(registry: CollectorRegistry, task: str) -> float:
     return registry.get_sample_value("dialer_task_failures_total", {"task": task}) or 0.0
 
 
-def test_a_restarting_task_that_raises_is_logged_counted_and_run_again(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
+def test_a_restarting_task_that_raises_is_logged_counted_and_run_again() -> None:
     """Restart rule: each failure is logged with its traceback and counted; it runs again."""
     stopped: list[str] = []
     sup, registry = supervisor(stopped)
@@ -49,13 +48,13 @@ def test_a_restarting_task_that_raises_is_logged_counted_and_run_again(
     async def scenario() -> None:
         await asyncio.wait_for(sup.start("probe", flaky, "restart"), 5)
 
-    with caplog.at_level(logging.ERROR, logger="consumer"):
+    with capture_logs(logging.ERROR) as events:
         asyncio.run(scenario())
     assert runs == [0, 1, 2]
     assert failures(registry, "probe") == 2
-    lines = [r for r in caplog.records if r.getMessage() == "task_failed"]
+    lines = events_named(events, "task_failed")
     assert len(lines) == 2
-    assert all(r.exc_info is not None for r in lines)
+    assert all("RuntimeError: boom" in e["exception"] for e in lines)
     assert stopped == []
     assert sup.failed is None
 

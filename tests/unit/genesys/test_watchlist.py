@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import logging
 
-import pytest
-
 from consumer.formats import campaigns
 from consumer.testing.apidouble import campaign_entity
+from consumer.testing.logs import capture_logs, events_named
 from tests.unit.platform_rig import (
     CAMPAIGNS_TOPIC,
     TOPIC,
@@ -18,7 +17,7 @@ from tests.unit.platform_rig import (
 )
 
 
-def test_deleted_campaign_dropped_with_one_warning(caplog: pytest.LogCaptureFixture) -> None:
+def test_deleted_campaign_dropped_with_one_warning() -> None:
     """A campaign answering 404 twice in a row is warned about once, tombstoned, not polled."""
 
     async def scenario(p: Platform) -> None:
@@ -28,10 +27,9 @@ def test_deleted_campaign_dropped_with_one_warning(caplog: pytest.LogCaptureFixt
         for _ in range(3):
             await p.poller.round()
 
-    with caplog.at_level(logging.WARNING, "consumer.genesys.poller"):
+    with capture_logs(logging.WARNING) as events:
         p = run(scenario, [campaign_entity(f"c-{n}", "C", "preview", "on") for n in (1, 2)])
-    warnings = [r for r in caplog.records if r.getMessage() == "campaign_not_found"]
-    assert len(warnings) == 1
+    assert len(events_named(events, "campaign_not_found")) == 1
     assert len(p.api_requests("/c-1/interactions")) == 3
     assert len(p.api_requests("/c-2/interactions")) == 4
     topic = [(r.key, r.value) for r in p.publisher.on(TOPIC)]
