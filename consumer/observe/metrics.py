@@ -1,6 +1,6 @@
 """Metrics on an injected registry: counters fed once per batch, gauges at scrape.
 
-Counters and histograms are fed from :class:`~consumer.engine.tracker.Observations` by
+Counters and histograms are fed from :class:`~consumer.engine.observations.Observations` by
 :meth:`EngineMetrics.record`, once per batch, through cached label children; the stage
 latency histogram, observed for most records, counts in plain lists instead
 (:class:`_LatencyHistogram`). Gauges that describe the current state (interactions per
@@ -29,16 +29,17 @@ from prometheus_client.registry import Collector
 
 from consumer.engine import buckets
 from consumer.engine.alerting import REMOVALS
-from consumer.engine.lifecycle import STAGES, pending_by_campaign
+from consumer.engine.limits import Budget
 from consumer.engine.model import INVALID_REASONS
-from consumer.engine.tracker import (
+from consumer.engine.observations import (
     OUTCOMES,
     SHED_REASONS,
     SHED_STALLS,
-    Budget,
     Observations,
-    Tracker,
+    pending_by_campaign,
 )
+from consumer.engine.stages import STAGES
+from consumer.engine.tracker import Tracker
 from consumer.formats import changelog
 from consumer.formats.campaigns import BUCKETS, UNREADABLE_REASONS
 
