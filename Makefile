@@ -74,12 +74,10 @@ $(HELM):
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit
 
-# The engine's, the batch step's and the loop's unit tests again on the compiled build: it
+# The engine's, the formats' and the daemon's unit tests again on the compiled build: it
 # must behave exactly as its source does. --import-mode=append keeps the checkout's own
 # consumer/ behind the compiled one.
-ENGINE_TESTS := $(addprefix tests/unit/test_,buckets.py campaigns.py changelog.py clock.py \
-    decode_fuzz.py engine_fuzz.py lifecycle.py lists.py loop.py model.py properties.py replay.py \
-    stalls.py step.py timers.py tracker.py)
+ENGINE_TESTS := tests/unit/engine tests/unit/formats tests/unit/daemon
 unit-compiled: $(COMPILED_STAMP)
 	PYTHONPATH=$(COMPILED) $(BIN)/python -P -c 'import consumer.engine as e; assert e.compiled()'
 	PYTHONPATH=$(COMPILED) $(BIN)/pytest --import-mode=append -p no:cacheprovider $(ENGINE_TESTS)
