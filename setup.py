@@ -25,11 +25,18 @@ COMPILED = [
     "consumer/engine/buckets.py",
     "consumer/formats/changelog.py",
     "consumer/engine/clock.py",
+    "consumer/engine/interaction.py",
     "consumer/engine/lifecycle.py",
+    "consumer/engine/limits.py",
+    "consumer/engine/lists.py",
     "consumer/engine/model.py",
+    "consumer/engine/observations.py",
+    "consumer/engine/snapshot.py",
+    "consumer/engine/stages.py",
     "consumer/engine/stalls.py",
     "consumer/engine/timers.py",
     "consumer/engine/tracker.py",
+    "consumer/engine/watch.py",
 ]
 
 

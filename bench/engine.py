@@ -20,9 +20,11 @@ import time
 
 from bench.naive import NaiveTracker
 from consumer.engine import compiled
+from consumer.engine.limits import Limits
 from consumer.engine.model import Invalid, decode_record
+from consumer.engine.observations import Observations
 from consumer.engine.stalls import StallPolicy
-from consumer.engine.tracker import Limits, Observations, Tracker
+from consumer.engine.tracker import Tracker
 from consumer.simulator.traffic import Simulated, Simulator, TrafficSettings
 
 START = 1_800_000_000.0

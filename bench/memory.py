@@ -43,10 +43,14 @@ from typing import Any, Final, NamedTuple
 import msgspec
 
 from consumer.commands.run import collect_for_a_consumer
-from consumer.engine.lifecycle import STAGES, Interaction, Snapshot, Stage
+from consumer.engine.interaction import Interaction
+from consumer.engine.limits import Limits
 from consumer.engine.model import WIRE_TIMES, Invalid, decode_record, iso
+from consumer.engine.observations import Observations
+from consumer.engine.snapshot import Snapshot
+from consumer.engine.stages import STAGES, Stage
 from consumer.engine.stalls import StallPolicy
-from consumer.engine.tracker import Limits, Observations, Tracker
+from consumer.engine.tracker import Tracker
 
 T0: Final = 1_795_600_000.0
 LOAD_SECONDS: Final = 10.0  # tracker clock advance over the whole load

@@ -28,9 +28,12 @@ from prometheus_client import CollectorRegistry
 from bench.broker import broker
 from consumer.daemon.metrics import ConsumerMetrics
 from consumer.daemon.restore import restore
-from consumer.engine.lifecycle import Snapshot, merge, new_interaction
+from consumer.engine.lifecycle import merge, new_interaction
+from consumer.engine.limits import Limits
+from consumer.engine.observations import Observations
+from consumer.engine.snapshot import Snapshot
 from consumer.engine.stalls import StallPolicy
-from consumer.engine.tracker import Limits, Observations, Tracker
+from consumer.engine.tracker import Tracker
 from consumer.formats import changelog
 from consumer.kafka.readers import ChangelogReader
 from consumer.settings.schema import KafkaSettings

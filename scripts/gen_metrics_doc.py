@@ -24,7 +24,7 @@ from prometheus_client.registry import Collector
 
 from consumer.daemon.engine_metrics import EngineMetrics
 from consumer.daemon.metrics import ConsumerMetrics
-from consumer.engine.tracker import Budget
+from consumer.engine.limits import Budget
 from consumer.genesys.metrics import PollerMetrics
 from consumer.observe.http import HttpMetrics
 from consumer.sinks.alertmanager import AlertmanagerMetrics

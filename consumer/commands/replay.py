@@ -46,9 +46,12 @@ from consumer.daemon.engine_metrics import EngineMetrics
 from consumer.daemon.policy import stall_policy, tracker_limits
 from consumer.engine.alerting import REMOVALS, StallEvent
 from consumer.engine.clock import PartitionClock
-from consumer.engine.lifecycle import NO_LIST, STAGES, Snapshot, list_number
+from consumer.engine.lists import NO_LIST, list_number
 from consumer.engine.model import BUCKET_HEADER, Invalid, decode_record, engine_error, iso
-from consumer.engine.tracker import Observations, Tracker
+from consumer.engine.observations import Observations
+from consumer.engine.snapshot import Snapshot
+from consumer.engine.stages import STAGES
+from consumer.engine.tracker import Tracker
 from consumer.formats import heartbeat
 from consumer.formats.alerts import Alert, encode_alert, to_alert
 from consumer.settings.schema import Settings

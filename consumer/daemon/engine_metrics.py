@@ -1,6 +1,6 @@
 """The tracker's state and observations as metrics, on an injected registry.
 
-Counters and histograms are fed from :class:`~consumer.engine.tracker.Observations` by
+Counters and histograms are fed from :class:`~consumer.engine.observations.Observations` by
 :meth:`EngineMetrics.record`, once per batch, through cached label children; the stage
 latency histogram, observed for most records, counts in plain lists instead
 (:class:`~consumer.observe.collectors.PlainHistogram`). Gauges that describe the current
@@ -27,15 +27,16 @@ from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import Collector
 
 from consumer.engine.alerting import REMOVALS
-from consumer.engine.lifecycle import STAGES, pending_by_campaign
-from consumer.engine.tracker import (
+from consumer.engine.limits import Budget
+from consumer.engine.observations import (
     OUTCOMES,
     SHED_REASONS,
     SHED_STALLS,
-    Budget,
     Observations,
-    Tracker,
+    pending_by_campaign,
 )
+from consumer.engine.stages import STAGES
+from consumer.engine.tracker import Tracker
 from consumer.observe.collectors import PlainHistogram
 
 _M = TypeVar("_M", bound=MetricWrapperBase)

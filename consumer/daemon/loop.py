@@ -46,8 +46,9 @@ from consumer.daemon.probe import BrokerProbe
 from consumer.daemon.records import Batch, Partition
 from consumer.daemon.step import Facts
 from consumer.daemon.supervise import Supervisor
+from consumer.engine.observations import Observations
 from consumer.engine.sources import SourceState
-from consumer.engine.tracker import Observations, Tracker
+from consumer.engine.tracker import Tracker
 from consumer.errors import AuthenticationError, BrokerError
 from consumer.observe.logs import fields
 from consumer.settings.schema import Settings

@@ -13,9 +13,11 @@ from pathlib import Path
 from consumer import engine
 from consumer.daemon import memory
 from consumer.daemon.step import Step, StepSettings
+from consumer.engine.limits import Budget, Limits
+from consumer.engine.observations import Observations
 from consumer.engine.sources import SourceWatch
 from consumer.engine.stalls import RULES, StallPolicy, unknown_rules
-from consumer.engine.tracker import Budget, Limits, Observations, Tracker
+from consumer.engine.tracker import Tracker
 from consumer.settings.schema import ConfigError, Settings
 
 

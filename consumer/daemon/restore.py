@@ -41,7 +41,7 @@ from consumer.daemon.metrics import STATE_REFUSED, ConsumerMetrics
 from consumer.daemon.ports import StateReader
 from consumer.daemon.records import Partition
 from consumer.engine.alerting import Fired
-from consumer.engine.lifecycle import Interaction
+from consumer.engine.interaction import Interaction
 from consumer.engine.sources import SourceState
 from consumer.engine.tracker import Tracker, restore_order
 from consumer.errors import BrokerError

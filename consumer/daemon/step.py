@@ -39,8 +39,9 @@ from consumer.daemon.records import Partition, Record
 from consumer.engine import alerting
 from consumer.engine.alerting import StallEvent
 from consumer.engine.clock import PartitionClock
-from consumer.engine.lifecycle import NO_LIST, Snapshot, Tombstone, list_number
+from consumer.engine.lists import NO_LIST, list_number
 from consumer.engine.model import BUCKET_HEADER, Invalid, bucket_of, decode_record, engine_error
+from consumer.engine.snapshot import Snapshot, Tombstone
 from consumer.engine.sources import (
     MAX_SOURCES,
     SourceState,

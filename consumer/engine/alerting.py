@@ -41,7 +41,7 @@ from typing import Final, Literal, final
 from mypy_extensions import mypyc_attr
 
 from consumer.engine import lifecycle
-from consumer.engine.lifecycle import Interaction
+from consumer.engine.interaction import Interaction
 from consumer.engine.stalls import Stall
 
 Status = Literal["firing", "resolved"]

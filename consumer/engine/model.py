@@ -43,7 +43,9 @@ from typing import Final, Literal
 
 import msgspec
 
-from consumer.engine.lifecycle import NO_LIST, STAGES, Snapshot, Tombstone, list_number
+from consumer.engine.lists import NO_LIST, list_number
+from consumer.engine.snapshot import Snapshot, Tombstone
+from consumer.engine.stages import STAGES
 from consumer.engine.wire import SNAKE, CampaignInteraction, ConversationRef, wire_name
 from consumer.engine.wire import decoder as _decoder
 
@@ -189,7 +191,7 @@ def _epoch(moment: datetime | None) -> float | None:
 
 
 def bucket_of(headers: Iterable[tuple[str, bytes]]) -> int:
-    """The list a record's headers name (:func:`~consumer.engine.lifecycle.list_number`)."""
+    """The list a record's headers name (:func:`~consumer.engine.lists.list_number`)."""
     for name, value in headers:
         if name == BUCKET_HEADER:
             return list_number(value)

@@ -35,20 +35,10 @@ from typing import Final, final
 
 from mypy_extensions import mypyc_attr
 
-from consumer.engine.lifecycle import (
-    CREATED,
-    LABELS,
-    NO_LIST,
-    PENDING,
-    SCHEDULED,
-    STAGES,
-    UNKNOWN,
-    WRAPPED_UP,
-    Interaction,
-    Stage,
-    conversation_over,
-    time_of,
-)
+from consumer.engine.interaction import Interaction, time_of
+from consumer.engine.lifecycle import conversation_over
+from consumer.engine.lists import NO_LIST, PENDING, SCHEDULED
+from consumer.engine.stages import CREATED, LABELS, STAGES, UNKNOWN, WRAPPED_UP, Stage
 
 CONVERSATION_ENDED: Final = "conversation_ended"
 RULES: Final = (*(stage.label for stage in STAGES), CONVERSATION_ENDED)

@@ -19,131 +19,31 @@ replay or a backlog, the wall clock once caught up). Invariants:
   last version, and a snapshot at or past that version reopens it (in offset order a
   snapshot after a tombstone of its key is a newer statement: the producer sees the
   interaction live again, as a poller does after a spurious tombstone);
-* each stall's alert follows the table of :mod:`consumer.engine.alerting`: ``stalled``
-  holds the fired stall of each stalled interaction, it fires once, and exactly one
-  resolved event follows when the interaction moves on or leaves;
-* stall timers sit in a :class:`~consumer.engine.timers.Timers` wheel; an entry is
-  discarded when its stall changes or ends, re-checked when due (stale ones, of
-  interactions that expired or were evicted, are dropped), and the wheel is rebuilt should
-  stale entries ever outnumber live interactions.
+* each stall's alert and timer are kept as :mod:`consumer.engine.watch` says.
 """
 
 from __future__ import annotations
 
 import math
-import typing
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Final, Literal, TypeVar
 
 from mypy_extensions import mypyc_attr
 
-from consumer.engine import alerting, lifecycle
-from consumer.engine.alerting import Fired, Removal, Resolution, StallEvent
-from consumer.engine.lifecycle import LABELS, STAGES, Interaction, Snapshot, Stage, Tombstone
+from consumer.engine import lifecycle, watch
+from consumer.engine.alerting import Fired, Removal, StallEvent
+from consumer.engine.interaction import Interaction
+from consumer.engine.limits import Budget, Limits
+from consumer.engine.observations import Observations, ShedReason, ShedStall, observe, tally
+from consumer.engine.snapshot import Snapshot, Tombstone
+from consumer.engine.stages import STAGES, Stage
 from consumer.engine.stalls import Stall, StallPolicy
 from consumer.engine.timers import Timers
-
-# What became of one consumed record (``invalid``, dead-lettered, is counted by the caller).
-Outcome = Literal["applied", "duplicate", "late", "ended", "tombstone", "invalid"]
-OUTCOMES: Final[tuple[Outcome, ...]] = typing.get_args(Outcome)
-
-KNOWN_MODES: Final = frozenset(
-    {"preview", "power", "predictive", "progressive", "agentless", "external", "unknown"}
-)
-
-
-def mode_label(mode: str | None) -> str:
-    """A bounded label for a dialing mode: the known ones, ``unknown`` or ``other``."""
-    if mode is None:
-        return "unknown"
-    return mode if mode in KNOWN_MODES else "other"
-
-
-# Why an interaction was shed: the tracker's own cap (``tracking.max_interactions``) or the
-# process's memory budget (``tracking.memory_limit_bytes``)...
-ShedReason = Literal["cap", "budget"]
-SHED_REASONS: Final[tuple[ShedReason, ...]] = typing.get_args(ShedReason)
-# ...and what its stall was: a fired one (resolved as ``evicted``), one running, or none
-ShedStall = Literal["fired", "pending", "none"]
-SHED_STALLS: Final[tuple[ShedStall, ...]] = typing.get_args(ShedStall)
-
-# the (stage label, mode label) key of each transition, made once rather than per record
-_TRANSITIONS: Final = {
-    mode: tuple((label, mode) for label in LABELS) for mode in (*KNOWN_MODES, "other")
-}
-
-_K = TypeVar("_K")
-
-
-def _tally(counts: dict[_K, int], key: _K) -> None:
-    counts[key] = counts.get(key, 0) + 1
-
-
-class Observations:
-    """What happened since the metrics last looked: plain counts, drained once per batch."""
-
-    def __init__(self) -> None:
-        self.events: dict[Outcome, int] = {}
-        self.transitions: dict[tuple[str, str], int] = {}
-        # (latency name, mode label) -> the durations observed
-        self.latencies: dict[tuple[str, str], list[float]] = {}
-        self.removals: dict[Removal, int] = {}
-        self.firings: dict[str, int] = {}
-        self.shed: dict[tuple[ShedReason, ShedStall], int] = {}
-
-    def invalid(self) -> None:
-        """One more record that could not be tracked (dead-lettered by the caller)."""
-        _tally(self.events, "invalid")
-
-    def drain(self) -> Observations:
-        """Hand over everything observed so far and start afresh."""
-        taken = Observations()
-        taken.events, self.events = self.events, taken.events
-        taken.transitions, self.transitions = self.transitions, taken.transitions
-        taken.latencies, self.latencies = self.latencies, taken.latencies
-        taken.removals, self.removals = self.removals, taken.removals
-        taken.firings, self.firings = self.firings, taken.firings
-        taken.shed, self.shed = self.shed, taken.shed
-        return taken
-
-
-class Budget:
-    """One bound on the interactions of all the trackers of a process (its memory budget).
-
-    ``trackers`` lists them all, whatever partition or source they track. ``used`` is a
-    running count (every tracker adds what it takes in and subtracts what it drops); it
-    is counted again from the trackers whenever it says the budget is spent, so that the
-    interactions of a tracker given up (a revoked partition) stop counting there. Past
-    the budget the least recently updated interactions of the whole process are shed:
-    the fronts (least recently updated) of all the trackers, the oldest of them first.
-    Trackers keep their own times (a partition's clock), which agree to within the clock
-    skew the daemon allows, but for a partition reading a backlog on event time.
-    """
-
-    def __init__(self, interactions: int, trackers: Callable[[], Iterable[Tracker]]) -> None:
-        self.interactions = interactions
-        self.trackers = trackers
-        self.used = 0
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Bounds on what one tracker holds; ``budget``, shared, on what all of them hold."""
-
-    ttl_seconds: float = 4 * 3600.0
-    max_interactions: int = 1_000_000
-    budget: Budget | None = None
-
-
-# the alert of one interaction before a change: fired, pending (a stall running), or none
-_Alert = Fired | Stall | None
+from consumer.engine.watch import Alert
 
 
 # A compiled class is closed to Python subclasses unless it says otherwise; tests subclass
 # it to make it fail. Such a class's methods are looked up as Python methods, so only the
-# public ones are methods: the work is done by the module's functions below, called
-# directly.
+# public ones are methods: the work is done by module functions, this module's below and
+# those of consumer.engine.watch, called directly.
 @mypyc_attr(allow_interpreted_subclasses=True)
 class Tracker:
     """The interactions of one partition, their stages and their stalls."""
@@ -242,7 +142,7 @@ class Tracker:
 
     def retime(self) -> None:
         """Set every stall timer afresh: the policy's thresholds changed."""
-        _rebuild_timers(self)
+        watch.rebuild_timers(self)
 
     def take_dirty(self) -> set[str]:
         """The ids changed since the last call; the caller persists them."""
@@ -255,7 +155,7 @@ class Tracker:
 
     def running(self, iid: str) -> Stall | None:
         """The unfired stall running on ``iid`` now, if it is tracked (for the timers)."""
-        return _running(self, iid)
+        return watch.running(self, iid)
 
 
 def _seen(item: tuple[str, tuple[Interaction, Fired | None]]) -> float:
@@ -283,7 +183,7 @@ def _tick(t: Tracker, now: float) -> list[StallEvent]:
         events, t.owed = t.owed, events
     if t.wheel.due(now):
         for iid, stall in t.wheel.pop_due(now, t.running):
-            events.append(_fire(t, iid, t.states[iid], stall, now))
+            events.append(watch.fire(t, iid, t.states[iid], stall, now))
     horizon = now - t.limits.ttl_seconds
     if horizon > t.seen_from:
         idle = []
@@ -314,17 +214,17 @@ def _apply(t: Tracker, snap: Snapshot, now: float) -> list[StallEvent]:
     if state is None:
         return _first(t, snap, now)
     stage_before = state.stage_number
-    before = _alert(t, iid, state)
+    before = watch.alert_of(t, iid, state)
     reached = lifecycle.merge(state, snap)
     _touch(t, iid, state, now)
     if reached is None:
-        _tally(t.obs.events, "late" if snap.version < state.version else "duplicate")
+        tally(t.obs.events, "late" if snap.version < state.version else "duplicate")
         return []
-    _tally(t.obs.events, "applied")
+    tally(t.obs.events, "applied")
     if state.stage_number != stage_before:
         t.stage_counts[stage_before] -= 1
         t.stage_counts[state.stage_number] += 1
-    _observe(t, state, reached)
+    observe(t.obs, state, reached)
     return _settle(t, iid, state, now, before)
 
 
@@ -335,7 +235,7 @@ def _end(t: Tracker, interaction_id: str, now: float) -> list[StallEvent]:
     echo; one that ended by its lifecycle keeps that (stronger) memory. A tombstone of
     an id not tracked leaves nothing to protect.
     """
-    _tally(t.obs.events, "tombstone")
+    tally(t.obs.events, "tombstone")
     state = t.states.get(interaction_id)
     if state is None:
         return []
@@ -353,15 +253,15 @@ def _first(t: Tracker, snap: Snapshot, now: float) -> list[StallEvent]:
         else:
             reopens = lifecycle.starts_new_call(snap, version)
         if not reopens:
-            _tally(t.obs.events, "ended")
+            tally(t.obs.events, "ended")
             return []
         del t.ended[iid]
-    _tally(t.obs.events, "applied")
+    tally(t.obs.events, "applied")
     state = lifecycle.new_interaction()
     reached = lifecycle.merge(state, snap) or []
     if Stage.CREATED not in reached:
         reached.insert(0, Stage.CREATED)
-    _observe(t, state, reached)
+    observe(t.obs, state, reached)
     events: list[StallEvent] = []
     if len(t.states) >= t.limits.max_interactions:
         events += _evict(t, next(iter(t.states)), "cap", now)
@@ -386,91 +286,31 @@ def _touch(t: Tracker, iid: str, state: Interaction, now: float) -> None:
     t.states[iid] = state
 
 
-def _observe(t: Tracker, state: Interaction, reached: list[Stage]) -> None:
-    mode = mode_label(state.mode)
-    keys = _TRANSITIONS[mode]
-    for stage in reached:
-        _tally(t.obs.transitions, keys[stage])
-    latencies = t.obs.latencies
-    for name, seconds in lifecycle.latencies(state, reached):
-        key = (name, mode)
-        durations = latencies.get(key)
-        if durations is None:
-            durations = latencies[key] = []
-        durations.append(seconds)
-
-
-def _running(t: Tracker, iid: str) -> Stall | None:
-    state = t.states.get(iid)
-    return None if state is None or iid in t.stalled else t.policy.stall(state)
-
-
-def _alert(t: Tracker, iid: str, state: Interaction) -> _Alert:
-    """The alert of ``iid`` now: the stall it fired, else the stall running, if any."""
-    fired = t.stalled.get(iid)
-    return fired if fired is not None else t.policy.stall(state)
-
-
 def _settle(
-    t: Tracker, iid: str, state: Interaction, now: float, before: _Alert
+    t: Tracker, iid: str, state: Interaction, now: float, before: Alert
 ) -> list[StallEvent]:
     """After a change: move the alert along the table, end the interaction or re-time it."""
     t.dirty.add(iid)
     reason = lifecycle.ending(state)
     after = None if reason is not None else t.policy.stall(state)
-    events = _change(t, iid, state, before, after, now, reason or "moved_on")
+    events = watch.change(t, iid, state, before, after, now, reason or "moved_on")
     if reason is not None:
         _remember_end(t, iid, state.version, now, False)
         _drop(t, iid, reason)
     elif after is not None and iid not in t.stalled:
         if after.due <= now:  # already due: time has passed it, the table's *due* row
-            events.append(_fire(t, iid, state, after, now))
+            events.append(watch.fire(t, iid, state, after, now))
         else:
             t.wheel.set(iid, after.due)
             if len(t.wheel) > 2 * len(t.states) + 1024:
-                _rebuild_timers(t)
+                watch.rebuild_timers(t)
     return events
-
-
-def _change(
-    t: Tracker,
-    iid: str,
-    state: Interaction,
-    before: _Alert,
-    after: Stall | None,
-    now: float,
-    why: Resolution,
-) -> list[StallEvent]:
-    """The *changed* rows of the alert table: ``before`` the change, ``after`` it."""
-    if isinstance(before, Fired):
-        if before.stall.same(after):
-            return []  # the same stall still runs: it stays fired, once
-        del t.stalled[iid]
-        return [alerting.resolve(iid, state, before, now, why)]
-    if before is None:
-        return []
-    if after is None or after.due != before.due:
-        t.wheel.discard(iid, before.due)
-    if before.same(after):
-        return []
-    events = alerting.interrupt(iid, state, before, now, why)
-    if events:
-        _tally(t.obs.firings, LABELS[before.stage])
-    return events
-
-
-def _fire(t: Tracker, iid: str, state: Interaction, stall: Stall, now: float) -> StallEvent:
-    fired, event = alerting.fire(iid, state, stall, now)
-    t.stalled[iid] = fired
-    t.dirty.add(iid)
-    _tally(t.obs.firings, LABELS[stall.stage])
-    return event
 
 
 def _remove(t: Tracker, iid: str, reason: Removal, now: float) -> list[StallEvent]:
     """Take ``iid`` out of the tracker; its alert is judged as the table says."""
     state = t.states[iid]
-    events = _change(t, iid, state, _alert(t, iid, state), None, now, reason)
+    events = watch.change(t, iid, state, watch.alert_of(t, iid, state), None, now, reason)
     _drop(t, iid, reason)
     return events
 
@@ -480,7 +320,7 @@ def _evict(t: Tracker, iid: str, reason: ShedReason, now: float) -> list[StallEv
     stall: ShedStall = "fired" if iid in t.stalled else "none"
     if stall == "none" and t.policy.stall(t.states[iid]) is not None:
         stall = "pending"
-    _tally(t.obs.shed, (reason, stall))
+    tally(t.obs.shed, (reason, stall))
     return _remove(t, iid, "evicted", now)
 
 
@@ -529,7 +369,7 @@ def _drop(t: Tracker, iid: str, reason: Removal) -> None:
         t.budget.used -= 1
     t.dirty.add(iid)
     t.stage_counts[state.stage_number] -= 1
-    _tally(t.obs.removals, reason)
+    tally(t.obs.removals, reason)
 
 
 def _remember_end(t: Tracker, iid: str, version: float, now: float, tombstoned: bool) -> None:
@@ -539,11 +379,3 @@ def _remember_end(t: Tracker, iid: str, version: float, now: float, tombstoned: 
     t.ended[iid] = (version, now, tombstoned)
     if now < t.ended_from:
         t.ended_from = now
-
-
-def _rebuild_timers(t: Tracker) -> None:
-    t.wheel = timers = Timers()
-    for iid in t.states:
-        stall = _running(t, iid)
-        if stall is not None:
-            timers.set(iid, stall.due)

@@ -20,7 +20,7 @@ of the releases before it, so a rolling upgrade loses no interaction and no fire
   ``previewing``;
 * format 3: the six stage times, the conversation's end, the flag and its
   version, the five attributes, their versions only where they differ from the flag's
-  (``lagging``, :class:`~consumer.engine.lifecycle.Interaction`), the tracker time last
+  (``lagging``, :class:`~consumer.engine.interaction.Interaction`), the tracker time last
   seen, and the fired stall (rule, stage, entry, start, threshold, firing time) or nil.
   About 110 bytes for an interaction in flight, against 190 in format 2;
 * format 2: the fields of the Interaction of its release, each attribute with its
@@ -46,14 +46,28 @@ A source retired by an operator is a tombstone.
 from __future__ import annotations
 
 import math
+import sys
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Final
 
 import msgspec
 
 from consumer.engine.alerting import Fired
-from consumer.engine.lifecycle import NO_LIST, STAGES, Interaction, list_name, list_number, rebuild
+from consumer.engine.interaction import Interaction, Versions, lagging_versions
+from consumer.engine.lifecycle import restage
+from consumer.engine.lists import NO_LIST, list_name, list_number
 from consumer.engine.sources import SourceState
+from consumer.engine.stages import (
+    CONNECTED,
+    CREATED,
+    PLACED,
+    PREVIEWING,
+    ROUTED,
+    STAGES,
+    WRAPPED_UP,
+    or_unknown,
+)
 from consumer.engine.stalls import Stall
 from consumer.formats import layouts
 
@@ -68,6 +82,7 @@ TOO_DEEP: Final = "too_deep"  # nested deeper than the decoder goes
 REASONS: Final = (UNREADABLE, NOT_FINITE, TOO_DEEP)
 
 _encoder: Final = msgspec.msgpack.Encoder()
+_intern: Final = sys.intern  # a module attribute looked up once, not on every call
 
 
 def encode(state: Interaction, fired: Fired | None, source: str | None = None) -> bytes:
@@ -184,6 +199,46 @@ def _times(saved: layouts.SavedV4 | layouts.SavedV2) -> tuple[float | None, ...]
 def _attributes(saved: layouts.SavedV4 | layouts.SavedV2) -> tuple[str | None, ...]:
     """The five attributes of a flat format (4, 3 or 2), in the order ``rebuild`` takes them."""
     return (saved.campaign, saved.campaign_name, saved.agent, saved.queue, saved.mode)
+
+
+def rebuild(
+    times: Sequence[float | None],
+    conversation_ended: float | None,
+    closed: bool | None,
+    closed_version: float,
+    attributes: Sequence[str | None],
+    versions: Versions,
+    seen: float,
+    bucket: int = NO_LIST,
+    bucket_version: float = 0.0,
+) -> Interaction:
+    """An interaction as saved: its stage derived again.
+
+    ``attributes`` and ``versions`` are in the order of :data:`Versions`; formats before
+    4 saved no list.
+    """
+    state = Interaction()
+    state.at_created = or_unknown(times[CREATED])
+    state.at_previewing = or_unknown(times[PREVIEWING])
+    state.at_placed = or_unknown(times[PLACED])
+    state.at_routed = or_unknown(times[ROUTED])
+    state.at_connected = or_unknown(times[CONNECTED])
+    state.at_wrapped_up = or_unknown(times[WRAPPED_UP])
+    state.at_ended = or_unknown(conversation_ended)
+    state.closed = closed
+    state.closed_version = closed_version
+    campaign, campaign_name, agent, queue, mode = attributes
+    state.campaign = None if campaign is None else _intern(campaign)
+    state.campaign_name = None if campaign_name is None else _intern(campaign_name)
+    state.agent = None if agent is None else _intern(agent)
+    state.queue = None if queue is None else _intern(queue)
+    state.mode = None if mode is None else _intern(mode)
+    state.lagging = lagging_versions(state, versions, closed_version)
+    state.bucket = bucket
+    state.bucket_version = bucket_version
+    state.seen = seen
+    restage(state)
+    return state
 
 
 def read(value: bytes) -> tuple[Interaction, Fired | None] | str:

@@ -5,9 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from consumer.engine.alerting import StallEvent
-from consumer.engine.lifecycle import NO_LIST, STAGES, Snapshot, Stage, list_number
+from consumer.engine.limits import Limits
+from consumer.engine.lists import NO_LIST, list_number
+from consumer.engine.observations import Observations
+from consumer.engine.snapshot import Snapshot
+from consumer.engine.stages import STAGES, Stage
 from consumer.engine.stalls import StallPolicy
-from consumer.engine.tracker import Limits, Observations, Tracker
+from consumer.engine.tracker import Tracker
 
 T0 = 1_795_600_000.0  # 2026-11-25T09:46:40Z: any fixed moment works
 

@@ -15,8 +15,10 @@ from prometheus_client import CollectorRegistry
 from consumer import engine
 from consumer.daemon import memory
 from consumer.daemon.records import StateRecord
+from consumer.engine.limits import Limits
+from consumer.engine.observations import Observations
 from consumer.engine.stalls import StallPolicy
-from consumer.engine.tracker import Limits, Observations, Tracker
+from consumer.engine.tracker import Tracker
 from consumer.formats import campaigns, changelog
 from consumer.formats.alerts import Alert
 from consumer.settings.schema import AlertmanagerSettings

@@ -9,10 +9,12 @@ from hypothesis import strategies as st
 
 from consumer.daemon.outputs import Outputs
 from consumer.daemon.step import Facts, Step, StepSettings
-from consumer.engine.lifecycle import Snapshot, Tombstone
+from consumer.engine.limits import Limits
+from consumer.engine.observations import Observations
+from consumer.engine.snapshot import Snapshot, Tombstone
 from consumer.engine.sources import MAX_SOURCES, SourceState, SourceWatch
 from consumer.engine.stalls import StallPolicy
-from consumer.engine.tracker import Limits, Observations, Tracker
+from consumer.engine.tracker import Tracker
 from consumer.formats import changelog, heartbeat
 from consumer.formats.alerts import Alert
 from consumer.testing.fakes import FakeRecord

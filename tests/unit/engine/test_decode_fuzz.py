@@ -9,7 +9,6 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from consumer.engine.lifecycle import Snapshot, Stage, Tombstone
 from consumer.engine.model import (
     FIRST_EPOCH,
     INVALID_REASONS,
@@ -20,6 +19,8 @@ from consumer.engine.model import (
     decode_record,
     iso,
 )
+from consumer.engine.snapshot import Snapshot, Tombstone
+from consumer.engine.stages import Stage
 from tests.unit.strategies import BASE, Moment, moments, records, render, snake, snapshot_members
 
 # Examples per test: 300 keeps `make unit` quick; FUZZ_EXAMPLES=20000 for a deep run.

@@ -17,9 +17,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from consumer.engine.alerting import StallEvent
+from consumer.engine.limits import Limits
 from consumer.engine.model import LAST_EPOCH, Invalid, decode_record
+from consumer.engine.observations import Observations
 from consumer.engine.stalls import StallPolicy
-from consumer.engine.tracker import Limits, Observations, Tracker
+from consumer.engine.tracker import Tracker
 from consumer.formats import changelog
 from consumer.formats.alerts import encode_alert, to_alert
 from tests.unit.strategies import BASE, records

@@ -1,15 +1,18 @@
-"""The lifecycle rules: stage derivation, merging, latencies, endings."""
+"""The lifecycle rules: stage derivation, merging, endings."""
 
 from __future__ import annotations
 
 import pytest
 
 from consumer.engine import lifecycle
-from consumer.engine.lifecycle import Stage, derive_stage, merge, new_interaction
+from consumer.engine.interaction import Interaction
+from consumer.engine.lifecycle import derive_stage, merge, new_interaction
+from consumer.engine.snapshot import Snapshot
+from consumer.engine.stages import Stage
 from tests.unit.factory import T0, snap
 
 
-def merged(*snaps: lifecycle.Snapshot) -> lifecycle.Interaction:
+def merged(*snaps: Snapshot) -> Interaction:
     """Merge ``snaps`` in order into a fresh interaction."""
     state = new_interaction()
     for s in snaps:
@@ -97,31 +100,6 @@ def test_previous_call_times_arriving_late_are_not_transitions() -> None:
     assert state.stage is Stage.PLACED
 
 
-def test_latencies_of_the_current_call() -> None:
-    """Reaching a stage yields the documented stage-to-stage durations."""
-    state = new_interaction()
-    reached = merge(state, snap(created=0, previewing=2, placed=12, routed=15, connected=20))
-    assert reached is not None
-    assert dict(lifecycle.latencies(state, reached)) == {
-        "created_to_previewing": 2,
-        "created_to_placed": 12,
-        "previewing_to_placed": 10,
-        "placed_to_routed": 3,
-        "placed_to_connected": 8,
-    }
-    reached = merge(state, snap(wrapped_up=80))
-    assert reached is not None
-    assert dict(lifecycle.latencies(state, reached)) == {"connected_to_wrapped_up": 60}
-
-
-def test_second_call_latencies_ignore_first_call_times() -> None:
-    """On a new call, creation and the first preview are not part of its latencies."""
-    state = merged(snap(created=0, previewing=2, placed=12, wrapped_up=60))
-    reached = merge(state, snap(placed=100, routed=104))
-    assert reached is not None
-    assert dict(lifecycle.latencies(state, reached)) == {"placed_to_routed": 4}
-
-
 @pytest.mark.parametrize(
     ("s", "expected"),
     [
@@ -135,7 +113,7 @@ def test_second_call_latencies_ignore_first_call_times() -> None:
         (snap(active=False, placed=5, wrapped_up=60, previewing=90, conversation_ended=30), None),
     ],
 )
-def test_ending_rules(s: lifecycle.Snapshot, expected: str | None) -> None:
+def test_ending_rules(s: Snapshot, expected: str | None) -> None:
     """An interaction ends when wrapped up or its conversation is over, and no preview is live."""
     assert lifecycle.ending(merged(s)) == expected
 

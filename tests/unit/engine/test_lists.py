@@ -10,17 +10,10 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from consumer.daemon.engine_metrics import EngineMetrics
-from consumer.engine.lifecycle import (
-    LISTS,
-    NO_LIST,
-    PENDING,
-    SCHEDULED,
-    Snapshot,
-    list_number,
-    merge,
-    new_interaction,
-)
+from consumer.engine.lifecycle import merge, new_interaction
+from consumer.engine.lists import LISTS, NO_LIST, PENDING, SCHEDULED, list_number
 from consumer.engine.model import BUCKET_HEADER, bucket_of, decode_record
+from consumer.engine.snapshot import Snapshot
 from consumer.engine.stalls import StallPolicy
 from consumer.formats import changelog
 from consumer.formats.campaigns import BUCKETS

@@ -9,7 +9,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from consumer.engine.lifecycle import Snapshot, Stage, Tombstone
 from consumer.engine.model import (
     FIRST_EPOCH,
     INVALID_REASONS,
@@ -21,6 +20,8 @@ from consumer.engine.model import (
     engine_error,
     iso,
 )
+from consumer.engine.snapshot import Snapshot, Tombstone
+from consumer.engine.stages import Stage
 
 PERSONAL = ("+15551234567", "+15557654321", "Jane Customer", "Outbound Sales Line")
 

@@ -5,16 +5,11 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consumer.engine.lifecycle import (
-    LISTS,
-    NO_LIST,
-    STAGES,
-    Interaction,
-    Snapshot,
-    Tombstone,
-    merge,
-    new_interaction,
-)
+from consumer.engine.interaction import Interaction
+from consumer.engine.lifecycle import merge, new_interaction
+from consumer.engine.lists import LISTS, NO_LIST
+from consumer.engine.snapshot import Snapshot, Tombstone
+from consumer.engine.stages import STAGES
 from consumer.engine.stalls import StallPolicy
 from consumer.engine.tracker import Tracker
 from tests.unit.factory import T0, snap, tracker

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 
-from consumer.engine.lifecycle import Stage
+from consumer.engine.stages import Stage
 from consumer.engine.stalls import Stall
 from consumer.engine.timers import Timers
 

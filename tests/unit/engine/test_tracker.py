@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from consumer.engine.lifecycle import Stage, Tombstone
+from consumer.engine.limits import Budget, Limits
+from consumer.engine.observations import Observations
+from consumer.engine.snapshot import Tombstone
+from consumer.engine.stages import Stage
 from consumer.engine.stalls import StallPolicy
-from consumer.engine.tracker import Budget, Limits, Observations, Tracker
+from consumer.engine.tracker import Tracker
 from consumer.formats.alerts import to_alert
 from tests.unit.factory import T0, snap, stage_of, statuses, tracker
 

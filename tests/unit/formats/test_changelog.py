@@ -8,11 +8,13 @@ import msgspec
 import pytest
 
 from consumer.engine.alerting import Fired
-from consumer.engine.lifecycle import NO_LIST, SCHEDULED, Interaction, rebuild
+from consumer.engine.interaction import Interaction
+from consumer.engine.lists import NO_LIST, SCHEDULED
 from consumer.engine.sources import SourceState
 from consumer.engine.stalls import StallPolicy
 from consumer.engine.tracker import Tracker
 from consumer.formats import changelog, layouts
+from consumer.formats.changelog import rebuild
 from tests.unit.factory import T0, snap, statuses, tracker
 
 

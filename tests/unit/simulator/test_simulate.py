@@ -8,9 +8,11 @@ from collections import Counter
 
 import pytest
 
+from consumer.engine.limits import Limits
 from consumer.engine.model import Invalid, decode, decode_record
+from consumer.engine.observations import Observations
 from consumer.engine.stalls import StallPolicy
-from consumer.engine.tracker import Limits, Observations, Tracker
+from consumer.engine.tracker import Tracker
 from consumer.simulator.traffic import (
     STALL_RULES,
     Simulated,
