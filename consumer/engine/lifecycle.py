@@ -250,11 +250,6 @@ def ending(state: Interaction) -> Ending | None:
     return None
 
 
-def entered_at(state: Interaction) -> float | None:
-    """When the interaction entered its current stage, from the snapshots' own times."""
-    return or_none(time_of(state, state.stage_number))
-
-
 def moved_since(state: Interaction, stage: Stage, since: float) -> float | None:
     """The first moment after ``since`` at which the snapshots show a move from ``stage``.
 
