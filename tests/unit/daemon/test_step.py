@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from consumer.daemon.outputs import Outputs
-from consumer.daemon.step import Facts, Step, StepSettings
+from consumer.daemon.step import Facts, Step
+from consumer.daemon.stepsettings import StepSettings
 from consumer.engine.lifecycle import Snapshot, Tombstone
 from consumer.engine.sources import MAX_SOURCES, SourceState, SourceWatch
 from consumer.engine.stalls import StallPolicy
