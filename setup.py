@@ -16,11 +16,18 @@ from setuptools import setup
 
 # Everything a record goes through between its bytes and the tracker's state, and the
 # changelog codec a restore runs a million times: the pure core, mypy --strict clean, and
-# the daemon's batch step around it (pure too: its per-record loop is the hot path's).
+# the daemon's batch step around it (pure too: its per-record loop is the hot path's), with
+# the modules it is made of, so that its calls into them stay native.
 # Modules whose msgspec structs msgspec decodes (wire, formats, heartbeat) stay Python:
 # msgspec reads the annotations, which a compiled module does not keep as written.
 COMPILED = [
+    "consumer/daemon/heartbeats.py",
+    "consumer/daemon/ingest.py",
+    "consumer/daemon/notices.py",
+    "consumer/daemon/ownership.py",
+    "consumer/daemon/saving.py",
     "consumer/daemon/step.py",
+    "consumer/daemon/step_settings.py",
     "consumer/engine/alerting.py",
     "consumer/engine/buckets.py",
     "consumer/formats/changelog.py",

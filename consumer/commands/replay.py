@@ -1,4 +1,4 @@
-"""Offline replay: feed a dump of the topic through the engine on the dump's own clock.
+"""Offline replay: feed a dump of the topic through the daemon's pipeline on the dump's own clock.
 
 Each line is a bare ``CampaignInteraction`` object or a record envelope as
 ``kcat -C -J`` writes it (``topic``, ``partition``, ``offset``, ``ts`` in epoch
@@ -7,6 +7,9 @@ flat list ``["name", "value", ...]``; the ``genesys.bucket`` header names the AP
 the interaction was in, as the daemon reads it). A UTF-8 byte order mark before the first
 line of a file is skipped.
 
+Each record goes through the daemon's own pipeline (:mod:`consumer.daemon.ingest`), so a
+replay shows what the daemon would do: a value over ``kafka.max_record_bytes`` is invalid
+(``too_large``), and so is one that does not decode; an invalid record moves no clock.
 Time is event time, kept by a :class:`~consumer.engine.clock.PartitionClock`, and it
 passes *before* each record: the record's time (its ``ts``; a ``ts`` of 0 or less means
 none, and a line without one takes the newest lifecycle time of its snapshot) first
@@ -15,9 +18,10 @@ time, then what its change made due fires. So a closing that arrives after a thr
 still reports the stall, and alerts come out in the order they were observed.
 
 A dump holds no future: a time further ahead of this machine's wall clock than
-``runtime.max_clock_skew_seconds`` does not move the clock (the record is still applied)
-and is counted in the summary; a record that moves the clock by more than an hour is
-warned about, since one skewed producer can fire every stall in flight.
+``runtime.max_clock_skew_seconds`` does not move the clock (the record is still applied),
+nor is a snapshot's time believed whose own times run further than that ahead of the
+clock; either is counted in the summary. A record that moves the clock by more than an
+hour is warned about, since one skewed producer can fire every stall in flight.
 
 Whatever one record makes the engine raise is that record's problem: it is reported as
 ``invalid record (engine_error)`` and the rest of the input is read. Heartbeat records
@@ -42,14 +46,14 @@ import msgspec
 from prometheus_client import CollectorRegistry, generate_latest
 
 from consumer.commands import exits, options
+from consumer.daemon import ingest
 from consumer.daemon.engine_metrics import EngineMetrics
-from consumer.daemon.policy import stall_policy, tracker_limits
+from consumer.daemon.policy import stall_policy, step_settings, tracker_limits
 from consumer.engine.alerting import REMOVALS, StallEvent
 from consumer.engine.clock import PartitionClock
 from consumer.engine.lists import NO_LIST, list_number
-from consumer.engine.model import BUCKET_HEADER, Invalid, decode_record, engine_error, iso
+from consumer.engine.model import BUCKET_HEADER, Invalid, engine_error, iso
 from consumer.engine.observations import Observations
-from consumer.engine.snapshot import Snapshot
 from consumer.engine.stages import STAGES
 from consumer.engine.tracker import Tracker
 from consumer.formats import heartbeat
@@ -82,7 +86,7 @@ class _Line(NamedTuple):
     """One line taken apart: key and value, time (0: none), heartbeat, list (bucket)."""
 
     key: str | None
-    value: bytes | str | None
+    value: bytes | None
     timestamp: float
     heartbeat: bool
     bucket: int = NO_LIST
@@ -105,14 +109,15 @@ def _unwrap(line: bytes) -> _Line:
         return _Line(None, line, 0.0, False)
     if envelope.topic is msgspec.UNSET or envelope.payload is msgspec.UNSET:
         return _Line(None, line, 0.0, False)
-    ts = envelope.ts
+    ts, payload = envelope.ts, envelope.payload
     headers = envelope.headers
     listed = isinstance(headers, list)
     # kcat -J: names at even positions, each followed by its value
     beat = listed and heartbeat.HEADER in headers[::2]
     return _Line(
         envelope.key,
-        envelope.payload,
+        # the value's bytes, as the daemon would read them (and measure their size)
+        None if payload is None else payload.encode("utf-8", "surrogatepass"),
         0.0 if ts is None else ts / 1000.0,
         beat,
         _bucket(headers) if listed else NO_LIST,
@@ -142,7 +147,9 @@ class Replay:
         self.emit = emit
         self.report = report
         self.wall = wall
-        self.clock = PartitionClock(settings.runtime.max_clock_skew_seconds)
+        rules = step_settings(settings, persist_state=False)
+        self.clock = PartitionClock(rules.max_clock_skew)
+        self.max_record_bytes = rules.max_record_bytes
         self.records = 0
         self.invalid = 0
         self.heartbeats = 0
@@ -169,34 +176,28 @@ class Replay:
         self._send(alerts)
 
     def _apply(self, where: str, raw: bytes, alerts: list[StallEvent]) -> None:
-        """Time passes to the record's time, then the record is applied; alerts appended."""
+        """The record through the daemon's pipeline, time passes to it, it applies."""
         record = _unwrap(raw)
         if record.heartbeat:
             self.heartbeats += 1
             return
-        item = decode_record(record.key, record.value, record.bucket)
-        moment = record.timestamp
-        if moment <= 0 and isinstance(item, Snapshot):
-            moment = item.version
-        self._advance(where, moment, alerts)
+        item = ingest.decode(record.key, record.value, record.bucket, self.max_record_bytes)
         if isinstance(item, Invalid):
             self._invalid(where, item)
             return
-        alerts += self.tracker.ingest(item, self.clock.now)
-
-    def _advance(self, where: str, moment: float, alerts: list[StallEvent]) -> None:
-        """Move the clock to a record's time, if credible, and fire what fell due."""
-        before = self.clock.now
-        if not self.clock.record(moment, self.wall()):
+        clock = self.clock
+        before = clock.now
+        if not ingest.believed(clock, record.timestamp, item, self.wall()):
             self.future += 1
-            return
-        jump = self.clock.now - before
+        jump = clock.now - before
         if before > 0 and jump > JUMP_WARNING_SECONDS:
             self.report(
                 f"{where}: warning: this record moved the clock {jump:.0f} s forward, "
-                f"to {iso(self.clock.now)}"
+                f"to {iso(clock.now)}"
             )
-        alerts += self.tracker.tick(self.clock.now)
+        # what fell due goes out first, even if applying the record then raises
+        alerts += self.tracker.tick(clock.now)
+        alerts += self.tracker.ingest(item, clock.now)
 
     def _invalid(self, where: str, item: Invalid) -> None:
         self.invalid += 1

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from consumer import engine
 from consumer.daemon import memory
-from consumer.daemon.step import Step, StepSettings
+from consumer.daemon.step import Step
+from consumer.daemon.step_settings import StepSettings
 from consumer.engine.limits import Budget, Limits
 from consumer.engine.observations import Observations
 from consumer.engine.sources import SourceWatch
@@ -65,6 +66,20 @@ def tracker_limits(settings: Settings, budget: Budget | None = None) -> Limits:
     return Limits(tracking.ttl_seconds, tracking.max_interactions, budget)
 
 
+def step_settings(settings: Settings, *, persist_state: bool) -> StepSettings:
+    """What the batch step (and replay, which runs its pipeline) takes of the settings."""
+    kafka, runtime = settings.kafka, settings.runtime
+    return StepSettings(
+        max_record_bytes=kafka.max_record_bytes,
+        check_keys=not kafka.repartition,
+        max_clock_skew=runtime.max_clock_skew_seconds,
+        retired_sources=frozenset(runtime.retired_sources),
+        expected_sources=frozenset(runtime.expected_sources),
+        persist_state=persist_state,
+        save_every=kafka.state_save_seconds,
+    )
+
+
 def batch_step(
     settings: Settings,
     policy: StallPolicy,
@@ -74,18 +89,10 @@ def batch_step(
     budget: Budget | None = None,
 ) -> Step:
     """The daemon's batch step, its trackers sharing ``policy``, ``observations``, ``budget``."""
-    kafka, runtime = settings.kafka, settings.runtime
+    runtime = settings.runtime
     limits = tracker_limits(settings, budget)
     return Step(
-        StepSettings(
-            max_record_bytes=kafka.max_record_bytes,
-            check_keys=not kafka.repartition,
-            max_clock_skew=runtime.max_clock_skew_seconds,
-            retired_sources=frozenset(runtime.retired_sources),
-            expected_sources=frozenset(runtime.expected_sources),
-            persist_state=persist_state,
-            save_every=kafka.state_save_seconds,
-        ),
+        step_settings(settings, persist_state=persist_state),
         lambda: Tracker(policy, limits, observations),
         lambda topic: SourceWatch(
             topic, runtime.source_silent_seconds, runtime.source_grace_seconds

@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from consumer.daemon.outputs import Outputs
-from consumer.daemon.step import Facts, Step, StepSettings
+from consumer.daemon.step import Facts, Step
+from consumer.daemon.step_settings import StepSettings
 from consumer.engine.limits import Limits
 from consumer.engine.observations import Observations
 from consumer.engine.snapshot import Snapshot, Tombstone
