@@ -240,9 +240,14 @@ class Daemon:
             await self._delivering
 
     def _idle(self) -> bool:
-        """Nothing in flight: every partition restored, the last batch delivered."""
+        """Nothing in flight: every partition restored and read to its end, all delivered.
+
+        Read to its end as the last batch's views say: a fetch made while a partition was
+        still restoring returns nothing for it, though its records wait to be read.
+        """
         delivered = self._delivering is None or self._delivering.done()
-        return delivered and not self._restores and self.joined
+        read = all(view.lag == 0 for view in self.step.views)
+        return delivered and read and not self._restores and self.joined
 
     async def _commit(self, partitions: list[Partition] | None = None) -> None:
         """Deliver the batch in hand and what ``partitions`` (all: None) left unsaved; commit.
