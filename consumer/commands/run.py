@@ -29,6 +29,7 @@ from consumer.daemon.supervise import TaskFailedError
 from consumer.daemon.topics import ensure_outputs
 from consumer.errors import AuthenticationError, BrokerError
 from consumer.formats import campaigns
+from consumer.formats.alerts import to_alert
 from consumer.kafka.admin import ensure_topics
 from consumer.kafka.consumer import GroupConsumer, compiled_records
 from consumer.kafka.producer import TopicProducer
@@ -76,7 +77,8 @@ def routes(daemon: Daemon) -> dict[str, Handler]:
             return 400, _TEXT, f"limit: a number from 1 to {STALLED_MAX_LIMIT}\n".encode()
         if order not in _ORDERS:
             return 400, _TEXT, f"order: {' or '.join(_ORDERS)}\n".encode()
-        listed = daemon.step.stalled(int(limit), newest=order == "newest")
+        stalls = daemon.step.stalled(int(limit), newest=order == "newest")
+        listed = [to_alert(event) for event in stalls]
         total = daemon.step.stalled_count()
         body = {"total": total, "limit": int(limit), "order": order, "stalled": listed}
         return 200, _JSON, msgspec.json.encode(body) + b"\n"

@@ -28,12 +28,13 @@ from dataclasses import dataclass
 
 from consumer.backoff import Backoff
 from consumer.daemon.metrics import ConsumerMetrics
-from consumer.daemon.outputs import DeadLetter, Outputs
+from consumer.daemon.outputs import AlertEvent, DeadLetter, Outputs
 from consumer.daemon.ports import Ack, AlertSink, Clock, LiveSink, Producer
 from consumer.daemon.records import StateRecord
+from consumer.engine.sources import SourceEvent
 from consumer.errors import OutputError
 from consumer.formats import dead_letters
-from consumer.formats.alerts import Alert, AnyAlert
+from consumer.formats.alerts import Alert, AnyAlert, to_wire
 from consumer.observe.logs import fields
 from consumer.settings.schema import KafkaSettings
 
@@ -68,11 +69,12 @@ class Delivery:
         """Make ``out`` durable; ``False`` if given up because the daemon is stopping."""
         if out.empty:
             return True
+        alerts = self.formatted(out.events)
         for sink in self.sinks:
             if not sink.durable:  # best effort, handed over once
-                await sink.publish(out.alerts)
+                await sink.publish(alerts)
         # a saved "fired" must never stand for an alert that was lost
-        alerted = {a.interaction_id.encode() for a in out.alerts if isinstance(a, Alert)}
+        alerted = {a.interaction_id.encode() for a in alerts if isinstance(a, Alert)}
         first, later = out.states, {}
         if alerted:
             later = {p: [r for r in rs if r[0] in alerted] for p, rs in out.states.items()}
@@ -84,7 +86,7 @@ class Delivery:
                 acks = []
                 for sink in self.sinks:
                     if sink.durable:
-                        acks += await sink.publish(out.alerts)
+                        acks += await sink.publish(alerts)
                 topics = self._topics
                 if out.dead_letters:
                     if self._dead_letter_partitions is None:
@@ -120,15 +122,31 @@ class Delivery:
             landed = ack.result()
             tp = (landed.topic, landed.partition)
             out.forwarded[tp] = max(out.forwarded.get(tp, 0), landed.offset + 1)
-        self._count(out)
+        self._count(out, alerts)
         return True
 
-    async def announce(self, alerts: Sequence[AnyAlert]) -> None:
-        """A partition restored here: its firing ``alerts`` are re-sent by the live sinks.
+    @staticmethod
+    def formatted(events: Sequence[AlertEvent]) -> list[AnyAlert]:
+        """The engine's events as the outside reads them (:mod:`consumer.formats.alerts`).
+
+        One event that cannot be formatted (decoding keeps every time formattable, so this
+        is a bug) is logged and left out: it must not take the others with it.
+        """
+        alerts: list[AnyAlert] = []
+        for event in events:
+            try:
+                alerts.append(to_wire(event))
+            except Exception as exc:  # the others still go out
+                log.error("alert_unformattable", extra=fields(**_about(event), error=str(exc)))
+        return alerts
+
+    async def announce(self, events: Sequence[AlertEvent]) -> None:
+        """A partition restored here: its firing alerts are re-sent by the live sinks.
 
         Not to the alerts topic nor the log: they are records of events, and these fired
         already (the topic has them; a restart must not look like a new firing there).
         """
+        alerts = self.formatted(events)
         if alerts:
             for sink in self.live:
                 await sink.announce(alerts)
@@ -149,11 +167,11 @@ class Delivery:
                 acks += await self._producer.send_many(self._topics.state, partition, records)
         return acks
 
-    def _count(self, out: Outputs) -> None:
+    def _count(self, out: Outputs, alerts: Sequence[AnyAlert]) -> None:
         """Metrics and logs of what was made durable."""
         wall = self._clock.wall()
         for sink in self.sinks:
-            for alert in out.alerts:
+            for alert in alerts:
                 self._metrics.alerts_published.labels(sink.name, alert.status).inc()
         for due in out.fired_due:
             self._metrics.alert_delay.observe(max(0.0, wall - due))
@@ -242,3 +260,10 @@ async def send_dead_letters(
             )
         acks += await producer.send_many(topic, partition, records, headers)
     return acks
+
+
+def _about(event: AlertEvent) -> dict[str, str]:
+    """What an event is about, for a log line: its interaction and rule, or its source."""
+    if isinstance(event, SourceEvent):
+        return {"topic": event.topic, "source": event.source}
+    return {"interaction": event.interaction_id, "rule": event.stall.rule}

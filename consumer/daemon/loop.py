@@ -38,7 +38,7 @@ from consumer.daemon.delivery import Delivery, Topics
 from consumer.daemon.engine_metrics import EngineMetrics
 from consumer.daemon.ledger import OffsetLedger
 from consumer.daemon.metrics import ConsumerMetrics
-from consumer.daemon.outputs import Outputs
+from consumer.daemon.outputs import AlertEvent, Outputs
 from consumer.daemon.partition import PartitionState
 from consumer.daemon.policy import batch_step, stall_policy, tracking_budget
 from consumer.daemon.ports import AlertSink, Clock, Consumer, Follower, Producer, StateReader
@@ -349,11 +349,15 @@ class Daemon:
         """
         if not self.delivery.live:
             return
-        gone = {a.alert_id for tp in partitions for a in self.step.alerts_of(tp)}
+        gone = {a.alert_id for a in self.delivery.formatted(self._owned(partitions))}
         if gone:
             kept = [tp for tp in self.step.partitions if tp not in partitions]
-            gone -= {a.alert_id for tp in kept for a in self.step.alerts_of(tp)}
+            gone -= {a.alert_id for a in self.delivery.formatted(self._owned(kept))}
         await self.delivery.forget(gone)
+
+    def _owned(self, partitions: Sequence[Partition]) -> list[AlertEvent]:
+        """The firing alerts ``partitions`` own, as the engine's events."""
+        return [event for tp in partitions for event in self.step.alerts_of(tp)]
 
     # -- shutdown and what HTTP shows ---------------------------------------------------
 

@@ -11,8 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from consumer.daemon.records import Partition, Record, StateRecord
+from consumer.engine.alerting import StallEvent
 from consumer.engine.model import Invalid
-from consumer.formats.alerts import AnyAlert
+from consumer.engine.sources import SourceEvent
+
+AlertEvent = StallEvent | SourceEvent  # what the engine says of a stall or a source
 
 
 class Notice(NamedTuple):
@@ -34,7 +37,8 @@ class DeadLetter(NamedTuple):
 class Outputs:
     """What one batch caused; its offsets may be committed once the rest is acknowledged."""
 
-    alerts: list[AnyAlert] = field(default_factory=list)
+    # stalls and silent sources, firing or resolved: formatted for the outside by delivery
+    events: list[AlertEvent] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     # (key, value, timestamp ms) to re-key into the repartition topic
     forwards: list[tuple[bytes, bytes | None, int]] = field(default_factory=list)
@@ -59,4 +63,4 @@ class Outputs:
     @property
     def empty(self) -> bool:
         """Nothing to deliver: only offsets (or nothing) to commit."""
-        return not (self.alerts or self.dead_letters or self.forwards or self.states)
+        return not (self.events or self.dead_letters or self.forwards or self.states)

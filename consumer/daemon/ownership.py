@@ -11,14 +11,15 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Mapping, Sequence
 
+from consumer.daemon.outputs import AlertEvent
 from consumer.daemon.partition import PartitionState
 from consumer.daemon.records import Partition
 from consumer.daemon.step_settings import StepSettings
 from consumer.engine import alerting
+from consumer.engine.alerting import StallEvent
 from consumer.engine.clock import PartitionClock
 from consumer.engine.sources import SourceState, SourceWatch, vouched
 from consumer.engine.tracker import Tracker
-from consumer.formats.alerts import Alert, AnyAlert, to_alert, to_source_alert
 
 
 class Ownership:
@@ -35,7 +36,7 @@ class Ownership:
         self._new_tracker = new_tracker
         self._new_watch = watches
         self.watches: dict[str, SourceWatch] = {}
-        self._resolved: list[AnyAlert] = []  # source alerts resolved between batches
+        self._resolved: list[AlertEvent] = []  # sources' silences resolved between batches
         self._wall = 0.0  # the wall clock of the last batch
 
     def assign(
@@ -68,7 +69,7 @@ class Ownership:
             if self.settings.persist_state:
                 watch.forget(left)
             else:
-                self._resolved += [to_source_alert(e) for e in watch.gather(left, wall)]
+                self._resolved += watch.gather(left, wall)
 
     def position(self, tp: Partition, offset: int) -> None:
         """Where ``tp`` starts, for a partition nothing was read from yet (lag needs it)."""
@@ -109,7 +110,7 @@ class Ownership:
                 state.sources_dirty.add(name)  # a tombstone with the next save
                 if source.silent_since is not None:
                     retired = watch.retire(name, source.silent_since, self._wall)
-                    self._resolved.append(to_source_alert(retired))
+                    self._resolved.append(retired)
             else:
                 state.sources[name] = source
         state.clock.vouch(vouched(state.sources))
@@ -134,35 +135,37 @@ class Ownership:
         state.clock.vouch(vouched(state.sources))
         self._watch(tp[0])  # the topic's watch judges this partition's silences from now on
 
-    def alerts_of(self, tp: Partition) -> list[AnyAlert]:
-        """The firing alerts ``tp`` owns: its fired stalls, and its silent sources.
+    def alerts_of(self, tp: Partition) -> list[AlertEvent]:
+        """The firing alerts ``tp`` owns, as engine events: its fired stalls, silent sources.
 
-        Same ``alertId`` and original start as when they fired, so a new owner re-announces
-        them as the same alerts. A source silent on several partitions is owned by each,
-        under one ``alertId`` (its silence began at the same heartbeat).
+        Formatted, they have the same ``alertId`` and original start as when they fired,
+        so a new owner re-announces them as the same alerts. A source silent on several
+        partitions is owned by each, under one ``alertId`` (its silence began at the same
+        heartbeat).
         """
         state = self.partitions.get(tp)
         if state is None:
             return []
-        owned: list[AnyAlert] = [
-            to_alert(alerting.firing(iid, tracker.states[iid], fired))
+        owned: list[AlertEvent] = [
+            alerting.firing(iid, tracker.states[iid], fired)
             for tracker in state.trackers()
             for iid, fired in tracker.stalled.items()
         ]
         watch = self.watches.get(tp[0])
         if watch is not None:
             owned += [
-                to_source_alert(watch.alert(name, source, self._wall))
+                watch.alert(name, source, self._wall)
                 for name, source in state.sources.items()
                 if source.silent_since is not None
             ]
         return owned
 
-    def stalled(self, limit: int | None = None, *, newest: bool = False) -> list[Alert]:
+    def stalled(self, limit: int | None = None, *, newest: bool = False) -> list[StallEvent]:
         """Interactions stalled now, oldest stall first (``newest``: last), ``limit`` at most.
 
-        For ``/stalled``: only the alerts listed are built, the choice being one pass over
-        the fired stalls (a storm's 50,000 built and encoded took 0.66 s of the loop).
+        For ``/stalled``, which formats them: only the events listed are built, the choice
+        being one pass over the fired stalls (a storm's 50,000 built and encoded took 0.66 s
+        of the loop).
         """
         fired = (
             (stall.stall.since, iid, tracker)
@@ -175,7 +178,7 @@ class Ownership:
         else:
             chosen = (heapq.nlargest if newest else heapq.nsmallest)(limit, fired, key=_since)
         return [
-            to_alert(alerting.firing(iid, tracker.states[iid], tracker.stalled[iid]))
+            alerting.firing(iid, tracker.states[iid], tracker.stalled[iid])
             for _, iid, tracker in chosen
         ]
 

@@ -49,7 +49,6 @@ from consumer.engine.sources import (
 )
 from consumer.engine.tracker import Tracker
 from consumer.formats import heartbeat
-from consumer.formats.alerts import to_alert, to_source_alert
 
 # misrouted interactions warned about, remembered so each is warned once (oldest forgotten)
 MISROUTED_REMEMBERED: Final = 10_000
@@ -84,7 +83,7 @@ class Step(Ownership):
         monotonic: float,
     ) -> Outputs:
         """Apply one fetched batch, then let time pass on every partition."""
-        out = Outputs(alerts=self._resolved)
+        out = Outputs(events=self._resolved)
         self._resolved = []
         self._wall = wall
         for tp, records in batch.items():
@@ -281,7 +280,7 @@ class Step(Ownership):
             )
         for topic, watch in self.watches.items():
             events = watch.gather(self._sources_of(topic), wall)
-            out.alerts += [to_source_alert(e) for e in events]
+            out.events += events
         self.views = views
 
     def _tick(self, tracker: Tracker, now: float, out: Outputs) -> None:
@@ -294,17 +293,11 @@ class Step(Ownership):
 
 
 def _publish(events: list[StallEvent], out: Outputs) -> None:
-    """Engine events as wire alerts; firings also note when they came due (alert delay).
+    """The engine's stall events, as they are; firings also note when they came due.
 
-    One event that cannot be formatted (decoding keeps every time formattable, so this
-    is a bug) is logged and skipped: it must not take the others of its tick with it.
+    Delivery formats them for the outside (:mod:`consumer.formats.alerts`), at the edge.
     """
+    out.events += events
     for event in events:
-        try:
-            out.alerts.append(to_alert(event))
-        except Exception as exc:  # the others of this tick still go out
-            where = {"interaction": event.interaction_id, "rule": event.stall.rule}
-            out.notices.append(Notice(logging.ERROR, "alert_unformattable", where | error(exc)))
-            continue
         if event.status == "firing":
             out.fired_due.append(event.stall.due)

@@ -118,3 +118,10 @@ def to_source_alert(event: SourceEvent) -> SourceAlert:
         observed_at=iso(event.observed_at),
         resolution="retired" if event.resolution == "retired" else None,
     )
+
+
+def to_wire(event: StallEvent | SourceEvent) -> AnyAlert:
+    """The wire record of either kind of engine event."""
+    if isinstance(event, SourceEvent):
+        return to_source_alert(event)
+    return to_alert(event)

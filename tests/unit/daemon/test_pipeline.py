@@ -9,6 +9,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from consumer.commands.replay import Replay
+from consumer.daemon.delivery import Delivery
 from consumer.daemon.outputs import Outputs
 from consumer.daemon.policy import batch_step, stall_policy
 from consumer.daemon.step import Facts
@@ -96,7 +97,7 @@ def through_step(lines: list[dict[str, Any]], wall: float) -> Outcome:
     future = 0
     for start in range(0, len(records), 50):
         out: Outputs = step.step({tp: records[start : start + 50]}, behind, wall, float(start))
-        alerts += out.alerts
+        alerts += Delivery.formatted(out.events)
         letters += [(r.offset, i.reason, i.detail) for r, i in out.dead_letters]
         future += sum(out.future.values())
     assert all(isinstance(a, Alert) for a in alerts)

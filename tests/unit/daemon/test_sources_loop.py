@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from consumer.daemon.loop import Daemon
+from consumer.engine.sources import SourceEvent
 from consumer.formats import changelog, heartbeat
-from consumer.formats.alerts import SourceAlert
+from consumer.formats.alerts import to_source_alert
 from consumer.settings.schema import ConfigError
 from consumer.testing.fakes import FakeClock, FakeRecord
 from consumer.testing.rig import ALERTS, STATE, T0, TOPIC, Rig, preview, until
@@ -133,7 +134,11 @@ def test_a_new_owner_during_a_silence_keeps_the_clock_stopped_and_the_alert(hand
             await rig.consumer.rebalance(assign=[TP])
         await live(rig, 45, beating=False)
         assert stalls(rig) == []
-        owned = [a.alert_id for a in daemon.step.alerts_of(TP) if isinstance(a, SourceAlert)]
+        owned = [
+            to_source_alert(e).alert_id
+            for e in daemon.step.alerts_of(TP)
+            if isinstance(e, SourceEvent)
+        ]
         assert owned == [silences(rig)[0][2]]  # the new owner speaks for the same alert
         for n, iid in enumerate(in_flight):  # back: the placements it missed, a heartbeat
             rig.send(preview(iid, previewing=10 + n, placed=16 + n), key=iid, at=45)

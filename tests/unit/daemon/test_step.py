@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from consumer.daemon.outputs import Outputs
 from consumer.daemon.step import Facts, Step
 from consumer.daemon.step_settings import StepSettings
+from consumer.engine.alerting import StallEvent
 from consumer.engine.limits import Limits
 from consumer.engine.observations import Observations
 from consumer.engine.snapshot import Snapshot, Tombstone
@@ -17,7 +18,6 @@ from consumer.engine.sources import MAX_SOURCES, SourceState, SourceWatch
 from consumer.engine.stalls import StallPolicy
 from consumer.engine.tracker import Tracker
 from consumer.formats import changelog, heartbeat
-from consumer.formats.alerts import Alert
 from consumer.testing.fakes import FakeRecord
 from consumer.testing.rig import T0, TOPIC, beat, preview
 
@@ -131,7 +131,7 @@ def test_a_partition_not_confirmed_by_the_broker_is_not_caught_up() -> None:
     step = step_with()
     batch = [record(0, preview("a", previewing=0), key="a", at=0)]
     out = step.step({TP: batch}, Facts(lambda tp: 1, lambda tp: None, True), T0 + 100, 0.0)
-    assert out.alerts == []
+    assert out.events == []
     assert not step.partitions[TP].clock.caught_up
     assert step.views[0].lag == 0
     assert not step.views[0].caught_up
@@ -162,7 +162,7 @@ def test_repartition_waits_for_what_it_forwarded_before_trusting_the_wall_clock(
     ]
     out = step.step({tracked: rekeyed}, facts, T0 + 100, 0.0)
     assert step.partitions[tracked].clock.caught_up
-    fired = {a.interaction_id for a in out.alerts if isinstance(a, Alert)}
+    fired = {e.interaction_id for e in out.events if isinstance(e, StallEvent)}
     assert fired == {"a", "b"}
 
 
