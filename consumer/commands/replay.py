@@ -172,7 +172,9 @@ class Replay:
             self._apply(where, raw, alerts)
         except Exception as exc:  # one record must not stop the replay, whatever it is
             self._invalid(where, engine_error(exc))
-        # what the engine said before it raised did happen: those alerts still go out
+            # time passed to the record all the same: what fell due (owed by the tracker if
+            # the record failed to apply) goes out with it
+            alerts += self.tracker.tick(self.clock.now)
         self._send(alerts)
 
     def _apply(self, where: str, raw: bytes, alerts: list[StallEvent]) -> None:
@@ -195,8 +197,6 @@ class Replay:
                 f"{where}: warning: this record moved the clock {jump:.0f} s forward, "
                 f"to {iso(clock.now)}"
             )
-        # what fell due goes out first, even if applying the record then raises
-        alerts += self.tracker.tick(clock.now)
         alerts += self.tracker.ingest(item, clock.now)
 
     def _invalid(self, where: str, item: Invalid) -> None:

@@ -62,8 +62,9 @@ class Tracker:
         self.dirty: set[str] = set()
         self.wheel = Timers()
         self.budget = limits.budget
-        # resolutions of fired stalls shed from this tracker by another's intake (a record
-        # of another partition, a restore), handed out with this tracker's next tick
+        # events not handed out yet, out with this tracker's next tick: resolutions of fired
+        # stalls shed by another's intake (a record of another partition, a restore), and
+        # what fell due before a record that failed to apply
         self.owed: list[StallEvent] = []
         # no interaction was seen, and none ended, before these (lower bounds): the TTL's
         # scans from the front start only once the horizon passes them. A dict that lost
@@ -81,12 +82,20 @@ class Tracker:
         return len(self.wheel)
 
     def ingest(self, item: Snapshot | Tombstone, now: float) -> list[StallEvent]:
-        """Time passes to ``now``, then the record: what fell due fires, then ``item`` applies."""
+        """Time passes to ``now``, then the record: what fell due fires, then ``item`` applies.
+
+        If applying raises (a bug: the caller dead-letters the record), what fell due did
+        fire all the same: its events are owed, out with the next tick, not lost.
+        """
         events = _tick(self, now)
-        if isinstance(item, Tombstone):
-            events += _end(self, item.interaction_id, now)
-        else:
-            events += _apply(self, item, now)
+        try:
+            if isinstance(item, Tombstone):
+                events += _end(self, item.interaction_id, now)
+            else:
+                events += _apply(self, item, now)
+        except BaseException:
+            self.owed = events + self.owed
+            raise
         return events
 
     def restore(self, saved: dict[str, tuple[Interaction, Fired | None]]) -> list[str]:

@@ -11,7 +11,7 @@ from consumer.daemon.outputs import Outputs
 from consumer.daemon.step import Facts, Step
 from consumer.daemon.step_settings import StepSettings
 from consumer.engine.alerting import StallEvent
-from consumer.engine.limits import Limits
+from consumer.engine.limits import Budget, Limits
 from consumer.engine.observations import Observations
 from consumer.engine.snapshot import Snapshot, Tombstone
 from consumer.engine.sources import MAX_SOURCES, SourceState, SourceWatch
@@ -72,6 +72,30 @@ def test_an_engine_exception_is_a_dead_letter_and_the_partition_moves_on() -> No
     )
     assert "fine" in step.partitions[TP].tracker.states
     assert out.offsets == {TP: 2}
+
+
+def test_a_record_failing_after_its_tick_loses_no_alert() -> None:
+    """What fell due before a record the engine fails to apply still fires, in that batch."""
+
+    def broken() -> list[Tracker]:
+        raise RuntimeError("a bug in the budget")
+
+    policy = StallPolicy({"previewing": 10})
+    step = Step(
+        StepSettings(),
+        lambda: Tracker(policy, Limits(budget=Budget(1, broken)), Observations()),
+        lambda topic: SourceWatch(topic, 30.0),
+    )
+    step.assign(TP, forward=False, restoring=False, now=0.0)
+    step.step({TP: [record(0, preview("a", previewing=0), key="a", at=0)]}, facts(1, 0), T0, 0.0)
+    # "b" comes 20 s later: its tick fires "a", then taking "b" over the budget raises
+    out = step.step(
+        {TP: [record(1, preview("b", created=20), key="b", at=20)]}, facts(2, 0), T0 + 20, 0.0
+    )
+    ((letter, invalid),) = out.dead_letters
+    assert (letter.offset, invalid.reason) == (1, "engine_error")
+    fired = [(e.interaction_id, e.status) for e in out.events if isinstance(e, StallEvent)]
+    assert fired == [("a", "firing")]
 
 
 def test_oversized_values_are_dead_letters_unread() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from consumer.engine.limits import Budget, Limits
 from consumer.engine.observations import Observations
 from consumer.engine.snapshot import Tombstone
@@ -460,3 +462,18 @@ def test_idle_interactions_still_expire_behind_a_shed_front() -> None:
     t.tick(T0 + 3600 + 21)
     assert list(t.states) == []
     assert t.obs.removals == {"evicted": 2, "expired": 2}
+
+
+def test_a_record_that_fails_to_apply_keeps_what_fell_due_before_it() -> None:
+    """The stall its tick fired is owed, out with the next tick: a failing record loses no alert."""
+
+    def broken() -> list[Tracker]:
+        raise RuntimeError("a bug in the budget")
+
+    t = Tracker(StallPolicy(), Limits(3600.0, 1000, Budget(1, broken)), Observations())
+    t.ingest(snap("a", created=0, previewing=1), T0 + 1)
+    # the newcomer takes the budget over: shedding raises, after the tick fired "a"
+    with pytest.raises(RuntimeError, match="a bug in the budget"):
+        t.ingest(snap("b", created=400), T0 + 400)
+    assert statuses(t.tick(T0 + 400)) == [("firing", "a", "previewing")]
+    assert t.tick(T0 + 401) == []
